@@ -1,0 +1,5 @@
+"""`python -m convcalc` runs the command-line interface."""
+
+from convcalc.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""The command line: a thin click layer over the parser, the core and the renderers.
+
+This package is the only place that prints, reads files or knows about click. Every
+deliberate error is a `ConvcalcError`, caught here in one place and turned into one
+message and its exit status (0 ok, 1 a check failed, 2 bad input); `--traceback` re-raises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from convcalc import __version__
+from convcalc.errors import ConvcalcError, ExitStatus
+
+HELP = """Shapes, receptive fields, parameters and costs of convolutional networks.
+
+\b
+Describe a network in a YAML or JSON spec (see the README's "Spec format") and run:
+  convcalc shapes net.yaml                  the per-layer table and totals
+  convcalc shapes net.yaml --format json    the same for scripts (versioned contract)
+  convcalc layer conv2d --input 3x224x224 --out-channels 64 --kernel-size 7 --stride 2 --padding 3
+  convcalc layers                           every layer type and its arguments
+
+\b
+Counting conventions: "Params" are trainable parameters; "Buffers" are running
+statistics (BatchNorm), not trainable. MACs count the multiply-accumulates of conv,
+transposed conv and linear layers only; FLOPs = 2 x MACs. Activation memory is every
+layer's output for the batch, at --dtype.
+
+\b
+Exit status: 0 ok, 1 a check failed, 2 bad input.
+"""
+
+
+class ConvcalcGroup(click.Group):
+    """Turns ConvcalcError into one message on stderr and its exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConvcalcError as err:
+            if ctx.meta.get("convcalc.traceback"):
+                raise
+            from convcalc.cli.common import format_error
+
+            click.echo(format_error(err, ctx.meta.get("convcalc.sources", {})), err=True)
+            ctx.exit(int(err.exit_status))
+
+
+def _traceback(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta["convcalc.traceback"] = value
+    return value
+
+
+@click.group(cls=ConvcalcGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="convcalc")
+@click.option("--traceback", is_flag=True, expose_value=False, is_eager=True, callback=_traceback,
+              help="Show the Python traceback of an error (for debugging convcalc).")
+def cli() -> None:
+    pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from convcalc.cli import shapes  # noqa: F401  (registers the commands)
+
+    cli(prog_name="convcalc")
+
+
+__all__ = ["ExitStatus", "cli", "main"]

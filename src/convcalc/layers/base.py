@@ -1,0 +1,384 @@
+"""What a layer type is: its arguments, and one method that does all of its arithmetic.
+
+A layer type declares its torch.nn constructor arguments as `Arg`s (validated and
+normalised here, and exported as JSON Schema) and implements `infer`, which turns an input
+shape into an `Inference`: output shape, parameters, buffers, MACs, and how each spatial
+axis maps for the receptive field. Nothing else in the package knows a formula.
+
+Imports `errors`, `geometry` and `receptive` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from convcalc.errors import ArgumentError, ShapeError
+from convcalc.receptive import AxisMap
+
+Shape = tuple[int, ...]
+
+SPATIAL_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def describe(value: Any) -> str:
+    """A value as the user wrote it, for messages (`true`, not `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(describe(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {describe(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- argument kinds ---------------------------------------------------------------------
+
+
+class Kind:
+    """How one argument is checked, normalised and described."""
+
+    def parse(self, name: str, value: Any, rank: int) -> Any:
+        raise NotImplementedError
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fail(self, name: str, expected: str, value: Any) -> ArgumentError:
+        return ArgumentError(f"'{name}' must be {expected} (got {describe(value)})", arg=name)
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    minimum: int = 1
+
+    def what(self) -> str:
+        return {1: "a positive int", 0: "a non-negative int"}.get(
+            self.minimum, f"an int >= {self.minimum}"
+        )
+
+    def parse(self, name: str, value: Any, rank: int) -> int:
+        if not is_int(value) or value < self.minimum:
+            raise self.fail(name, self.what(), value)
+        return int(value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.minimum}
+
+
+@dataclass(frozen=True)
+class PerAxis(Kind):
+    """An int for every spatial axis, or a list of `rank` ints (as in PyTorch)."""
+
+    minimum: int = 1
+
+    def what(self, rank: int) -> str:
+        single = Int(self.minimum).what()
+        return f"{single} or a list of {rank} of them"
+
+    def parse(self, name: str, value: Any, rank: int) -> tuple[int, ...]:
+        if is_int(value) and value >= self.minimum:
+            return (int(value),) * rank
+        if (
+            isinstance(value, (list, tuple))
+            and len(value) == rank
+            and all(is_int(v) and v >= self.minimum for v in value)
+        ):
+            return tuple(int(v) for v in value)
+        raise self.fail(name, self.what(rank), value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        one = Int(self.minimum).schema(rank)
+        return {"oneOf": [one, {"type": "array", "items": one, "minItems": rank, "maxItems": rank}]}
+
+
+@dataclass(frozen=True)
+class Padding(Kind):
+    """PyTorch's padding: int, per-axis ints, 'same' or 'valid'.
+
+    Also per-axis `[before, after]` pairs, for asymmetric padding (TensorFlow-style);
+    normalised to a tuple of (before, after) pairs, or the string 'same'.
+    """
+
+    allow_words: bool = True
+
+    def what(self, rank: int) -> str:
+        words = ", 'same' or 'valid'" if self.allow_words else ""
+        return (
+            f"a non-negative int, a list of {rank} of them, "
+            f"a list of {rank} [before, after] pairs{words}"
+        )
+
+    def parse(self, name: str, value: Any, rank: int) -> Any:
+        if isinstance(value, str):
+            if self.allow_words and value in ("same", "valid"):
+                return ((0, 0),) * rank if value == "valid" else "same"
+            raise self.fail(name, self.what(rank), value)
+        if is_int(value) and value >= 0:
+            return ((int(value), int(value)),) * rank
+        if isinstance(value, (list, tuple)) and len(value) == rank:
+            pairs = []
+            for item in value:
+                if is_int(item) and item >= 0:
+                    pairs.append((int(item), int(item)))
+                elif (
+                    isinstance(item, (list, tuple))
+                    and len(item) == 2
+                    and all(is_int(v) and v >= 0 for v in item)
+                ):
+                    pairs.append((int(item[0]), int(item[1])))
+                else:
+                    raise self.fail(name, self.what(rank), value)
+            return tuple(pairs)
+        raise self.fail(name, self.what(rank), value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        nonneg = {"type": "integer", "minimum": 0}
+        pair = {"type": "array", "items": nonneg, "minItems": 2, "maxItems": 2}
+        options: list[dict[str, Any]] = [
+            nonneg,
+            {"type": "array", "items": {"oneOf": [nonneg, pair]}, "minItems": rank,
+             "maxItems": rank},
+        ]
+        if self.allow_words:
+            options.append({"enum": ["same", "valid"]})
+        return {"oneOf": options}
+
+
+@dataclass(frozen=True)
+class Bool(Kind):
+    def parse(self, name: str, value: Any, rank: int) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(name, "true or false", value)
+        return value
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+@dataclass(frozen=True)
+class Float(Kind):
+    minimum: float | None = None
+    exclusive: bool = False
+
+    def what(self) -> str:
+        if self.minimum is None:
+            return "a number"
+        return f"a number {'>' if self.exclusive else '>='} {self.minimum:g}"
+
+    def parse(self, name: str, value: Any, rank: int) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+        if ok and self.minimum is not None:
+            ok = value > self.minimum if self.exclusive else value >= self.minimum
+        if not ok:
+            raise self.fail(name, self.what(), value)
+        return float(value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "number"}
+        if self.minimum is not None:
+            out["exclusiveMinimum" if self.exclusive else "minimum"] = self.minimum
+        return out
+
+
+@dataclass(frozen=True)
+class FloatPerAxis(Kind):
+    """A positive number for every spatial axis, or a list of `rank` of them."""
+
+    def parse(self, name: str, value: Any, rank: int) -> tuple[float, ...]:
+        one = Float(0.0, exclusive=True)
+        try:
+            if isinstance(value, (list, tuple)) and len(value) == rank:
+                return tuple(one.parse(name, v, rank) for v in value)
+            return (one.parse(name, value, rank),) * rank
+        except ArgumentError:
+            raise self.fail(name, f"a positive number or a list of {rank} of them", value) from None
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        one = {"type": "number", "exclusiveMinimum": 0}
+        return {"oneOf": [one, {"type": "array", "items": one, "minItems": rank, "maxItems": rank}]}
+
+
+@dataclass(frozen=True)
+class Choice(Kind):
+    options: tuple[str, ...]
+
+    def parse(self, name: str, value: Any, rank: int) -> str:
+        if value not in self.options or not isinstance(value, str):
+            listed = ", ".join(repr(o) for o in self.options)
+            raise self.fail(name, f"one of {listed}", value)
+        return str(value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        return {"enum": list(self.options)}
+
+
+@dataclass(frozen=True)
+class IntList(Kind):
+    """A positive int or a list of them, of any length (LayerNorm's normalized_shape)."""
+
+    def parse(self, name: str, value: Any, rank: int) -> tuple[int, ...]:
+        if is_int(value) and value >= 1:
+            return (int(value),)
+        if (
+            isinstance(value, (list, tuple))
+            and value
+            and all(is_int(v) and v >= 1 for v in value)
+        ):
+            return tuple(int(v) for v in value)
+        raise self.fail(name, "a positive int or a list of them", value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": 1}
+        return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+@dataclass(frozen=True)
+class Optional(Kind):
+    """`null` or the inner kind."""
+
+    inner: Kind
+
+    def parse(self, name: str, value: Any, rank: int) -> Any:
+        return None if value is None else self.inner.parse(name, value, rank)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        return {"oneOf": [{"type": "null"}, self.inner.schema(rank)]}
+
+
+REQUIRED: Any = object()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One constructor argument, named as in torch.nn."""
+
+    name: str
+    kind: Kind
+    default: Any = REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+# --- what a layer computes --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Note:
+    """A design warning about one layer; `code` names it so it can be silenced."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Everything one layer does to one input shape."""
+
+    output_shape: Shape
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+    # One map per spatial axis of the output, or None when the output has none
+    # (after flatten, or a linear layer on a vector).
+    axes: tuple[AxisMap, ...] | None = None
+    notes: tuple[Note, ...] = ()
+
+
+Args = Mapping[str, Any]
+
+
+class LayerType:
+    """Base of all layer types. Subclasses set `name`, `args` and implement `infer`.
+
+    `rank` is the number of spatial axes the layer requires (conv2d: 2), or None when
+    it takes any input (activations, linear, ...).
+    """
+
+    name: str
+    args: tuple[Arg, ...] = ()
+    rank: int | None = None
+    summary: ClassVar[str] = ""
+
+    def __init__(self, name: str, rank: int | None = None) -> None:
+        self.name = name
+        self.rank = rank
+
+    def __repr__(self) -> str:
+        return f"<layer type {self.name}>"
+
+    @property
+    def arg_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.args)
+
+    def parse_args(self, raw: Mapping[str, Any]) -> Args:
+        """Validate and normalise raw arguments (unknown names are caught by the caller)."""
+        rank = self.rank or 1
+        out: dict[str, Any] = {}
+        for arg in self.args:
+            if arg.name in raw:
+                out[arg.name] = arg.kind.parse(arg.name, raw[arg.name], rank)
+            elif arg.required:
+                raise ArgumentError(f"missing required argument '{arg.name}'")
+            else:
+                out[arg.name] = arg.kind.parse(arg.name, arg.default, rank)
+        self.check_args(out)
+        return MappingProxyType(out)
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        """Checks that involve several arguments; raise ArgumentError."""
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        raise NotImplementedError
+
+    # helpers for subclasses
+
+    def expect_rank(self, shape: Shape) -> None:
+        """Require `[C, *spatial]` with exactly `self.rank` spatial axes."""
+        if self.rank is not None and len(shape) != self.rank + 1:
+            dims = ", ".join(("C",) + SPATIAL_NAMES[self.rank])
+            hint = " (a spatial layer after flatten?)" if len(shape) == 1 else ""
+            raise ShapeError(
+                f"expects an input of shape [{dims}], got {shape_str(shape)}{hint}"
+            )
+
+
+@dataclass
+class Registry:
+    """All layer types by name; a new type is one `add` call."""
+
+    types: dict[str, LayerType] = field(default_factory=dict)
+
+    def add(self, *layer_types: LayerType) -> None:
+        for lt in layer_types:
+            if lt.name in self.types:
+                raise ValueError(f"layer type {lt.name} registered twice")
+            self.types[lt.name] = lt
+
+    def __getitem__(self, name: str) -> LayerType:
+        return self.types[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.types
+
+    def names(self) -> list[str]:
+        return sorted(self.types)

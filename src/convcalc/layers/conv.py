@@ -1,0 +1,213 @@
+"""Convolution and transposed convolution, 1D/2D/3D (torch.nn.ConvNd, ConvTransposeNd)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from convcalc.errors import ArgumentError, ShapeError
+from convcalc.geometry import (
+    conv_output,
+    effective_kernel,
+    same_padding,
+    smallest_input,
+    transposed_output,
+    unread,
+)
+from convcalc.layers.base import (
+    SPATIAL_NAMES,
+    Arg,
+    Args,
+    Bool,
+    Choice,
+    Inference,
+    Int,
+    LayerType,
+    Note,
+    Optional,
+    Padding,
+    PerAxis,
+    Shape,
+)
+from convcalc.receptive import Transposed, Window
+
+IN_CHANNELS = Arg(
+    "in_channels", Optional(Int()), None, "Checked against the input; inferred when left out."
+)
+
+
+def check_groups(groups: int, in_channels: int, out_channels: int) -> None:
+    if in_channels % groups:
+        raise ShapeError(
+            f"groups={groups} does not divide in_channels={in_channels}"
+            f" (divisors: {', '.join(map(str, divisors(in_channels)))})"
+        )
+    if out_channels % groups:
+        raise ShapeError(f"groups={groups} does not divide out_channels={out_channels}")
+
+
+def check_in_channels(args: Args, actual: int, name: str = "in_channels") -> None:
+    declared = args.get(name)
+    if declared is not None and declared != actual:
+        raise ShapeError(
+            f"{name}={declared} but the input has {actual}; leave {name} out to infer it"
+        )
+
+
+def divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def empty_output(axis: str, n: int, kernel: int, dilation: int, pad: tuple[int, int]) -> ShapeError:
+    k_eff = effective_kernel(kernel, dilation)
+    dil = f", dilation {dilation}" if dilation != 1 else ""
+    return ShapeError(
+        f"output would be empty along {axis}: input {n} + padding {pad[0]}+{pad[1]} is smaller"
+        f" than the effective kernel {k_eff} (kernel {kernel}{dil}); the smallest input that"
+        f" works is {smallest_input(kernel, dilation, pad)}"
+    )
+
+
+def unread_note(axis: str, n: int, kernel: int, stride: int, dilation: int, pad: tuple[int, int]) -> Note | None:
+    """The rows/cols a strided window never reaches, and the nearest exact input sizes."""
+    left = unread(n, kernel, stride, dilation, pad)
+    if not left:
+        return None
+    lower, upper = n - left, n - left + stride
+    return Note(
+        "unread-pixels",
+        f"the last {left} of {n} input positions along {axis} are never read"
+        f" ((n + padding - k_eff) % stride = {left}); inputs of {lower} or {upper} would be exact",
+    )
+
+
+class Conv(LayerType):
+    summary = "Convolution (cross-correlation), with groups, dilation and padding modes."
+    args = (
+        Arg("out_channels", Int(), doc="Number of output channels."),
+        Arg("kernel_size", PerAxis(), doc="Kernel size, one int or one per spatial axis."),
+        Arg("stride", PerAxis(), 1, "Stride."),
+        Arg("padding", Padding(), 0, "Zero padding: int, per axis, [before, after] pairs, 'same' or 'valid'."),
+        Arg("dilation", PerAxis(), 1, "Spacing between kernel taps."),
+        Arg("groups", Int(), 1, "Channel groups; groups = in_channels is depthwise."),
+        Arg("bias", Bool(), True, "Add a learnable bias."),
+        Arg("padding_mode", Choice(("zeros", "reflect", "replicate", "circular")), "zeros",
+            "How padding is filled (does not change shapes)."),
+        IN_CHANNELS,
+    )
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        if args["padding"] == "same" and any(s != 1 for s in args["stride"]):
+            raise ArgumentError(
+                f"padding='same' needs stride 1, as in PyTorch (got stride="
+                f"{list(args['stride']) if len(set(args['stride'])) > 1 else args['stride'][0]});"
+                " give the padding explicitly"
+            )
+        if args["out_channels"] % args["groups"]:
+            raise ArgumentError(
+                f"groups={args['groups']} does not divide out_channels={args['out_channels']}"
+            )
+
+    def padding(self, args: Args) -> tuple[tuple[int, int], ...]:
+        if args["padding"] == "same":
+            return tuple(same_padding(k, d) for k, d in zip(args["kernel_size"], args["dilation"]))
+        return args["padding"]
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        c_in, spatial = shape[0], shape[1:]
+        check_in_channels(args, c_in)
+        c_out, groups = args["out_channels"], args["groups"]
+        check_groups(groups, c_in, c_out)
+        kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
+        pads = self.padding(args)
+        out, notes = [], []
+        for axis, n, k, s, d, p in zip(SPATIAL_NAMES[self.rank or 1], spatial, kernel, stride, dilation, pads):
+            size = conv_output(n, k, s, d, p)
+            if size < 1:
+                raise empty_output(axis, n, k, d, p)
+            out.append(size)
+            note = unread_note(axis, n, k, s, d, p)
+            if note:
+                notes.append(note)
+        per_output = (c_in // groups) * math.prod(kernel)
+        return Inference(
+            output_shape=(c_out, *out),
+            params=c_out * per_output + (c_out if args["bias"] else 0),
+            macs=math.prod(out) * c_out * per_output,
+            axes=tuple(Window(k, s, d, p[0]) for k, s, d, p in zip(kernel, stride, dilation, pads)),
+            notes=tuple(notes),
+        )
+
+
+class ConvTranspose(LayerType):
+    summary = "Transposed convolution (the gradient of a convolution), with output_padding."
+    args = (
+        Arg("out_channels", Int(), doc="Number of output channels."),
+        Arg("kernel_size", PerAxis(), doc="Kernel size, one int or one per spatial axis."),
+        Arg("stride", PerAxis(), 1, "Stride (the upsampling factor)."),
+        Arg("padding", Padding(allow_words=False), 0, "Removed from both ends of the output: int, per axis, or [before, after] pairs."),
+        Arg("output_padding", PerAxis(minimum=0), 0, "Extra size added to one side of the output; must be < max(stride, dilation)."),
+        Arg("groups", Int(), 1, "Channel groups."),
+        Arg("bias", Bool(), True, "Add a learnable bias."),
+        Arg("dilation", PerAxis(), 1, "Spacing between kernel taps."),
+        Arg("padding_mode", Choice(("zeros",)), "zeros", "Only 'zeros', as in PyTorch."),
+        IN_CHANNELS,
+    )
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        for op, s, d in zip(args["output_padding"], args["stride"], args["dilation"]):
+            if op >= max(s, d):
+                raise ArgumentError(
+                    f"output_padding={op} must be smaller than max(stride={s}, dilation={d})"
+                    f" = {max(s, d)}, as PyTorch requires"
+                )
+        if args["out_channels"] % args["groups"]:
+            raise ArgumentError(
+                f"groups={args['groups']} does not divide out_channels={args['out_channels']}"
+            )
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        c_in, spatial = shape[0], shape[1:]
+        check_in_channels(args, c_in)
+        c_out, groups = args["out_channels"], args["groups"]
+        check_groups(groups, c_in, c_out)
+        kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
+        pads, out_pad = args["padding"], args["output_padding"]
+        out, notes = [], []
+        for axis, n, k, s, d, p, op in zip(
+            SPATIAL_NAMES[self.rank or 1], spatial, kernel, stride, dilation, pads, out_pad
+        ):
+            size = transposed_output(n, k, s, d, p, op)
+            if size < 1:
+                need = 1 - (-(1 + p[0] + p[1] - effective_kernel(k, d) - op) // s)
+                raise ShapeError(
+                    f"output would be empty along {axis}: (n-1)*{s} - {p[0]+p[1]} + "
+                    f"{effective_kernel(k, d)} + {op} = {size} for input {n};"
+                    f" the smallest input that works is {need}"
+                )
+            out.append(size)
+            if effective_kernel(k, d) % s:
+                notes.append(Note(
+                    "uneven-overlap",
+                    f"kernel span {effective_kernel(k, d)} is not a multiple of stride {s} along"
+                    f" {axis}: outputs receive {effective_kernel(k, d) // s} or"
+                    f" {-(-effective_kernel(k, d) // s)} inputs (checkerboard artefacts); use a"
+                    " kernel divisible by the stride, or resize + conv",
+                ))
+        per_input = (c_out // groups) * math.prod(kernel)
+        return Inference(
+            output_shape=(c_out, *out),
+            params=c_in * per_input + (c_out if args["bias"] else 0),
+            macs=math.prod(spatial) * c_in * per_input,
+            axes=tuple(Transposed(k, s, d, p[0]) for k, s, d, p in zip(kernel, stride, dilation, pads)),
+            notes=tuple(notes),
+        )
+
+
+LAYER_TYPES = [
+    *(Conv(f"conv{r}d", r) for r in (1, 2, 3)),
+    *(ConvTranspose(f"convtranspose{r}d", r) for r in (1, 2, 3)),
+]

@@ -1,0 +1,134 @@
+"""Max/avg pooling and adaptive pooling, 1D/2D/3D (torch.nn.MaxPoolNd, AvgPoolNd, Adaptive*)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convcalc.errors import ArgumentError
+from convcalc.geometry import pool_output
+from convcalc.layers.base import (
+    SPATIAL_NAMES,
+    Arg,
+    Args,
+    Bool,
+    Inference,
+    Int,
+    Kind,
+    LayerType,
+    Optional,
+    Padding,
+    PerAxis,
+    Shape,
+    is_int,
+)
+from convcalc.layers.conv import empty_output, unread_note
+from convcalc.receptive import Adaptive, Window
+
+
+class Pool(LayerType):
+    """Shared arithmetic of max and average pooling; stride defaults to the kernel size."""
+
+    has_dilation = False
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        if args["stride"] is None:
+            args["stride"] = args["kernel_size"]
+        for k, (pl, pr) in zip(args["kernel_size"], args["padding"]):
+            if max(pl, pr) > k // 2:
+                raise ArgumentError(
+                    f"padding={max(pl, pr)} must be at most half the kernel size"
+                    f" (kernel_size={k}, so at most {k // 2}), as PyTorch requires"
+                )
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        kernel, stride, pads = args["kernel_size"], args["stride"], args["padding"]
+        dilation = args["dilation"] if self.has_dilation else (1,) * len(kernel)
+        out, notes = [], []
+        for axis, n, k, s, d, p in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], kernel, stride, dilation, pads):
+            size = pool_output(n, k, s, d, p, args["ceil_mode"])
+            if size < 1:
+                raise empty_output(axis, n, k, d, p)
+            out.append(size)
+            note = None if args["ceil_mode"] else unread_note(axis, n, k, s, d, p)
+            if note:
+                notes.append(note)
+        return Inference(
+            output_shape=(shape[0], *out),
+            axes=tuple(Window(k, s, d, p[0]) for k, s, d, p in zip(kernel, stride, dilation, pads)),
+            notes=tuple(notes),
+        )
+
+
+POOL_ARGS = (
+    Arg("kernel_size", PerAxis(), doc="Window size."),
+    Arg("stride", Optional(PerAxis()), None, "Stride; defaults to kernel_size."),
+    Arg("padding", Padding(allow_words=False), 0, "Implicit padding (-inf for max, 0 for avg); at most kernel_size // 2."),
+)
+
+
+class MaxPool(Pool):
+    summary = "Max pooling, with dilation and ceil_mode."
+    has_dilation = True
+    args = (
+        *POOL_ARGS,
+        Arg("dilation", PerAxis(), 1, "Spacing between window taps."),
+        Arg("ceil_mode", Bool(), False, "Round the output size up (PyTorch's rule for the last window)."),
+        Arg("return_indices", Bool(), False, "Accepted for compatibility; does not change the output shape."),
+    )
+
+
+class AvgPool(Pool):
+    summary = "Average pooling, with ceil_mode and count_include_pad."
+    args = (
+        *POOL_ARGS,
+        Arg("ceil_mode", Bool(), False, "Round the output size up (PyTorch's rule for the last window)."),
+        Arg("count_include_pad", Bool(), True, "Count zero padding in the divisor."),
+        Arg("divisor_override", Optional(Int()), None, "Divide by this instead of the window size (2D/3D)."),
+    )
+
+
+class OutputSize(Kind):
+    """An int, or per-axis ints where null keeps the input size (as in PyTorch)."""
+
+    def parse(self, name: str, value: Any, rank: int) -> tuple[int | None, ...]:
+        if is_int(value) and value >= 1:
+            return (int(value),) * rank
+        if isinstance(value, (list, tuple)) and len(value) == rank and all(
+            v is None or (is_int(v) and v >= 1) for v in value
+        ):
+            return tuple(value)
+        raise self.fail(name, f"a positive int or a list of {rank} positive ints or nulls", value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": 1}
+        return {"oneOf": [one, {"type": "array", "items": {"oneOf": [one, {"type": "null"}]},
+                                "minItems": rank, "maxItems": rank}]}
+
+
+class AdaptivePool(LayerType):
+    summary = "Adaptive pooling to a fixed output size; window i is [floor(i*n/out), ceil((i+1)*n/out))."
+    args = (
+        Arg("output_size", OutputSize(), doc="Target size; null on an axis keeps its size."),
+        Arg("return_indices", Bool(), False, "Accepted for compatibility (max only)."),
+    )
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        out = tuple(n if o is None else o for n, o in zip(shape[1:], args["output_size"]))
+        return Inference(
+            output_shape=(shape[0], *out),
+            axes=tuple(Adaptive(n, o) for n, o in zip(shape[1:], out)),
+        )
+
+
+class AdaptiveAvgPool(AdaptivePool):
+    args = (Arg("output_size", OutputSize(), doc="Target size; null on an axis keeps its size."),)
+
+
+LAYER_TYPES = [
+    *(MaxPool(f"maxpool{r}d", r) for r in (1, 2, 3)),
+    *(AvgPool(f"avgpool{r}d", r) for r in (1, 2, 3)),
+    *(AdaptiveAvgPool(f"adaptiveavgpool{r}d", r) for r in (1, 2, 3)),
+    *(AdaptivePool(f"adaptivemaxpool{r}d", r) for r in (1, 2, 3)),
+]

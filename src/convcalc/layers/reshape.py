@@ -1,0 +1,237 @@
+"""Layers that change the shape without a sliding window: linear, flatten, upsampling,
+pixel shuffle and explicit padding."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+from convcalc.errors import ArgumentError, ShapeError
+from convcalc.layers.base import (
+    SPATIAL_NAMES,
+    Arg,
+    Args,
+    Bool,
+    Choice,
+    Float,
+    Inference,
+    Int,
+    Kind,
+    LayerType,
+    Optional,
+    Shape,
+    describe,
+    is_int,
+    shape_str,
+)
+from convcalc.layers.elementwise import batchless_axis
+from convcalc.receptive import IDENTITY, Dense, Resample, Window
+
+
+class Linear(LayerType):
+    summary = "Fully connected layer on the last dim: in*out weights + out bias."
+    args = (
+        Arg("out_features", Int(), doc="Output features."),
+        Arg("bias", Bool(), True, "Add a learnable bias."),
+        Arg("in_features", Optional(Int()), None, "Checked against the input; inferred when left out."),
+    )
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        n_in, n_out = shape[-1], args["out_features"]
+        declared = args["in_features"]
+        if declared is not None and declared != n_in:
+            hint = "" if len(shape) == 1 else f" (the input is {shape_str(shape)}: flatten it first?)"
+            raise ShapeError(f"in_features={declared} but the last dim of the input is {n_in}{hint}")
+        positions = math.prod(shape[:-1])
+        axes = None
+        if len(shape) > 1:
+            axes = (IDENTITY,) * (len(shape) - 2) + (Dense(n_in),)
+        return Inference(
+            output_shape=(*shape[:-1], n_out),
+            params=n_in * n_out + (n_out if args["bias"] else 0),
+            macs=positions * n_in * n_out,
+            axes=axes,
+        )
+
+
+class Flatten(LayerType):
+    summary = "Flattens dims start_dim..end_dim (numbered with the batch as dim 0)."
+    args = (
+        Arg("start_dim", Int(minimum=-99), 1, "First dim to flatten; the batch is dim 0."),
+        Arg("end_dim", Int(minimum=-99), -1, "Last dim to flatten."),
+    )
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        start = batchless_axis(args["start_dim"], shape, "start_dim")
+        end = batchless_axis(args["end_dim"], shape, "end_dim")
+        if start > end:
+            raise ShapeError(f"start_dim={args['start_dim']} comes after end_dim={args['end_dim']}")
+        out = (*shape[:start], math.prod(shape[start : end + 1]), *shape[end + 1 :])
+        # Once two axes are merged the receptive field is no longer per axis.
+        axes = (IDENTITY,) * (len(out) - 1) if start == end and len(out) > 1 else None
+        return Inference(output_shape=out, axes=axes)
+
+
+class NumbersOrList(Kind):
+    """A number or a list of numbers, one per spatial axis (checked when the rank is known)."""
+
+    def __init__(self, integer: bool) -> None:
+        self.integer = integer
+
+    def parse(self, name: str, value: Any, rank: int) -> tuple[Any, ...]:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        one = Int() if self.integer else Float(0.0, exclusive=True)
+        try:
+            if not items:
+                raise ArgumentError("")
+            return tuple(one.parse(name, v, rank) for v in items)
+        except ArgumentError:
+            what = "a positive int" if self.integer else "a positive number"
+            raise self.fail(name, f"{what} or a list of them, one per spatial axis", value) from None
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": 1} if self.integer else {"type": "number", "exclusiveMinimum": 0}
+        return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+class Upsample(LayerType):
+    summary = "Upsampling by size or scale_factor (nearest, nearest-exact, linear, bilinear, bicubic, trilinear)."
+    args = (
+        Arg("size", Optional(NumbersOrList(integer=True)), None, "Output size, one int or one per spatial axis."),
+        Arg("scale_factor", Optional(NumbersOrList(integer=False)), None, "Multiplier; output = floor(n * scale_factor)."),
+        Arg("mode", Choice(("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear")), "nearest", "Interpolation."),
+        Arg("align_corners", Optional(Bool()), None, "Align corner pixels (linear modes only)."),
+    )
+
+    def __init__(self, name: str, rank: int | None = None, fixed_mode: str | None = None) -> None:
+        super().__init__(name, rank)
+        self.fixed_mode = fixed_mode
+        if fixed_mode:  # UpsamplingNearest2d / UpsamplingBilinear2d take only size or scale
+            self.args = self.args[:2]
+            self.summary = f"Upsampling ({fixed_mode}{', align_corners=True' if fixed_mode == 'bilinear' else ''})."
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        if (args["size"] is None) == (args["scale_factor"] is None):
+            raise ArgumentError("give exactly one of 'size' and 'scale_factor'")
+        if self.fixed_mode:
+            args["mode"] = self.fixed_mode
+            args["align_corners"] = self.fixed_mode == "bilinear"
+        if args.get("align_corners") is not None and args["mode"] in ("nearest", "nearest-exact"):
+            raise ArgumentError(f"'align_corners' only applies to linear modes, not mode={args['mode']!r}")
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        spatial = shape[1:]
+        rank = len(spatial)
+        if rank == 0:
+            raise ShapeError(f"expects an input with spatial axes, got {shape_str(shape)}")
+        mode = args["mode"]
+        if MODE_RANK.get(mode, rank) != rank:
+            raise ShapeError(f"mode={mode!r} needs {MODE_RANK[mode]} spatial axes, the input has {rank}")
+        given = args["size"] if args["size"] is not None else args["scale_factor"]
+        if len(given) == 1:
+            given = given * rank
+        if len(given) != rank:
+            which = "size" if args["size"] is not None else "scale_factor"
+            raise ShapeError(f"'{which}' has {len(given)} values for {rank} spatial axes")
+        out, axes = [], []
+        kind = {"nearest": "nearest", "nearest-exact": "nearest-exact", "bicubic": "cubic"}.get(mode, "linear")
+        for n, g in zip(spatial, given):
+            if args["size"] is not None:
+                size, scale = int(g), Fraction(n, int(g))
+            else:
+                factor = Fraction(g).limit_denominator(1 << 10)
+                size, scale = math.floor(n * g), 1 / factor
+            if size < 1:
+                raise ShapeError(f"output would be empty: floor({n} * {g:g}) = 0")
+            out.append(size)
+            axes.append(Resample(n, size, scale, kind, bool(args["align_corners"])))
+        return Inference(output_shape=(shape[0], *out), axes=tuple(axes))
+
+
+class PixelShuffle(LayerType):
+    summary = "Rearranges [C*r*r, H, W] to [C, H*r, W*r]."
+    args = (Arg("upscale_factor", Int(), doc="r."),)
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        r = args["upscale_factor"]
+        if shape[0] % (r * r):
+            raise ShapeError(f"channels {shape[0]} are not divisible by upscale_factor^2 = {r * r}")
+        out = (shape[0] // (r * r), *(n * r for n in shape[1:]))
+        axes = tuple(Resample(n, n * r, Fraction(1, r), "nearest") for n in shape[1:])
+        return Inference(output_shape=out, axes=axes)
+
+
+class PixelUnshuffle(LayerType):
+    summary = "Rearranges [C, H*r, W*r] to [C*r*r, H, W]."
+    args = (Arg("downscale_factor", Int(), doc="r."),)
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        r = args["downscale_factor"]
+        for axis, n in zip(SPATIAL_NAMES[2], shape[1:]):
+            if n % r:
+                raise ShapeError(f"{axis}={n} is not divisible by downscale_factor={r}")
+        out = (shape[0] * r * r, *(n // r for n in shape[1:]))
+        return Inference(output_shape=out, axes=(Window(r, r),) * 2)
+
+
+class PadWidths(Kind):
+    """PyTorch's padding-layer argument: an int, or (before, after) per axis, last axis first."""
+
+    def parse(self, name: str, value: Any, rank: int) -> tuple[tuple[int, int], ...]:
+        if is_int(value) and value >= 0:
+            return ((int(value), int(value)),) * rank
+        if isinstance(value, (list, tuple)) and len(value) == 2 * rank and all(is_int(v) and v >= 0 for v in value):
+            pairs = [(int(value[2 * i]), int(value[2 * i + 1])) for i in range(rank)]
+            return tuple(reversed(pairs))  # PyTorch lists the last axis first
+        raise self.fail(
+            name,
+            f"a non-negative int or a list of {2 * rank} of them"
+            f" ({', '.join(f'{a}_before, {a}_after' for a in reversed(SPATIAL_NAMES[rank]))})",
+            value,
+        )
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": 0}
+        return {"oneOf": [one, {"type": "array", "items": one, "minItems": 2 * rank, "maxItems": 2 * rank}]}
+
+
+class Pad(LayerType):
+    summary = "Explicit padding; `padding` lists the last axis first, as in PyTorch."
+
+    def __init__(self, name: str, rank: int, mode: str) -> None:
+        super().__init__(name, rank)
+        self.mode = mode
+        self.args = (Arg("padding", PadWidths(), doc="An int, or before/after widths, last axis first."),)
+        if mode == "constant":
+            self.args += (Arg("value", Float(), doc="Fill value."),)
+        self.summary = f"{mode.capitalize()} padding; `padding` lists the last axis first, as in PyTorch."
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        pads = args["padding"]
+        if self.mode == "reflection":
+            for axis, n, (a, b) in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], pads):
+                if max(a, b) >= n:
+                    raise ShapeError(f"reflection padding {max(a, b)} must be smaller than the input size {n} along {axis}")
+        out = (shape[0], *(n + a + b for n, (a, b) in zip(shape[1:], pads)))
+        return Inference(output_shape=out, axes=tuple(Window(pad=a) for a, _ in pads))
+
+
+LAYER_TYPES: list[LayerType] = [
+    Linear("linear"),
+    Flatten("flatten"),
+    Upsample("upsample"),
+    Upsample("upsamplingnearest2d", 2, "nearest"),
+    Upsample("upsamplingbilinear2d", 2, "bilinear"),
+    PixelShuffle("pixelshuffle", 2),
+    PixelUnshuffle("pixelunshuffle", 2),
+    *(Pad(f"{mode}pad{r}d", r, mode)
+      for mode in ("zero", "constant", "reflection", "replication", "circular") for r in (1, 2, 3)),
+]

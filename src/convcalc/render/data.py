@@ -1,0 +1,117 @@
+"""The JSON contract (schema_version 1) and the plain values every format shares.
+
+Contract: top level `schema_version`, `name`, `input_shape`, `output_shape`, `batch_size`,
+`dtype`, `layers`, `totals`, `warnings`. Each layer: `path`, `type`, `input_shape` (a list of
+shapes for `add`/`concat`), `output_shape`, `params`, `buffers`, `macs`, `flops`,
+`activation_bytes`, `receptive_field` ({size, jump, start} per spatial axis, or null).
+Shapes leave out the batch. Numbers are exact; a fractional jump or start is a float.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from convcalc.analysis import Field, Report, Row
+
+SCHEMA_VERSION = 1
+
+
+def number(value: Fraction | int) -> int | float:
+    """Fractions as JSON numbers: ints when whole."""
+    if isinstance(value, Fraction):
+        return value.numerator if value.denominator == 1 else float(value)
+    return value
+
+
+def field_dict(field: Field) -> dict[str, list[int | float]] | None:
+    if field is None:
+        return None
+    return {
+        "size": [f.size for f in field],
+        "jump": [number(f.jump) for f in field],
+        "start": [number(f.start) if f.start is not None else None for f in field],  # type: ignore[misc]
+    }
+
+
+def row_dict(row: Row) -> dict[str, Any]:
+    shape: Any = list(row.input_shape)
+    if row.is_merge:
+        shape = [list(s) for s in row.input_shape]  # type: ignore[union-attr]
+    return {
+        "path": row.path,
+        "type": row.type,
+        "input_shape": shape,
+        "output_shape": list(row.output_shape),
+        "params": row.params,
+        "buffers": row.buffers,
+        "macs": row.macs,
+        "flops": row.flops,
+        "activation_bytes": row.activation_bytes,
+        "receptive_field": field_dict(row.field),
+    }
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    t = report.totals
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": report.name,
+        "input_shape": list(report.input_shape),
+        "output_shape": list(report.output_shape),
+        "batch_size": report.batch_size,
+        "dtype": report.dtype,
+        "layers": [row_dict(r) for r in report.rows],
+        "totals": {
+            "params": t.params,
+            "buffers": t.buffers,
+            "macs": t.macs,
+            "flops": t.flops,
+            "activation_bytes": t.activation_bytes,
+            "param_bytes": t.param_bytes,
+        },
+        "warnings": [
+            {"path": w.path, "type": w.layer_type, "code": w.code, "message": w.message,
+             "line": w.where.line if w.where else None}
+            for w in report.warnings
+        ],
+    }
+
+
+def shape_text(shape: Any) -> str:
+    """`64x56x56`; a merge's inputs joined with ` + `."""
+    if shape and isinstance(shape[0], (tuple, list)):
+        return " + ".join(shape_text(s) for s in shape)
+    return "x".join(str(d) for d in shape)
+
+
+def field_text(field: Field) -> tuple[str, str]:
+    """(size, jump) as short text: `427` when all axes agree, else `427x300`."""
+    if field is None:
+        return "-", "-"
+    sizes = {f.size for f in field}
+    jumps = {_fraction_text(f.jump) for f in field}
+    size = str(field[0].size) if len(sizes) == 1 else "x".join(str(f.size) for f in field)
+    jump = jumps.pop() if len(jumps) == 1 else "x".join(_fraction_text(f.jump) for f in field)
+    return size, jump
+
+
+def _fraction_text(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_count(n: int) -> str:
+    """`4.09G`, `25.56M`: SI prefixes, for the summary line beside exact counts."""
+    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
+        if abs(n) >= factor:
+            return f"{n / factor:.2f}{suffix}"
+    return str(n)

@@ -1,0 +1,65 @@
+"""JSON, CSV and Markdown renderings of a `Report`: deterministic, no terminal involved."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from convcalc.analysis import Report
+from convcalc.render.data import field_text, human_bytes, report_dict, shape_text
+
+CSV_COLUMNS = (
+    "path", "type", "input_shape", "output_shape", "params", "buffers", "macs", "flops",
+    "activation_bytes", "rf_size", "rf_jump", "rf_start",
+)
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2) + "\n"
+
+
+def to_csv(report: Report) -> str:
+    """One row per layer, then a `(total)` row; shapes as `CxHxW`, fields per axis as `a;b`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for layer in report_dict(report)["layers"]:
+        rf = layer["receptive_field"]
+        writer.writerow([
+            layer["path"], layer["type"], shape_text(layer["input_shape"]),
+            shape_text(layer["output_shape"]), layer["params"], layer["buffers"], layer["macs"],
+            layer["flops"], layer["activation_bytes"],
+            *(";".join(str(v) for v in rf[key]) if rf else "" for key in ("size", "jump", "start")),
+        ])
+    t = report.totals
+    writer.writerow(["(total)", "", shape_text(report.input_shape), shape_text(report.output_shape),
+                     t.params, t.buffers, t.macs, t.flops, t.activation_bytes, "", "", ""])
+    return buffer.getvalue()
+
+
+def to_markdown(report: Report) -> str:
+    """A GitHub table of the layers, then the totals, for pasting into docs."""
+    header = ("Layer", "Type", "Output", "Params", "Buffers", "MACs", "RF", "Jump")
+    lines = [f"### {report.name}", "",
+             f"Input {shape_text(report.input_shape)}, batch {report.batch_size}, {report.dtype}.", "",
+             "| " + " | ".join(header) + " |",
+             "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:", "---:"]) + "|"]
+    for row in report.rows:
+        size, jump = field_text(row.field)
+        lines.append("| " + " | ".join([
+            f"`{row.path}`", row.type, shape_text(row.output_shape), f"{row.params:,}",
+            f"{row.buffers:,}", f"{row.macs:,}", size, jump]) + " |")
+    t = report.totals
+    lines += [
+        "",
+        f"- Trainable parameters: {t.params:,} ({human_bytes(t.param_bytes)})",
+        f"- Buffers (running statistics, not trainable): {t.buffers:,}",
+        f"- MACs (conv + linear multiply-accumulates): {t.macs:,}",
+        f"- FLOPs (= 2 x MACs): {t.flops:,}",
+        f"- Activations (all layer outputs): {human_bytes(t.activation_bytes)}",
+    ]
+    if report.warnings:
+        lines += ["", "Warnings:", ""]
+        lines += [f"- `{w.path}` ({w.layer_type}) [{w.code}]: {w.message}" for w in report.warnings]
+    return "\n".join(lines) + "\n"

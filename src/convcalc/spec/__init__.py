@@ -1,0 +1,1 @@
+"""Reading specs: YAML/JSON text (or command-line flags) into a `Network`."""

@@ -1,0 +1,117 @@
+"""`$...` expressions in specs: block arguments and simple integer arithmetic.
+
+`$planes` is the value of `planes`; `$planes * 4`, `$c // 2 + 1`, `$stride != 1 or
+$cin != $planes` and `max($a, 8)` compute. Evaluated by walking Python's syntax tree with
+a whitelist of operators (no names but the arguments, no attributes, no calls but
+min/max), so a spec cannot run code.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+from convcalc.errors import SpecError
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+_FUNCTIONS = {"min": min, "max": max}
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("$")
+
+
+def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
+    """Evaluate `$...` text against `scope`; raise SpecError with a plain message."""
+    source = text.replace("$", "")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError:
+        raise SpecError(f"cannot read the expression {text!r}") from None
+    return _eval(tree.body, scope, text)
+
+
+def _eval(node: ast.AST, scope: Mapping[str, Any], text: str) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in ("true", "false", "True", "False"):
+            return node.id in ("true", "True")
+        if node.id not in scope:
+            known = ", ".join(sorted(scope)) or "none"
+            raise SpecError(f"{text!r} uses '{node.id}', which is not defined here (defined: {known})")
+        return scope[node.id]
+    if isinstance(node, ast.BinOp):
+        left, right = _eval(node.left, scope, text), _eval(node.right, scope, text)
+        if isinstance(node.op, ast.Div):
+            if right == 0:
+                raise SpecError(f"{text!r} divides by zero")
+            return left // right if left % right == 0 else left / right
+        op = _BINARY.get(type(node.op))
+        if op is None:
+            raise SpecError(f"{text!r} uses an operator that is not allowed")
+        if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
+            raise SpecError(f"{text!r} divides by zero")
+        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1 << 32):
+            raise SpecError(f"{text!r} is too large a power")
+        return _arith(op, left, right, text)
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, scope, text)
+        if isinstance(node.op, ast.Not):
+            return not value
+        if isinstance(node.op, ast.USub):
+            return _arith(operator.neg, value, None, text)
+        if isinstance(node.op, ast.UAdd):
+            return value
+    if isinstance(node, ast.BoolOp):
+        values = [_eval(v, scope, text) for v in node.values]
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, scope, text)
+        for op_node, right_node in zip(node.ops, node.comparators):
+            right = _eval(right_node, scope, text)
+            op = _COMPARE.get(type(op_node))
+            if op is None or not op(left, right):
+                if op is None:
+                    raise SpecError(f"{text!r} uses a comparison that is not allowed")
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.IfExp):
+        return _eval(node.body if _eval(node.test, scope, text) else node.orelse, scope, text)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _FUNCTIONS
+        and not node.keywords
+        and node.args
+    ):
+        return _FUNCTIONS[node.func.id](*(_eval(a, scope, text) for a in node.args))
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_eval(e, scope, text) for e in node.elts]
+    raise SpecError(f"{text!r} is not an expression convcalc understands"
+                    " (use +, -, *, /, //, %, comparisons, and/or/not, min, max)")
+
+
+def _arith(op: Any, left: Any, right: Any, text: str) -> Any:
+    numbers = (left,) if right is None else (left, right)
+    if not all(isinstance(v, (int, float)) for v in numbers):
+        raise SpecError(f"{text!r} does arithmetic on something that is not a number")
+    return op(left) if right is None else op(left, right)

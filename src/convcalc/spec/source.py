@@ -1,0 +1,191 @@
+"""Safe YAML/JSON loading that keeps every value's position.
+
+The spec is composed into PyYAML's node tree (never constructed into Python objects, so
+no tag can run code) and the parser reads the nodes, which carry their line and column.
+Aliases are allowed but their expansion is bounded before anything is walked, so a
+"billion laughs" file is refused at once; recursive aliases are refused too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from convcalc.errors import LimitError, Location, SpecError
+
+try:  # libyaml's composer is many times faster; PyYAML without it still works
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+Node = yaml.Node
+MAX_NODES = 5_000_000  # expanded YAML nodes, counting every alias use
+
+STR, INT, FLOAT, BOOL, NULL, SEQ, MAP = (
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
+)
+MERGE = "tag:yaml.org,2002:merge"
+_constructor = yaml.constructor.SafeConstructor()
+_SCALARS = {
+    INT: _constructor.construct_yaml_int,
+    FLOAT: _constructor.construct_yaml_float,
+    BOOL: _constructor.construct_yaml_bool,
+    NULL: _constructor.construct_yaml_null,
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text of one spec and its name, for positions and carets."""
+
+    name: str
+    text: str
+
+    def where(self, node: Node | None) -> Location | None:
+        mark = getattr(node, "start_mark", None)
+        if mark is None:
+            return None
+        end = getattr(node, "end_mark", None)
+        end_column = end.column + 1 if end is not None and end.line == mark.line else None
+        return Location(self.name, mark.line + 1, mark.column + 1, end_column)
+
+    def line(self, number: int) -> str | None:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 1 <= number <= len(lines) else None
+
+
+def compose(source: Source) -> Node:
+    """Parse the text into a node tree, or raise SpecError with the position."""
+    try:
+        node = yaml.compose(source.text, Loader=_Loader)
+    except yaml.MarkedYAMLError as err:
+        if source.name.endswith(".json"):
+            node = _from_json(source)
+        else:
+            raise _yaml_error(source, err) from None
+    except yaml.YAMLError as err:  # errors without a mark (rare: reader errors)
+        raise SpecError(f"not valid YAML: {err}", where=Location(source.name, 1, 1)) from None
+    if node is None:
+        raise SpecError("the spec is empty; it needs at least 'input' and 'layers'",
+                        where=Location(source.name, 1, 1))
+    check_size(node, source)
+    return node
+
+
+def _yaml_error(source: Source, err: yaml.MarkedYAMLError) -> SpecError:
+    mark = err.problem_mark or err.context_mark
+    problem = err.problem or err.context or "invalid YAML"
+    where = Location(source.name, mark.line + 1, mark.column + 1) if mark else None
+    text = f"not valid YAML: {problem}"
+    line = source.line(mark.line + 1) if mark else None
+    if "\t" in (line or "") or "'\\t'" in problem:
+        text += " (YAML does not allow tabs for indentation; use spaces)"
+    elif err.context and err.problem:
+        text = f"not valid YAML: {err.problem} {err.context}"
+    return SpecError(text, where=where)
+
+
+def _from_json(source: Source) -> Node:
+    """JSON that PyYAML rejects (tabs, some escapes): parse it, positions are lost."""
+    try:
+        data = json.loads(source.text)
+    except json.JSONDecodeError as err:
+        raise SpecError(f"not valid JSON: {err.msg}", where=Location(source.name, err.lineno, err.colno)) from None
+    return yaml.SafeDumper(None).represent_data(data)  # type: ignore[arg-type]
+
+
+def check_size(root: Node, source: Source) -> None:
+    """Refuse alias cycles and expansions past MAX_NODES, in time linear in the file."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_NODES:
+                raise LimitError(
+                    f"the spec expands to more than {MAX_NODES:,} YAML values (aliases used"
+                    " inside aliases?); refusing to expand it",
+                    where=source.where(node),
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise SpecError("an alias refers to a node that contains it (a recursive alias)",
+                            where=source.where(node))
+        active.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in active:
+                raise SpecError("an alias refers to a node that contains it (a recursive alias)",
+                                where=source.where(child))
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def scalar(node: Node, source: Source) -> Any:
+    """A scalar node's value, typed as YAML 1.1 resolves it (safe tags only)."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise SpecError("expected a single value here, not a list or mapping", where=source.where(node))
+    if node.tag == STR:
+        return node.value
+    convert = _SCALARS.get(node.tag)
+    if convert is None:
+        raise SpecError(f"the YAML tag {node.tag!r} is not allowed in a spec; write a plain value",
+                        where=source.where(node))
+    return convert(node)
+
+
+def mapping_items(node: Node, source: Source) -> list[tuple[str, Node, Node]]:
+    """(key, key node, value node) of a mapping, with merge keys applied and duplicate
+    keys refused (PyYAML would keep the last silently)."""
+    if not isinstance(node, yaml.MappingNode):
+        raise SpecError("expected a mapping (key: value)", where=source.where(node))
+    items: list[tuple[str, Node, Node]] = []
+    seen: dict[str, Node] = {}
+    merged: list[tuple[str, Node, Node]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag == MERGE:
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for src in sources:
+                merged.extend(mapping_items(src, source))
+            continue
+        key = scalar(key_node, source)
+        if not isinstance(key, str):
+            raise SpecError(f"keys must be names, got {key!r}", where=source.where(key_node))
+        if key in seen:
+            first = source.where(seen[key])
+            also = f" (first at line {first.line})" if first else ""
+            raise SpecError(f"duplicate key '{key}'{also}", where=source.where(key_node))
+        seen[key] = key_node
+        items.append((key, key_node, value_node))
+    for key, key_node, value_node in merged:
+        if key not in seen:
+            seen[key] = key_node
+            items.append((key, key_node, value_node))
+    return items
+
+
+def to_python(node: Node, source: Source) -> Any:
+    """Plain Python data (lists, dicts, scalars) from a node, still refusing unsafe tags."""
+    if isinstance(node, yaml.SequenceNode):
+        return [to_python(n, source) for n in node.value]
+    if isinstance(node, yaml.MappingNode):
+        return {k: to_python(v, source) for k, _, v in mapping_items(node, source)}
+    return scalar(node, source)
