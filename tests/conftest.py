@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
-from convcalc.cli import shapes as _shapes  # noqa: F401  (registers the commands)
 from convcalc.spec.parser import parse_text
 
 ROOT = Path(__file__).resolve().parent.parent

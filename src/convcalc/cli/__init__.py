@@ -64,9 +64,10 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from convcalc.cli import shapes  # noqa: F401  (registers the commands)
-
     cli(prog_name="convcalc")
 
+
+# Each command module registers itself on `cli`; they keep heavy imports inside functions.
+from convcalc.cli import shapes  # noqa: E402,F401
 
 __all__ = ["ExitStatus", "cli", "main"]
