@@ -93,6 +93,26 @@ def max_layers_option(func: F) -> F:
         help="Refuse specs that expand (blocks, repeat) to more layers than this.")(func)
 
 
+def echo_lines(lines: list[Any], err: bool = False) -> None:
+    """Print styled lines (render.table): coloured on a terminal, plain text otherwise.
+
+    Colour follows rich's rules (a terminal, NO_COLOR, FORCE_COLOR); plain output never
+    contains escape codes and does not depend on the terminal width.
+    """
+    stream = sys.stderr if err else sys.stdout
+    if not os.environ.get("FORCE_COLOR") and (os.environ.get("NO_COLOR") or not stream.isatty()):
+        from convcalc.render.table import plain_text
+
+        click.echo(plain_text(lines), nl=False, err=err)
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False)
+    for line in lines:
+        console.print(Text.assemble(*line), soft_wrap=True)
+
+
 def echo_rich(renderable: Any, err: bool = False) -> None:
     """Print a rich renderable; when not a terminal, no colour and no wrapping."""
     from rich.console import Console

@@ -9,7 +9,7 @@ import yaml
 
 from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
-from convcalc.cli.common import echo_rich, format_option, load_network, max_layers_option, memory_options
+from convcalc.cli.common import echo_lines, echo_rich, format_option, load_network, max_layers_option, memory_options
 from convcalc.errors import SpecError
 from convcalc.layers import REGISTRY
 from convcalc.network import Network
@@ -25,7 +25,7 @@ def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = ()) -> None:
     if fmt == "table":
         from convcalc.render.table import report_table
 
-        echo_rich(report_table(report))
+        echo_lines(report_table(report))
         return
     from convcalc.render import plain
 

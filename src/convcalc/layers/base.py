@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -51,7 +51,11 @@ def is_int(value: Any) -> bool:
 
 
 class Kind:
-    """How one argument is checked, normalised and described."""
+    """How one argument is checked, normalised and described.
+
+    Kinds are plain classes rather than dataclasses: they are configuration, created once
+    at import, and every dataclass costs about a millisecond of start-up.
+    """
 
     def parse(self, name: str, value: Any, rank: int) -> Any:
         raise NotImplementedError
@@ -63,9 +67,9 @@ class Kind:
         return ArgumentError(f"'{name}' must be {expected} (got {describe(value)})", arg=name)
 
 
-@dataclass(frozen=True)
 class Int(Kind):
-    minimum: int = 1
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
 
     def what(self) -> str:
         return {1: "a positive int", 0: "a non-negative int"}.get(
@@ -81,11 +85,11 @@ class Int(Kind):
         return {"type": "integer", "minimum": self.minimum}
 
 
-@dataclass(frozen=True)
 class PerAxis(Kind):
     """An int for every spatial axis, or a list of `rank` ints (as in PyTorch)."""
 
-    minimum: int = 1
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
 
     def what(self, rank: int) -> str:
         single = Int(self.minimum).what()
@@ -107,7 +111,6 @@ class PerAxis(Kind):
         return {"oneOf": [one, {"type": "array", "items": one, "minItems": rank, "maxItems": rank}]}
 
 
-@dataclass(frozen=True)
 class Padding(Kind):
     """PyTorch's padding: int, per-axis ints, 'same' or 'valid'.
 
@@ -115,7 +118,8 @@ class Padding(Kind):
     normalised to a tuple of (before, after) pairs, or the string 'same'.
     """
 
-    allow_words: bool = True
+    def __init__(self, allow_words: bool = True) -> None:
+        self.allow_words = allow_words
 
     def what(self, rank: int) -> str:
         words = ", 'same' or 'valid'" if self.allow_words else ""
@@ -160,7 +164,6 @@ class Padding(Kind):
         return {"oneOf": options}
 
 
-@dataclass(frozen=True)
 class Bool(Kind):
     def parse(self, name: str, value: Any, rank: int) -> bool:
         if not isinstance(value, bool):
@@ -171,10 +174,10 @@ class Bool(Kind):
         return {"type": "boolean"}
 
 
-@dataclass(frozen=True)
 class Float(Kind):
-    minimum: float | None = None
-    exclusive: bool = False
+    def __init__(self, minimum: float | None = None, exclusive: bool = False) -> None:
+        self.minimum = minimum
+        self.exclusive = exclusive
 
     def what(self) -> str:
         if self.minimum is None:
@@ -197,7 +200,6 @@ class Float(Kind):
         return out
 
 
-@dataclass(frozen=True)
 class FloatPerAxis(Kind):
     """A positive number for every spatial axis, or a list of `rank` of them."""
 
@@ -215,9 +217,9 @@ class FloatPerAxis(Kind):
         return {"oneOf": [one, {"type": "array", "items": one, "minItems": rank, "maxItems": rank}]}
 
 
-@dataclass(frozen=True)
 class Choice(Kind):
-    options: tuple[str, ...]
+    def __init__(self, options: tuple[str, ...]) -> None:
+        self.options = options
 
     def parse(self, name: str, value: Any, rank: int) -> str:
         if value not in self.options or not isinstance(value, str):
@@ -229,7 +231,6 @@ class Choice(Kind):
         return {"enum": list(self.options)}
 
 
-@dataclass(frozen=True)
 class IntList(Kind):
     """A positive int or a list of them, of any length (LayerNorm's normalized_shape)."""
 
@@ -249,11 +250,11 @@ class IntList(Kind):
         return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
 
 
-@dataclass(frozen=True)
 class Optional(Kind):
     """`null` or the inner kind."""
 
-    inner: Kind
+    def __init__(self, inner: Kind) -> None:
+        self.inner = inner
 
     def parse(self, name: str, value: Any, rank: int) -> Any:
         return None if value is None else self.inner.parse(name, value, rank)
@@ -362,11 +363,11 @@ class LayerType:
             )
 
 
-@dataclass
 class Registry:
     """All layer types by name; a new type is one `add` call."""
 
-    types: dict[str, LayerType] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.types: dict[str, LayerType] = {}
 
     def add(self, *layer_types: LayerType) -> None:
         for lt in layer_types:

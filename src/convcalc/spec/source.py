@@ -8,7 +8,6 @@ Aliases are allowed but their expansion is bounded before anything is walked, so
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +89,8 @@ def _yaml_error(source: Source, err: yaml.MarkedYAMLError) -> SpecError:
 
 def _from_json(source: Source) -> Node:
     """JSON that PyYAML rejects (tabs, some escapes): parse it, positions are lost."""
+    import json
+
     try:
         data = json.loads(source.text)
     except json.JSONDecodeError as err:
