@@ -11,6 +11,11 @@ convolutions or upsampling the field depends on the position, so a field keeps o
 start) made exact, and it merges correctly where branches meet (the union of the spans).
 Spans are not clipped to the input: the theoretical field includes the padding.
 
+Besides the hull (`reach`), every map lists the exact input indices an output reads
+(`taps`, unclipped) and the indices it really reads from an input of size `n` (`reads`):
+zero padding is dropped, reflect/replicate/circular padding and clamped interpolation
+fold back onto interior pixels. The per-position walk (`fieldwalk`) is built on `reads`.
+
 Imports only `geometry` from the package.
 """
 
@@ -24,6 +29,9 @@ from typing import Protocol
 from convcalc.geometry import adaptive_window
 
 Span = tuple[int, int] | None  # inclusive input indices, None when nothing is read
+Reads = tuple[tuple[int, ...], bool]  # in-range indices read, and whether any tap fell outside
+
+PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 
 MAX_PERIOD = 1 << 16
 
@@ -38,18 +46,53 @@ class AxisMap(Protocol):
         """Inclusive span of input indices that output `o` reads (unclipped)."""
         ...
 
+    def taps(self, o: int) -> tuple[int, ...]:
+        """Every input index output `o` reads with a non-zero weight (unclipped)."""
+        ...
+
+    def reads(self, o: int, n: int) -> Reads:
+        """The indices output `o` reads from an input of size `n`, padding resolved."""
+        ...
+
+
+def fold(index: int, n: int, mode: str) -> int | None:
+    """Where a padded index reads from: None for zero padding (nothing is read)."""
+    if 0 <= index < n:
+        return index
+    if mode == "zeros":
+        return None
+    if mode == "replicate":
+        return min(max(index, 0), n - 1)
+    if mode == "circular":
+        return index % n
+    # reflect (PyTorch requires pad < n; a longer reach bounces again)
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    index %= period
+    return index if index < n else period - index
+
+
+def resolve(taps: tuple[int, ...], n: int, mode: str = "zeros") -> Reads:
+    """Taps resolved against an input of size `n` (sorted, unique) and whether any was outside."""
+    inside = {f for f in (fold(t, n, mode) for t in taps) if f is not None}
+    return tuple(sorted(inside)), any(not 0 <= t < n for t in taps)
+
 
 @dataclass(frozen=True)
 class Window:
     """Convolution and pooling: output `o` reads `[o*s - pl, o*s - pl + k_eff - 1]`.
 
-    Also identity (k=1, s=1) and padding layers (k=1, s=1, pad=pl).
+    Also identity (k=1, s=1) and padding layers (k=1, s=1, pad=pl). `mode` is how the
+    padding is filled ("zeros", "reflect", "replicate", "circular"); non-zero modes read
+    interior pixels, which only the per-position walk (`reads`) sees.
     """
 
     kernel: int = 1
     stride: int = 1
     dilation: int = 1
     pad: int = 0
+    mode: str = "zeros"
 
     @property
     def period(self) -> int:
@@ -62,6 +105,13 @@ class Window:
     def reach(self, o: int) -> Span:
         first = o * self.stride - self.pad
         return first, first + self.dilation * (self.kernel - 1)
+
+    def taps(self, o: int) -> tuple[int, ...]:
+        first = o * self.stride - self.pad
+        return tuple(first + t * self.dilation for t in range(self.kernel))
+
+    def reads(self, o: int, n: int) -> Reads:
+        return resolve(self.taps(o), n, self.mode)
 
 
 IDENTITY = Window()
@@ -85,12 +135,18 @@ class Transposed:
         return 1
 
     def reach(self, o: int) -> Span:
-        inputs = [
+        inputs = self.taps(o)
+        return (min(inputs), max(inputs)) if inputs else None
+
+    def taps(self, o: int) -> tuple[int, ...]:
+        return tuple(sorted(
             (o + self.pad - t * self.dilation) // self.stride
             for t in range(self.kernel)
             if (o + self.pad - t * self.dilation) % self.stride == 0
-        ]
-        return (min(inputs), max(inputs)) if inputs else None
+        ))
+
+    def reads(self, o: int, n: int) -> Reads:
+        return resolve(self.taps(o), n)
 
 
 @dataclass(frozen=True)
@@ -113,6 +169,13 @@ class Adaptive:
         lo, hi = adaptive_window(r, self.n_in, self.n_out)
         return lo + q * self.step, hi - 1 + q * self.step
 
+    def taps(self, o: int) -> tuple[int, ...]:
+        lo, hi = self.reach(o)  # type: ignore[misc]
+        return tuple(range(lo, hi + 1))
+
+    def reads(self, o: int, n: int) -> Reads:
+        return resolve(self.taps(o), n)
+
 
 @dataclass(frozen=True)
 class Dense:
@@ -131,22 +194,29 @@ class Dense:
     def reach(self, o: int) -> Span:
         return 0, self.n_in - 1
 
+    def taps(self, o: int) -> tuple[int, ...]:
+        return tuple(range(self.n_in))
+
+    def reads(self, o: int, n: int) -> Reads:
+        return resolve(self.taps(o), n)
+
 
 @dataclass(frozen=True)
 class Resample:
     """Upsampling with PyTorch's index rules; `scale` is input pixels per output pixel.
 
-    nearest: `floor(o*scale)`; linear family (align_corners=False):
-    `src = (o + 0.5)*scale - 0.5` reads `floor(src)` and the next index when its weight is
-    non-zero; align_corners=True: `src = o*(n_in-1)/(n_out-1)`. PyTorch clamps a negative
-    `src` to 0; here it is left unclamped, like padding, which clipping to the input
-    (as the exact per-position walk does) turns back into PyTorch's reads.
+    nearest: `floor(o*scale)`; nearest-exact: `floor((o + 0.5)*scale)`; linear family
+    (align_corners=False): `src = (o + 0.5)*scale - 0.5` reads `floor(src)` and the next
+    index when its weight is non-zero; cubic reads `floor(src) - 1 .. floor(src) + 2` (only
+    `src` when it is whole); align_corners=True: `src = o*(n_in-1)/(n_out-1)`. PyTorch
+    clamps a negative linear `src` to 0 and clamps every index into the input; here the
+    reach is left unclamped, like padding, and `reads` clamps as PyTorch does.
     """
 
     n_in: int
     n_out: int
     scale: Fraction
-    mode: str  # "nearest" or "linear"
+    mode: str  # "nearest", "nearest-exact", "linear" or "cubic"
     align_corners: bool = False
 
     @property
@@ -162,15 +232,29 @@ class Resample:
         return self.scale.numerator
 
     def reach(self, o: int) -> Span:
+        taps = self.taps(o)
+        return taps[0], taps[-1]
+
+    def taps(self, o: int) -> tuple[int, ...]:
         if self.mode == "nearest":
-            i = math.floor(o * self.scale)
-            return i, i
+            return (math.floor(o * self.scale),)
+        if self.mode == "nearest-exact":
+            return (math.floor((o + Fraction(1, 2)) * self.scale),)
         if self.align_corners:
             src = Fraction(o * (self.n_in - 1), max(self.n_out - 1, 1))
         else:
             src = (o + Fraction(1, 2)) * self.scale - Fraction(1, 2)
         i = math.floor(src)
-        return (i, i + 1) if src != i else (i, i)
+        if src == i:
+            return (i,)
+        return (i - 1, i, i + 1, i + 2) if self.mode == "cubic" else (i, i + 1)
+
+    def reads(self, o: int, n: int) -> Reads:
+        taps = self.taps(o)
+        if self.mode == "linear" and not self.align_corners and taps[0] < 0:
+            # PyTorch clamps src to 0: index 0 with weight 1, index 1 with weight 0.
+            return (0,), True
+        return resolve(taps, n, "replicate")
 
 
 @dataclass(frozen=True)
@@ -190,9 +274,10 @@ class AxisField:
         return len(self.lo)
 
     @property
-    def jump(self) -> Fraction:
+    def jump(self) -> Fraction | int:
         """Input pixels between neighbouring outputs (the effective stride)."""
-        return Fraction(self.shift, self.period)
+        period = len(self.lo)
+        return self.shift if period == 1 else Fraction(self.shift, period)
 
     def at(self, o: int) -> Span:
         q, r = divmod(o, self.period)
@@ -217,7 +302,10 @@ class AxisField:
     def start(self) -> Fraction | None:
         """Input coordinate of the centre of output 0's field."""
         span = self.at(0)
-        return None if span is None else Fraction(span[0] + span[1], 2)
+        if span is None:
+            return None
+        total = span[0] + span[1]
+        return total // 2 if total % 2 == 0 else Fraction(total, 2)
 
     @property
     def unreached(self) -> int:
@@ -226,6 +314,17 @@ class AxisField:
 
     def through(self, amap: AxisMap) -> AxisField:
         """The field after a layer whose axis map is `amap`."""
+        if amap is IDENTITY:
+            return self
+        if len(self.lo) == 1 and amap.period == 1 and self.lo[0] is not None:
+            # The common case (a sliding field through a sliding window) in closed form.
+            span = amap.reach(0)
+            assert span is not None and self.hi[0] is not None
+            return AxisField(
+                (self.lo[0] + span[0] * self.shift,),
+                (self.hi[0] + span[1] * self.shift,),
+                self.shift * amap.step,
+            )
         repeats = 1 if amap.step == 0 else self.period // math.gcd(self.period, amap.step)
         period = amap.period * repeats
         if period > MAX_PERIOD:

@@ -136,7 +136,10 @@ class Conv(LayerType):
             output_shape=(c_out, *out),
             params=c_out * per_output + (c_out if args["bias"] else 0),
             macs=math.prod(out) * c_out * per_output,
-            axes=tuple(Window(k, s, d, p[0]) for k, s, d, p in zip(kernel, stride, dilation, pads)),
+            axes=tuple(
+                Window(k, s, d, p[0], args["padding_mode"])
+                for k, s, d, p in zip(kernel, stride, dilation, pads)
+            ),
             notes=tuple(notes),
         )
 

@@ -221,7 +221,8 @@ class Pad(LayerType):
                 if max(a, b) >= n:
                     raise ShapeError(f"reflection padding {max(a, b)} must be smaller than the input size {n} along {axis}")
         out = (shape[0], *(n + a + b for n, (a, b) in zip(shape[1:], pads)))
-        return Inference(output_shape=out, axes=tuple(Window(pad=a) for a, _ in pads))
+        fill = {"reflection": "reflect", "replication": "replicate", "circular": "circular"}.get(self.mode, "zeros")
+        return Inference(output_shape=out, axes=tuple(Window(pad=a, mode=fill) for a, _ in pads))
 
 
 LAYER_TYPES: list[LayerType] = [

@@ -1,0 +1,172 @@
+"""The exact field of one output position, walked back through the network.
+
+`AxisField` (receptive.py) is the theoretical field: unclipped, the same shape at every
+position of a period. What one particular output really depends on is smaller near the
+border: zero padding reads nothing, reflect/replicate/circular padding and clamped
+interpolation read interior pixels instead, and a branch may reach pixels the others do
+not. This module walks the index sets of one output position back to the network input,
+layer by layer, resolving every layer's taps against its real input size (`AxisMap.reads`)
+and taking the union where a tensor feeds several branches. The result is what the
+gradient of that output with respect to the input is non-zero on (with positive weights),
+which is how the tests check it.
+
+Sets are kept per spatial axis: every layer maps its axes independently, so the projection
+of the reached region onto each axis is exact. Imports `errors`, `layers`, `network` and
+`receptive` only; pure (no NumPy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from convcalc.errors import ConvcalcError, ShapeError, SpecError
+from convcalc.layers import Shape
+from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.receptive import AxisMap
+
+INPUT = -1  # the id of the network input in `Step.inputs`
+
+
+@dataclass(frozen=True)
+class Step:
+    """One leaf layer or merge, in execution order (the same order as `Report.rows`)."""
+
+    path: str
+    type: str
+    inputs: tuple[int, ...]  # ids of the steps feeding it; INPUT is the network input
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    axes: tuple[AxisMap, ...] | None  # None once the spatial axes are gone (flatten)
+
+
+@dataclass(frozen=True)
+class AxisRegion:
+    """The input indices one output position reads along one axis."""
+
+    indices: tuple[int, ...]  # sorted, inside the input
+    clipped: bool  # some tap on the way fell outside a layer's input (padding, border)
+    size: int  # the input size along this axis
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        return (self.indices[0], self.indices[-1]) if self.indices else None
+
+    @property
+    def extent(self) -> int:
+        """Width of the span (gaps from dilation included)."""
+        return self.indices[-1] - self.indices[0] + 1 if self.indices else 0
+
+
+def steps(network: Network) -> list[Step]:
+    """The network as a flat graph of steps (shapes inferred as `analyze` does)."""
+    out: list[Step] = []
+
+    def node(item: Node, source: int, shape: Shape) -> tuple[int, Shape]:
+        if isinstance(item, Layer):
+            try:
+                result = item.type.infer(item.args, shape)
+            except ConvcalcError as err:
+                raise err.located(where=item.where, path=item.path, layer_type=item.type.name) from None
+            out.append(Step(item.path, item.type.name, (source,), (shape,), result.output_shape,
+                            _spatial(result.axes, shape)))
+            return len(out) - 1, result.output_shape
+        if isinstance(item, Sequence):
+            for child in item.items:
+                source, shape = node(child, source, shape)
+            return source, shape
+        ends = [node(branch, source, shape) for branch in item.branches]
+        shapes = tuple(s for _, s in ends)
+        names = [b.path for b in item.branches]
+        try:
+            result = item.merge.infer(shapes, names)
+        except ConvcalcError as err:
+            raise err.located(where=item.where, path=item.merge_path, layer_type=item.merge.name) from None
+        out.append(Step(item.merge_path, item.merge.name, tuple(i for i, _ in ends), shapes,
+                        result.output_shape, _spatial(result.axes, shapes[0])))
+        return len(out) - 1, result.output_shape
+
+    node(network.body, INPUT, network.input_shape)
+    return out
+
+
+def _spatial(axes: tuple[AxisMap, ...] | None, shape: Shape) -> tuple[AxisMap, ...] | None:
+    """Keep the maps only while input and output have the same spatial rank."""
+    if axes is None or len(axes) != len(shape) - 1:
+        return None
+    return axes
+
+
+def find(graph: list[Step], path: str | None) -> int:
+    """The id of the step named `path`; None means the last step with spatial axes."""
+    if path is None:
+        for i in range(len(graph) - 1, -1, -1):
+            if graph[i].axes is not None and len(graph[i].output_shape) > 1:
+                return i
+        raise SpecError("no layer has spatial axes (nothing to take a receptive field of)")
+    for i, step in enumerate(graph):
+        if step.path == path:
+            return i
+    from convcalc.spec.parser import suggest
+
+    raise SpecError(f"no layer is named '{path}'{suggest(path, [s.path for s in graph])}")
+
+
+def centre(shape: Shape) -> tuple[int, ...]:
+    """The centre output position, `(n - 1) // 2` per spatial axis."""
+    return tuple((n - 1) // 2 for n in shape[1:])
+
+
+def walk(network: Network, position: tuple[int, ...] | None = None, at: str | None = None,
+         graph: list[Step] | None = None) -> tuple[AxisRegion, ...]:
+    """The input indices (per axis) that output `position` of layer `at` depends on.
+
+    `position` defaults to the centre, `at` to the last spatial layer.
+    """
+    graph = graph if graph is not None else steps(network)
+    target = find(graph, at)
+    shape = graph[target].output_shape
+    if graph[target].axes is None:
+        raise ShapeError(
+            f"the output {list(shape)} has no spatial axes that map back to the input"
+            " (after flatten or linear); pick an earlier layer", path=graph[target].path)
+    position = position if position is not None else centre(shape)
+    spatial = shape[1:]
+    if len(position) != len(spatial) or not all(0 <= p < n for p, n in zip(position, spatial)):
+        raise SpecError(
+            f"position {','.join(map(str, position))} is outside the output"
+            f" {'x'.join(map(str, spatial))} of {graph[target].path}"
+            f" (give {len(spatial)} indices, each from 0 to size - 1)")
+    rank = len(spatial)
+    sets: dict[int, list[set[int]]] = {target: [{p} for p in position]}
+    clipped: dict[int, list[bool]] = {target: [False] * rank}
+    for i in range(target, -1, -1):
+        if i not in sets:
+            continue
+        step, here, cut = graph[i], sets.pop(i), clipped.pop(i)
+        maps = step.axes
+        if maps is None or len(maps) != rank:
+            raise ShapeError(
+                "the spatial axes are merged here (flatten), so positions after it do not map"
+                " back to input positions per axis", path=step.path, layer_type=step.type)
+        for source, in_shape in zip(step.inputs, step.input_shapes):
+            reached, touched = [], []
+            for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
+                got: set[int] = set()
+                out_of_range = cut[axis]
+                for o in here[axis]:
+                    indices, outside = amap.reads(o, n)
+                    got.update(indices)
+                    out_of_range = out_of_range or outside
+                reached.append(got)
+                touched.append(out_of_range)
+            if any(not s for s in reached):  # one axis reaches nothing: neither do the others
+                reached = [set() for _ in reached]
+            if source in sets:
+                sets[source] = [a | b for a, b in zip(sets[source], reached)]
+                clipped[source] = [a or b for a, b in zip(clipped[source], touched)]
+            else:
+                sets[source], clipped[source] = reached, touched
+    final = sets.get(INPUT, [set() for _ in range(rank)])
+    cut = clipped.get(INPUT, [False] * rank)
+    return tuple(AxisRegion(tuple(sorted(s)), c, n)
+                 for s, c, n in zip(final, cut, network.input_shape[1:]))
