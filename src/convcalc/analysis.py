@@ -86,6 +86,7 @@ class _Walker:
         self.bytes_per_element = batch_size * dtype_bytes
         self.rows: list[Row] = []
         self.warnings: list[Warning] = []
+        self.inferred: dict[tuple[int, int, Shape], tuple[object, Inference]] = {}
 
     def node(self, node: Node, shape: Shape, field: Field) -> tuple[Shape, Field]:
         if isinstance(node, Layer):
@@ -97,10 +98,19 @@ class _Walker:
         return self.fork(node, shape, field)
 
     def layer(self, layer: Layer, shape: Shape, field: Field) -> tuple[Shape, Field]:
-        try:
-            result = layer.type.infer(layer.args, shape)
-        except ConvcalcError as err:
-            raise err.located(where=layer.where, path=layer.path, layer_type=layer.type.name) from None
+        # `infer` is pure, and parsed arguments are shared between identical layers, so
+        # repeated layers (VGG stages, ResNet blocks, generated stacks) are computed once.
+        # The cache holds the args object, so its id cannot be reused while cached.
+        key = (id(layer.type), id(layer.args), shape)
+        hit = self.inferred.get(key)
+        if hit is not None:
+            result = hit[1]
+        else:
+            try:
+                result = layer.type.infer(layer.args, shape)
+            except ConvcalcError as err:
+                raise err.located(where=layer.where, path=layer.path, layer_type=layer.type.name) from None
+            self.inferred[key] = (layer.args, result)
         field = self.advance(field, result, layer.path, layer.type.name, layer.where)
         self.emit(layer.path, layer.type.name, shape, result, field, layer.where)
         return result.output_shape, field

@@ -10,6 +10,7 @@ Imports `errors`, `geometry` and `receptive` only.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -266,6 +267,15 @@ class Optional(Kind):
 REQUIRED: Any = object()
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable, type-exact key for a raw argument (`true` and `1` stay distinct)."""
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((_frozen(k), _frozen(v)) for k, v in value.items()))
+    return (type(value).__name__, value)
+
+
 @dataclass(frozen=True)
 class Arg:
     """One constructor argument, named as in torch.nn."""
@@ -327,12 +337,25 @@ class LayerType:
     def __repr__(self) -> str:
         return f"<layer type {self.name}>"
 
-    @property
+    @functools.cached_property
     def arg_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.args)
 
     def parse_args(self, raw: Mapping[str, Any]) -> Args:
-        """Validate and normalise raw arguments (unknown names are caught by the caller)."""
+        """Validate and normalise raw arguments (unknown names are caught by the caller).
+
+        Results are memoised by value: big specs repeat the same few layers.
+        """
+        key = tuple((k, _frozen(v)) for k, v in sorted(raw.items()))
+        cache = self.__dict__.setdefault("_parsed", {})
+        args = cache.get(key)
+        if args is None:
+            args = self._parse_args(raw)
+            if len(cache) < 4096:
+                cache[key] = args
+        return args
+
+    def _parse_args(self, raw: Mapping[str, Any]) -> Args:
         rank = self.rank or 1
         out: dict[str, Any] = {}
         for arg in self.args:
