@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from convcalc.errors import ArgumentError, ShapeError
@@ -69,17 +70,52 @@ def empty_output(axis: str, n: int, kernel: int, dilation: int, pad: tuple[int, 
     )
 
 
-def unread_note(axis: str, n: int, kernel: int, stride: int, dilation: int, pad: tuple[int, int]) -> Note | None:
-    """The rows/cols a strided window never reaches, and the nearest exact input sizes."""
-    left = unread(n, kernel, stride, dilation, pad)
-    if not left:
+def along(axes: list[str]) -> str:
+    """`H`, `H and W`, `D, H and W`."""
+    return axes[0] if len(axes) == 1 else ", ".join(axes[:-1]) + " and " + axes[-1]
+
+
+def layer_note(code: str, facts: list[tuple[str, tuple[Any, ...]]],
+               message: Callable[[str, tuple[Any, ...]], str]) -> Note | None:
+    """One note for the whole layer: axes with the same facts share one sentence."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for axis, fact in facts:
+        groups.setdefault(fact, []).append(axis)
+    if not groups:
         return None
-    lower, upper = n - left, n - left + stride
-    return Note(
-        "unread-pixels",
-        f"the last {left} of {n} input positions along {axis} are never read"
-        f" ((n + padding - k_eff) % stride = {left}); inputs of {lower} or {upper} would be exact",
-    )
+    return Note(code, "; ".join(message(along(axes), fact) for fact, axes in groups.items()))
+
+
+def unread_fact(n: int, kernel: int, stride: int, dilation: int, pad: tuple[int, int]) -> tuple[int, ...] | None:
+    """(unread, n, nearest exact inputs below and above) when a strided window misses the end.
+
+    The last `(n + pl + pr - k_eff) % s` padded positions are never read; only those that are
+    input pixels, not right padding, are worth a warning.
+    """
+    left = unread(n, kernel, stride, dilation, pad)
+    if left <= pad[1]:
+        return None
+    return (left - pad[1], n, n - left, n - left + stride)
+
+
+def unread_message(axes: str, fact: tuple[Any, ...]) -> str:
+    lost, n, lower, upper = fact
+    return (f"the last {lost} of {n} input positions along {axes} are never read"
+            f" ((n + padding - k_eff) % stride > right padding); inputs of {lower} or {upper}"
+            " would be exact")
+
+
+def skip_fact(kernel: int, stride: int, dilation: int) -> tuple[int, ...] | None:
+    """(stride, k_eff) when the stride jumps over input positions no window covers."""
+    k_eff = effective_kernel(kernel, dilation)
+    return (stride, k_eff) if stride > k_eff else None
+
+
+def skip_message(axes: str, fact: tuple[Any, ...]) -> str:
+    stride, k_eff = fact
+    return (f"stride {stride} is larger than the kernel span {k_eff} along {axes}, so {stride - k_eff}"
+            f" of every {stride} input positions are skipped; use kernel_size >= stride"
+            " (or average-pool before a strided 1x1 conv)")
 
 
 class Conv(LayerType):
@@ -122,15 +158,25 @@ class Conv(LayerType):
         check_groups(groups, c_in, c_out)
         kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
         pads = self.padding(args)
-        out, notes = [], []
+        out, unread_facts, skip_facts, same_facts = [], [], [], []
         for axis, n, k, s, d, p in zip(SPATIAL_NAMES[self.rank or 1], spatial, kernel, stride, dilation, pads):
             size = conv_output(n, k, s, d, p)
             if size < 1:
                 raise empty_output(axis, n, k, d, p)
             out.append(size)
-            note = unread_note(axis, n, k, s, d, p)
-            if note:
-                notes.append(note)
+            skip = skip_fact(k, s, d)  # skipping every other row also leaves the last one
+            skip_facts += [(axis, skip)] if skip else []
+            unread_facts += [(axis, f) for f in [unread_fact(n, k, s, d, p)] if f and not skip]
+            if args["padding"] == "same" and p[0] != p[1]:
+                same_facts.append((axis, (k, d, *p)))
+        notes = [note for note in (
+            layer_note("unread-pixels", unread_facts, unread_message),
+            layer_note("skipped-pixels", skip_facts, skip_message),
+            layer_note("asymmetric-padding", same_facts, lambda axes, f: (
+                f"padding='same' with kernel {f[0]}{f', dilation ' + str(f[1]) if f[1] != 1 else ''}"
+                f" pads {f[2]} before and {f[3]} after along {axes}, so the output is shifted by half"
+                " a pixel; use an odd kernel size")),
+        ) if note]
         per_output = (c_in // groups) * math.prod(kernel)
         return Inference(
             output_shape=(c_out, *out),
@@ -179,7 +225,7 @@ class ConvTranspose(LayerType):
         check_groups(groups, c_in, c_out)
         kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
         pads, out_pad = args["padding"], args["output_padding"]
-        out, notes = [], []
+        out, uneven = [], []
         for axis, n, k, s, d, p, op in zip(
             SPATIAL_NAMES[self.rank or 1], spatial, kernel, stride, dilation, pads, out_pad
         ):
@@ -193,13 +239,12 @@ class ConvTranspose(LayerType):
                 )
             out.append(size)
             if effective_kernel(k, d) % s:
-                notes.append(Note(
-                    "uneven-overlap",
-                    f"kernel span {effective_kernel(k, d)} is not a multiple of stride {s} along"
-                    f" {axis}: outputs receive {effective_kernel(k, d) // s} or"
-                    f" {-(-effective_kernel(k, d) // s)} inputs (checkerboard artefacts); use a"
-                    " kernel divisible by the stride, or resize + conv",
-                ))
+                uneven.append((axis, (effective_kernel(k, d), s)))
+        note = layer_note("uneven-overlap", uneven, lambda axes, f: (
+            f"kernel span {f[0]} is not a multiple of stride {f[1]} along {axes}: outputs receive"
+            f" {f[0] // f[1]} or {-(-f[0] // f[1])} inputs (checkerboard artefacts); use a kernel"
+            f" divisible by the stride (e.g. {f[1] * max(1, -(-f[0] // f[1]))}), or resize + conv"))
+        notes = [note] if note else []
         per_input = (c_out // groups) * math.prod(kernel)
         return Inference(
             output_shape=(c_out, *out),

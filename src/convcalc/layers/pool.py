@@ -21,7 +21,7 @@ from convcalc.layers.base import (
     Shape,
     is_int,
 )
-from convcalc.layers.conv import empty_output, unread_note
+from convcalc.layers.conv import empty_output, layer_note, skip_fact, skip_message, unread_fact, unread_message
 from convcalc.receptive import Adaptive, Window
 
 
@@ -44,15 +44,20 @@ class Pool(LayerType):
         self.expect_rank(shape)
         kernel, stride, pads = args["kernel_size"], args["stride"], args["padding"]
         dilation = args["dilation"] if self.has_dilation else (1,) * len(kernel)
-        out, notes = [], []
+        out, unread_facts, skip_facts = [], [], []
         for axis, n, k, s, d, p in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], kernel, stride, dilation, pads):
             size = pool_output(n, k, s, d, p, args["ceil_mode"])
             if size < 1:
                 raise empty_output(axis, n, k, d, p)
             out.append(size)
-            note = None if args["ceil_mode"] else unread_note(axis, n, k, s, d, p)
-            if note:
-                notes.append(note)
+            skip = skip_fact(k, s, d)  # skipping every other row also leaves the last one
+            skip_facts += [(axis, skip)] if skip else []
+            fact = None if args["ceil_mode"] or skip else unread_fact(n, k, s, d, p)
+            unread_facts += [(axis, fact)] if fact else []
+        notes = [note for note in (
+            layer_note("unread-pixels", unread_facts, unread_message),
+            layer_note("skipped-pixels", skip_facts, skip_message),
+        ) if note]
         return Inference(
             output_shape=(shape[0], *out),
             axes=tuple(Window(k, s, d, p[0]) for k, s, d, p in zip(kernel, stride, dilation, pads)),
