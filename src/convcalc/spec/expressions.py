@@ -1,4 +1,4 @@
-"""`$...` expressions in specs: block arguments and simple integer arithmetic.
+"""`$` expressions in specs: block arguments and simple integer arithmetic.
 
 `$planes` is the value of `planes`; `$planes * 4`, `$c // 2 + 1`, `$stride != 1 or
 $cin != $planes` and `max($a, 8)` compute. Evaluated by walking Python's syntax tree with
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,8 +35,12 @@ _COMPARE = {
 _FUNCTIONS = {"min": min, "max": max}
 
 
+_REFERENCE = re.compile(r"\$[A-Za-z_]")
+
+
 def is_expression(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("$")
+    """A string that mentions `$name` (`$planes * 4`, `not $deep`) is an expression."""
+    return isinstance(value, str) and _REFERENCE.search(value) is not None
 
 
 def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
