@@ -35,11 +35,12 @@ _COMPARE = {
 _FUNCTIONS = {"min": min, "max": max}
 
 
-_REFERENCE = re.compile(r"\$[A-Za-z_]")
+_REFERENCE = re.compile(r"\$[A-Za-z_(]")
 
 
 def is_expression(value: Any) -> bool:
-    """A string that mentions `$name` (`$planes * 4`, `not $deep`) is an expression."""
+    """A string that mentions `$name` or `$(...)` (`$planes * 4`, `not $deep`,
+    `$(c + g) // 2`) is an expression."""
     return isinstance(value, str) and _REFERENCE.search(value) is not None
 
 
