@@ -52,6 +52,8 @@ class Network:
     where: Location | None = field(default=None, compare=False)
     # Budgets written in the spec (`budget:`), name -> value, with where each was written.
     budget: tuple[tuple[str, object, Location | None], ...] = field(default=(), compare=False)
+    # Warning codes silenced by the spec (`ignore:`), with where each was written.
+    ignore: tuple[tuple[str, Location | None], ...] = field(default=(), compare=False)
 
     def leaves(self) -> list[Layer]:
         out: list[Layer] = []

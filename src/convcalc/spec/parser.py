@@ -1,7 +1,7 @@
 """Spec nodes into a `Network`: layer items, branches, blocks, `$` expressions, limits.
 
 The format (README "Spec format"): a mapping with `input`, `layers` and optionally
-`name`, `blocks`, `vars`, `budget`. Each item of a layer list is a layer type or block
+`name`, `blocks`, `vars`, `budget`, `ignore`. Each item of a layer list is a layer type or block
 name, bare or as a one-key mapping to its arguments; `residual`, `parallel` and
 `sequential` build branches and groups. Reserved keys `name`, `repeat` and `when` may
 sit beside the item's key or inside its arguments. Every error names the file, line,
@@ -25,7 +25,7 @@ from convcalc.network import Fork, Layer, Network, Node, Sequence
 from convcalc.spec.expressions import evaluate, is_expression
 from convcalc.spec.source import Source, compose, mapping_items, scalar, to_python
 
-TOP_LEVEL_KEYS = ("name", "input", "layers", "blocks", "vars", "budget", "description")
+TOP_LEVEL_KEYS = ("name", "input", "layers", "blocks", "vars", "budget", "ignore", "description")
 RESERVED = ("name", "repeat", "when")
 STRUCTURES = ("residual", "parallel", "sequential")
 RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "after")
@@ -116,7 +116,19 @@ class Parser:
                 (key, to_python(value, self.source), self.where(key_node))
                 for key, key_node, value in mapping_items(top["budget"][1], self.source)
             )
-        return Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget)
+        ignore = self.ignore(top["ignore"][1]) if "ignore" in top else ()
+        return Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget, ignore)
+
+    def ignore(self, node: yaml.Node) -> tuple[tuple[str, Location | None], ...]:
+        """`ignore: [code, ...]`: warning codes to leave out (the CLI checks they exist)."""
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        out = []
+        for item in items:
+            code = scalar(item, self.source) if isinstance(item, yaml.ScalarNode) else None
+            if not isinstance(code, str):
+                raise self.error("'ignore' must be a list of warning codes like [unread-pixels]", item)
+            out.append((code, self.where(item)))
+        return tuple(out)
 
     def vars(self, node: yaml.Node) -> dict[str, Any]:
         scope: dict[str, Any] = {}
