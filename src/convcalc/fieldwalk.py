@@ -17,10 +17,11 @@ of the reached region onto each axis is exact. Imports `errors`, `layers`, `netw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from convcalc.errors import ConvcalcError, ShapeError, SpecError
-from convcalc.layers import Shape
+from convcalc.layers import Args, Shape
 from convcalc.network import Fork, Layer, Network, Node, Sequence
 from convcalc.receptive import AxisMap
 
@@ -37,6 +38,9 @@ class Step:
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     axes: tuple[AxisMap, ...] | None  # None once the spatial axes are gone (flatten)
+    # The layer type (or merge type) and its validated args, for the numeric passes.
+    kind: Any = field(default=None, compare=False)
+    args: Args | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def steps(network: Network) -> list[Step]:
             except ConvcalcError as err:
                 raise err.located(where=item.where, path=item.path, layer_type=item.type.name) from None
             out.append(Step(item.path, item.type.name, (source,), (shape,), result.output_shape,
-                            _spatial(result.axes, shape)))
+                            _spatial(result.axes, shape), item.type, item.args))
             return len(out) - 1, result.output_shape
         if isinstance(item, Sequence):
             for child in item.items:
@@ -82,7 +86,7 @@ def steps(network: Network) -> list[Step]:
         except ConvcalcError as err:
             raise err.located(where=item.where, path=item.merge_path, layer_type=item.merge.name) from None
         out.append(Step(item.merge_path, item.merge.name, tuple(i for i, _ in ends), shapes,
-                        result.output_shape, _spatial(result.axes, shapes[0])))
+                        result.output_shape, _spatial(result.axes, shapes[0]), item.merge))
         return len(out) - 1, result.output_shape
 
     node(network.body, INPUT, network.input_shape)
