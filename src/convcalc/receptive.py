@@ -292,6 +292,8 @@ class AxisField:
     @property
     def size(self) -> int:
         """The largest field over all output positions (0 if none is reached)."""
+        if len(self.lo) == 1 and self.lo[0] is not None and self.hi[0] is not None:
+            return self.hi[0] - self.lo[0] + 1
         return max(self.sizes(), default=0)
 
     @property
@@ -301,10 +303,13 @@ class AxisField:
     @property
     def start(self) -> Fraction | None:
         """Input coordinate of the centre of output 0's field."""
-        span = self.at(0)
-        if span is None:
-            return None
-        total = span[0] + span[1]
+        if len(self.lo) == 1 and self.lo[0] is not None and self.hi[0] is not None:
+            total = self.lo[0] + self.hi[0]
+        else:
+            span = self.at(0)
+            if span is None:
+                return None
+            total = span[0] + span[1]
         return total // 2 if total % 2 == 0 else Fraction(total, 2)
 
     @property

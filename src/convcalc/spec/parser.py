@@ -23,7 +23,7 @@ from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import describe
 from convcalc.network import Fork, Layer, Network, Node, Sequence
 from convcalc.spec.expressions import evaluate, is_expression
-from convcalc.spec.source import Source, compose, mapping_items, scalar, to_python
+from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
 
 TOP_LEVEL_KEYS = ("name", "input", "layers", "blocks", "vars", "budget", "ignore", "description")
 RESERVED = ("name", "repeat", "when")
@@ -252,7 +252,11 @@ class Parser:
                 f"one item has several layer keys ({', '.join(k for k, _, _ in kinds)}); each list"
                 " item is one layer, so put each on its own '- ' line", kinds[1][1], path)
         kind, key_node, value = kinds[0]
-        if isinstance(value, yaml.MappingNode) and kind not in ("residual", "parallel"):
+        if not isinstance(value, yaml.MappingNode) or not any(
+            k.value in RESERVED or k.tag == MERGE for k, _ in value.value
+        ):
+            return kind, key_node, value, reserved
+        if kind not in ("residual", "parallel"):
             inner = []
             for key, inner_key, inner_value in mapping_items(value, self.source):
                 if key in RESERVED:
@@ -262,7 +266,7 @@ class Parser:
                 else:
                     inner.append((inner_key, inner_value))
             value = yaml.MappingNode(value.tag, inner, value.start_mark, value.end_mark)
-        elif isinstance(value, yaml.MappingNode):
+        else:
             for key in RESERVED:
                 for inner_key, inner_value in value.value:
                     if inner_key.value == key and key in reserved:

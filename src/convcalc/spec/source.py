@@ -163,6 +163,8 @@ def scalar(node: Node, source: Source) -> Any:
         raise SpecError("expected a single value here, not a list or mapping", where=source.where(node))
     if node.tag == STR:
         return node.value
+    if node.tag == INT and node.value.isdigit():  # the common case, without PyYAML's regexes
+        return int(node.value)
     convert = _SCALARS.get(node.tag)
     if convert is None:
         raise SpecError(f"the YAML tag {node.tag!r} is not allowed in a spec; write a plain value",
