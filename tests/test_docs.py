@@ -1,0 +1,45 @@
+"""The README and --help describe what the code does."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ROOT, report_of
+from convcalc.cli import cli
+from convcalc.layers import MERGE_TYPES, REGISTRY
+
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_and_is_in_the_readme(name, run):
+    command = cli.commands[name]
+    assert command.help and len(command.help.strip()) > 40, name
+    assert f"convcalc {name}" in README, f"README does not mention `convcalc {name}`"
+    result = run(name, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout
+
+
+def test_every_layer_type_is_in_the_readme_table():
+    table = README[README.index("## Layer types"):]
+    listed = set(re.findall(r"`([a-z0-9]+)`", table))
+    missing = set(REGISTRY.names()) - listed
+    assert not missing, f"layer types missing from the README: {sorted(missing)}"
+    assert set(MERGE_TYPES) <= listed
+
+
+def test_readme_quick_start_spec_parses_as_documented():
+    first_spec = README.split("```yaml", 1)[1].split("```", 1)[0]
+    report = report_of(first_spec)
+    assert report.output_shape == (10,)
+
+
+def test_version_and_top_level_help(run):
+    from convcalc import __version__
+
+    assert run("--version").stdout.strip() == f"convcalc, version {__version__}"
+    top = run("--help").stdout
+    assert "Exit status: 0 ok, 1 a check failed, 2 bad input." in top
