@@ -40,14 +40,14 @@ def pool_output(
     start inside the right padding: `if (out - 1)*s >= n + pl: out -= 1`.
     """
     span = n + pad[0] + pad[1] - effective_kernel(kernel, dilation)
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // stride + 1
+        return span // stride + 1 if span >= 0 else 0
+    # PyTorch: div_rtn(span + s - 1, s) + 1, so with ceil_mode a window longer than the
+    # padded input still gives one output when it starts inside the input (span > -s).
     out = -(-span // stride) + 1
-    if (out - 1) * stride >= n + pad[0]:
+    if out >= 1 and (out - 1) * stride >= n + pad[0]:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def transposed_output(

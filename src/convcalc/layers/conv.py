@@ -60,14 +60,28 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small + [n // d for d in small]))
 
 
-def empty_output(axis: str, n: int, kernel: int, dilation: int, pad: tuple[int, int]) -> ShapeError:
+def empty_output(axis: str, n: int, kernel: int, dilation: int, pad: tuple[int, int],
+                 smallest: int | None = None) -> ShapeError:
     k_eff = effective_kernel(kernel, dilation)
     dil = f", dilation {dilation}" if dilation != 1 else ""
+    if smallest is None:
+        smallest = smallest_input(kernel, dilation, pad)
     return ShapeError(
         f"output would be empty along {axis}: input {n} + padding {pad[0]}+{pad[1]} is smaller"
         f" than the effective kernel {k_eff} (kernel {kernel}{dil}); the smallest input that"
-        f" works is {smallest_input(kernel, dilation, pad)}"
+        f" works is {smallest}"
     )
+
+
+def check_padding_mode(mode: str, axis: str, n: int, pad: tuple[int, int]) -> None:
+    """PyTorch pads 'reflect' only by less than the input size, 'circular' by at most it."""
+    widest = max(pad)
+    if mode == "reflect" and widest >= n:
+        raise ShapeError(f"padding_mode='reflect' needs padding smaller than the input: {widest}"
+                         f" >= {n} along {axis}, as PyTorch requires (use 'replicate' or 'zeros')")
+    if mode == "circular" and widest > n:
+        raise ShapeError(f"padding_mode='circular' needs padding at most the input size: {widest}"
+                         f" > {n} along {axis}, as PyTorch requires")
 
 
 def along(axes: list[str]) -> str:
@@ -160,6 +174,7 @@ class Conv(LayerType):
         pads = self.padding(args)
         out, unread_facts, skip_facts, same_facts = [], [], [], []
         for axis, n, k, s, d, p in zip(SPATIAL_NAMES[self.rank or 1], spatial, kernel, stride, dilation, pads):
+            check_padding_mode(args["padding_mode"], axis, n, p)
             size = conv_output(n, k, s, d, p)
             if size < 1:
                 raise empty_output(axis, n, k, d, p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convcalc.errors import ArgumentError
+from convcalc.errors import ArgumentError, ShapeError
 from convcalc.geometry import pool_output
 from convcalc.layers.base import (
     SPATIAL_NAMES,
@@ -48,7 +48,10 @@ class Pool(LayerType):
         for axis, n, k, s, d, p in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], kernel, stride, dilation, pads):
             size = pool_output(n, k, s, d, p, args["ceil_mode"])
             if size < 1:
-                raise empty_output(axis, n, k, d, p)
+                # ceil_mode keeps a window that starts inside the input, so less input works
+                smallest = next(m for m in range(1, n + k * d + 2)
+                                if pool_output(m, k, s, d, p, args["ceil_mode"]) >= 1)
+                raise empty_output(axis, n, k, d, p, smallest)
             out.append(size)
             skip = skip_fact(k, s, d)  # skipping every other row also leaves the last one
             skip_facts += [(axis, skip)] if skip else []
@@ -92,6 +95,25 @@ class AvgPool(Pool):
         Arg("divisor_override", Optional(Int()), None, "Divide by this instead of the window size (2D/3D)."),
     )
 
+    def __init__(self, name: str, rank: int) -> None:
+        super().__init__(name, rank)
+        if rank == 1:  # torch.nn.AvgPool1d has no divisor_override
+            self.args = self.args[:-1]
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        super().check_args(args)
+        args.setdefault("divisor_override", None)
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        if self.rank == 3 and len(shape) == 4:
+            # PyTorch's avg_pool3d (only 3D) checks the input before padding
+            for axis, n, k in zip(SPATIAL_NAMES[3], shape[1:], args["kernel_size"]):
+                if n < k:
+                    raise ShapeError(
+                        f"input {n} along {axis} is smaller than kernel_size {k}; avgpool3d needs"
+                        f" every input size >= the kernel before padding, as PyTorch requires")
+        return super().infer(args, shape)
+
 
 class OutputSize(Kind):
     """An int, or per-axis ints where null keeps the input size (as in PyTorch)."""
@@ -100,10 +122,11 @@ class OutputSize(Kind):
         if is_int(value) and value >= 1:
             return (int(value),) * rank
         if isinstance(value, (list, tuple)) and len(value) == rank and all(
-            v is None or (is_int(v) and v >= 1) for v in value
-        ):
+            (v is None and rank > 1) or (is_int(v) and v >= 1) for v in value
+        ):  # PyTorch's 1D adaptive pools take no null
             return tuple(value)
-        raise self.fail(name, f"a positive int or a list of {rank} positive ints or nulls", value)
+        nulls = " or nulls" if rank > 1 else ""
+        raise self.fail(name, f"a positive int or a list of {rank} positive ints{nulls}", value)
 
     def schema(self, rank: int) -> dict[str, Any]:
         one = {"type": "integer", "minimum": 1}
