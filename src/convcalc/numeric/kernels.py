@@ -1,0 +1,46 @@
+"""The table of NumPy kernels: every layer-type name -> `Kernel`, every merge -> function.
+
+A layer type registered in `convcalc.layers.REGISTRY` without an entry here fails
+`tests/test_numeric_kernels.py`. Use `forward_layer` / `forward_merge` to run one step,
+`layer_params` to draw its random parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from convcalc.layers import Args, LayerType, MergeType, Shape
+from convcalc.numeric import activation, conv, norm, pool, reshape
+from convcalc.numeric.base import Kernel, Output, ParamSpec, Params, init_params
+
+KERNELS: dict[str, Kernel] = {}
+for _module in (conv, pool, norm, activation, reshape):
+    for _name, _kernel in _module.KERNELS.items():
+        if _name in KERNELS:
+            raise ValueError(f"kernel for {_name} defined twice")
+        KERNELS[_name] = _kernel
+
+MERGE_KERNELS: Mapping[str, Callable[[MergeType, Sequence[np.ndarray]], Output]] = reshape.MERGE_KERNELS
+
+
+def param_specs(lt: LayerType, args: Args, input_shape: Shape) -> Mapping[str, ParamSpec]:
+    """Parameter and buffer specs (PyTorch names and layouts) for a batchless input shape."""
+    return KERNELS[lt.name].params(lt, args, input_shape)
+
+
+def layer_params(lt: LayerType, args: Args, input_shape: Shape, rng: np.random.Generator,
+                 dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """Random parameters for one layer, drawn from `rng`."""
+    return init_params(param_specs(lt, args, input_shape), rng, dtype)
+
+
+def forward_layer(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    """Run one layer on the batched input `x` (`save=True`: keep what backward needs)."""
+    return KERNELS[lt.name].forward(lt, args, x, params, save=save)
+
+
+def forward_merge(mt: MergeType, xs: Sequence[np.ndarray]) -> Output:
+    return MERGE_KERNELS[mt.name](mt, xs)

@@ -1,0 +1,122 @@
+"""Normalisation layers in inference mode (PyTorch's `eval()`), in NumPy.
+
+BatchNorm and InstanceNorm use their running statistics when they track them, else the
+statistics of the input (as PyTorch does in eval mode); variances are biased. LRN
+averages squares over `size` neighbouring channels, zero-padded `size//2` before and
+`(size-1)//2` after, as `torch.nn.functional.local_response_norm`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from convcalc.layers import Args, LayerType, Shape
+from convcalc.numeric.base import Kernel, Output, ParamSpec, Params
+
+
+def _channel(a: np.ndarray, ndim: int) -> np.ndarray:
+    return a.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def normalize(x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float) -> np.ndarray:
+    return (x - mean) / np.sqrt(var + np.asarray(eps, dtype=x.dtype))
+
+
+def affine_params(c: int, affine: bool, running: bool) -> dict[str, ParamSpec]:
+    specs = {}
+    if affine:
+        specs["weight"] = ParamSpec((c,), "scale")
+        specs["bias"] = ParamSpec((c,), "shift")
+    if running:
+        specs["running_mean"] = ParamSpec((c,), "shift")
+        specs["running_var"] = ParamSpec((c,), "variance")
+    return specs
+
+
+def batchnorm_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
+    return affine_params(shape[0], args["affine"], args["track_running_stats"])
+
+
+def _scale_shift(x: np.ndarray, y: np.ndarray, params: Params) -> np.ndarray:
+    if "weight" in params:
+        y *= _channel(params["weight"], x.ndim)
+        y += _channel(params["bias"], x.ndim)
+    return y
+
+
+def batchnorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    if "running_mean" in params:
+        mean, var = _channel(params["running_mean"], x.ndim), _channel(params["running_var"], x.ndim)
+    else:
+        axes = (0, *range(2, x.ndim))
+        mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    return Output(_scale_shift(x, normalize(x, mean, var, args["eps"]), params))
+
+
+def instancenorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    if "running_mean" in params:
+        mean, var = _channel(params["running_mean"], x.ndim), _channel(params["running_var"], x.ndim)
+    else:
+        axes = tuple(range(2, x.ndim))
+        mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    return Output(_scale_shift(x, normalize(x, mean, var, args["eps"]), params))
+
+
+def layernorm_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
+    normalized = tuple(args["normalized_shape"] or shape[-1:])
+    if not args["elementwise_affine"]:
+        return {}
+    specs = {"weight": ParamSpec(normalized, "scale")}
+    if args["bias"]:
+        specs["bias"] = ParamSpec(normalized, "shift")
+    return specs
+
+
+def layernorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    count = len(args["normalized_shape"] or (1,))
+    axes = tuple(range(x.ndim - count, x.ndim))
+    y = normalize(x, x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True), args["eps"])
+    if "weight" in params:
+        y *= params["weight"]
+    if "bias" in params:
+        y += params["bias"]
+    return Output(y)
+
+
+def groupnorm_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
+    return affine_params(shape[0], args["affine"], False)
+
+
+def groupnorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    n, c = x.shape[:2]
+    grouped = x.reshape(n, args["num_groups"], -1)
+    y = normalize(grouped, grouped.mean(axis=2, keepdims=True), grouped.var(axis=2, keepdims=True),
+                  args["eps"]).reshape(x.shape)
+    return Output(_scale_shift(x, y, params))
+
+
+def lrn_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    size, c = args["size"], x.shape[1]
+    padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
+    np.square(x, out=padded[:, size // 2 : size // 2 + c])
+    window = padded[:, :c].copy()
+    for t in range(1, size):  # one add per channel offset (size is small)
+        window += padded[:, t : t + c]
+    denom = window * np.asarray(args["alpha"] / size, dtype=x.dtype) + np.asarray(args["k"], dtype=x.dtype)
+    return Output(x / denom ** np.asarray(args["beta"], dtype=x.dtype))
+
+
+def stats_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Shape) -> int:
+    return 3 * math.prod(in_shape)
+
+
+KERNELS: Mapping[str, Kernel] = {
+    **{f"batchnorm{r}d": Kernel(batchnorm_forward, batchnorm_params) for r in (1, 2, 3)},
+    **{f"instancenorm{r}d": Kernel(instancenorm_forward, batchnorm_params, stats_workspace) for r in (1, 2, 3)},
+    "layernorm": Kernel(layernorm_forward, layernorm_params, stats_workspace),
+    "groupnorm": Kernel(groupnorm_forward, groupnorm_params, stats_workspace),
+    "localresponsenorm": Kernel(lrn_forward, workspace=stats_workspace),
+}

@@ -1,0 +1,182 @@
+"""Linear, flatten, upsampling, pixel (un)shuffle, padding layers and merges, in NumPy.
+
+Upsampling is separable: per spatial axis, a gather of 1, 2 or 4 input indices and a
+weighted sum, with PyTorch's index rules (UpSample.h): scale = 1/scale_factor when a
+scale factor is given, else n_in/n_out; nearest `floor(o*scale)` (in float32, like
+PyTorch); linear `src = (o + 0.5)*scale - 0.5` clamped at 0, or `o*(n_in-1)/(n_out-1)`
+with align_corners; cubic uses Keys' kernel with A = -0.75 and clamps indices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from convcalc.layers import Args, LayerType, MergeType, Shape
+from convcalc.numeric.base import Kernel, Output, ParamSpec, Params
+from convcalc.numeric.windows import pad
+
+# --- linear and flatten -------------------------------------------------------------------
+
+
+def linear_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
+    specs = {"weight": ParamSpec((args["out_features"], shape[-1]), "fan_in", shape[-1])}
+    if args["bias"]:
+        specs["bias"] = ParamSpec((args["out_features"],), "shift")
+    return specs
+
+
+def linear_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    y = np.matmul(x, params["weight"].T)
+    if "bias" in params:
+        y += params["bias"]
+    return Output(y)
+
+
+def flatten_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    start, end = args["start_dim"] % x.ndim, args["end_dim"] % x.ndim
+    return Output(x.reshape(*x.shape[:start], -1, *x.shape[end + 1 :]))
+
+
+# --- upsampling ---------------------------------------------------------------------------
+
+
+def _cubic_weights(t: np.ndarray, a: float = -0.75) -> list[np.ndarray]:
+    def near(v: np.ndarray) -> np.ndarray:  # |v| <= 1
+        return ((a + 2) * v - (a + 3)) * v * v + 1
+
+    def far(v: np.ndarray) -> np.ndarray:  # 1 < |v| < 2
+        return ((a * v - 5 * a) * v + 8 * a) * v - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def axis_taps(
+    n: int, out: int, mode: str, align_corners: bool, scale_factor: float | None, dtype: np.dtype,
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(input indices, weights) pairs for one axis; weights None means 1 (nearest)."""
+    o = np.arange(out)
+    if mode in ("nearest", "nearest-exact"):
+        scale = np.float32(1.0 / scale_factor) if scale_factor else np.float32(n) / np.float32(out)
+        if mode == "nearest" and out == n:
+            return [(o, None)]
+        if mode == "nearest" and out == 2 * n:
+            return [(o >> 1, None)]
+        offset = np.float32(0.5) if mode == "nearest-exact" else np.float32(0.0)
+        src = np.floor((o.astype(np.float32) + offset) * scale).astype(np.int64)
+        return [(np.minimum(src, n - 1), None)]
+    work = np.float32 if dtype == np.float32 else np.float64
+    if align_corners:
+        scale = work((n - 1) / (out - 1)) if out > 1 else work(0)
+        src = scale * o.astype(work)
+    else:
+        scale = work(1.0 / scale_factor) if scale_factor else work(n) / work(out)
+        src = scale * (o.astype(work) + work(0.5)) - work(0.5)
+    if mode == "cubic":
+        base = np.floor(src).astype(np.int64)
+        t = (src - base).astype(work)
+        return [(np.clip(base - 1 + j, 0, n - 1), w.astype(dtype)) for j, w in enumerate(_cubic_weights(t))]
+    src = np.maximum(src, 0)
+    i0 = np.minimum(src.astype(np.int64), n - 1)
+    i1 = np.minimum(i0 + 1, n - 1)
+    lam1 = (src - i0).astype(work)
+    return [(i0, (1 - lam1).astype(dtype)), (i1, lam1.astype(dtype))]
+
+
+def interpolate(
+    x: np.ndarray, out: Sequence[int], mode: str = "nearest", align_corners: bool = False,
+    scale_factor: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Like `torch.nn.functional.interpolate`; mode is nearest, nearest-exact, linear or cubic."""
+    y = x
+    for axis in range(x.ndim - 2):
+        dim = 2 + axis
+        n = x.shape[dim]
+        sf = scale_factor[axis] if scale_factor else None
+        shape = (-1,) + (1,) * (x.ndim - dim - 1)
+        total = None
+        for idx, w in axis_taps(n, out[axis], mode, align_corners, sf, x.dtype):
+            part = np.take(y, idx, axis=dim)
+            if w is not None:
+                part *= w.reshape(shape)
+            total = part if total is None else total + part
+        y = total
+    return y
+
+
+UPSAMPLE_MODES = {"nearest": "nearest", "nearest-exact": "nearest-exact", "linear": "linear",
+                  "bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}
+
+
+def upsample_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    rank = x.ndim - 2
+    if args["size"] is not None:
+        size = args["size"] * rank if len(args["size"]) == 1 else args["size"]
+        out, factors = list(size), None
+    else:
+        factors = args["scale_factor"] * rank if len(args["scale_factor"]) == 1 else args["scale_factor"]
+        out = [math.floor(n * f) for n, f in zip(x.shape[2:], factors)]
+    y = interpolate(x, out, UPSAMPLE_MODES[args["mode"]], bool(args["align_corners"]), factors)
+    return Output(y)
+
+
+# --- pixel shuffle and padding ------------------------------------------------------------
+
+
+def pixelshuffle_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    r = args["upscale_factor"]
+    n, c, h, w = x.shape
+    y = x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return Output(y.reshape(n, c // (r * r), h * r, w * r))
+
+
+def pixelunshuffle_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    r = args["downscale_factor"]
+    n, c, h, w = x.shape
+    y = x.reshape(n, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4)
+    return Output(y.reshape(n, c * r * r, h // r, w // r))
+
+
+PAD_MODES = {"zero": "zeros", "constant": "zeros", "reflection": "reflect", "replication": "replicate",
+             "circular": "circular"}
+
+
+def pad_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    mode = lt.mode  # type: ignore[attr-defined]
+    y = pad(x, args["padding"], PAD_MODES[mode], float(args.get("value", 0.0)))
+    return Output(np.array(y, copy=y is x))
+
+
+def gather_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Shape) -> int:
+    return 4 * max(math.prod(in_shape), math.prod(out_shape)) + math.prod(out_shape)
+
+
+KERNELS: Mapping[str, Kernel] = {
+    "linear": Kernel(linear_forward, linear_params),
+    "flatten": Kernel(flatten_forward, workspace=lambda lt, a, i, o: 0),
+    "upsample": Kernel(upsample_forward, workspace=gather_workspace),
+    "upsamplingnearest2d": Kernel(upsample_forward, workspace=gather_workspace),
+    "upsamplingbilinear2d": Kernel(upsample_forward, workspace=gather_workspace),
+    "pixelshuffle": Kernel(pixelshuffle_forward),
+    "pixelunshuffle": Kernel(pixelunshuffle_forward),
+    **{f"{mode}pad{r}d": Kernel(pad_forward) for mode in PAD_MODES for r in (1, 2, 3)},
+}
+
+
+# --- merges -------------------------------------------------------------------------------
+
+
+def add_forward(mt: MergeType, xs: Sequence[np.ndarray]) -> Output:
+    total = xs[0].copy()
+    for x in xs[1:]:
+        total += x
+    return Output(total)
+
+
+def concat_forward(mt: MergeType, xs: Sequence[np.ndarray]) -> Output:
+    return Output(np.concatenate(xs, axis=1))
+
+
+MERGE_KERNELS = {"add": add_forward, "concat": concat_forward}
