@@ -240,8 +240,10 @@ class Inception(nn.Module):
         # torchvision's "5x5" branch uses a 3x3 kernel (a known quirk kept for its weights).
         self.branch3 = nn.Sequential(BasicConv2d(cin, ch5x5red, kernel_size=1),
                                      BasicConv2d(ch5x5red, ch5x5, kernel_size=3, padding=1))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
-                                     BasicConv2d(cin, pool_proj, kernel_size=1))
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
+            BasicConv2d(cin, pool_proj, kernel_size=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -290,7 +292,8 @@ class DenseLayer(nn.Module):
         self.conv1 = nn.Conv2d(cin, bn_size * growth_rate, kernel_size=1, bias=False)
         self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
         self.relu2 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, kernel_size=3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, kernel_size=3, padding=1,
+                               bias=False)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = torch.cat(features, 1)
@@ -301,7 +304,8 @@ class DenseBlock(nn.ModuleDict):
     def __init__(self, num_layers: int, cin: int, bn_size: int, growth_rate: int) -> None:
         super().__init__()
         for i in range(num_layers):
-            self.add_module(f"denselayer{i + 1}", DenseLayer(cin + i * growth_rate, growth_rate, bn_size))
+            layer = DenseLayer(cin + i * growth_rate, growth_rate, bn_size)
+            self.add_module(f"denselayer{i + 1}", layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
@@ -324,14 +328,15 @@ class DenseNet(nn.Module):
                  num_init_features: int = 64, bn_size: int = 4, num_classes: int = 1000) -> None:
         super().__init__()
         self.features = nn.Sequential(OrderedDict([
-            ("conv0", nn.Conv2d(3, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)),
+            ("conv0", nn.Conv2d(3, num_init_features, 7, stride=2, padding=3, bias=False)),
             ("norm0", nn.BatchNorm2d(num_init_features)),
             ("relu0", nn.ReLU(inplace=True)),
             ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
         ]))
         channels = num_init_features
         for i, num_layers in enumerate(block_config):
-            self.features.add_module(f"denseblock{i + 1}", DenseBlock(num_layers, channels, bn_size, growth_rate))
+            block = DenseBlock(num_layers, channels, bn_size, growth_rate)
+            self.features.add_module(f"denseblock{i + 1}", block)
             channels += num_layers * growth_rate
             if i != len(block_config) - 1:
                 self.features.add_module(f"transition{i + 1}", Transition(channels, channels // 2))
@@ -350,9 +355,11 @@ class DenseNet(nn.Module):
 class ConvBNReLU6(nn.Sequential):
     """torchvision's Conv2dNormActivation(..., norm_layer=BatchNorm2d, activation_layer=ReLU6)."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, stride: int = 1, groups: int = 1) -> None:
+    def __init__(self, cin: int, cout: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1) -> None:
+        padding = (kernel_size - 1) // 2
         super().__init__(
-            nn.Conv2d(cin, cout, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
+            nn.Conv2d(cin, cout, kernel_size, stride, padding, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
             nn.ReLU6(inplace=True),
         )
@@ -405,10 +412,14 @@ class DCGANGenerator(nn.Module):
     def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3) -> None:
         super().__init__()
         self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf), nn.ReLU(True),
             nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),
         )
 
@@ -450,6 +461,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
 def describe(name: str) -> dict[str, Any]:
     """One forward pass of model `name` with hooks on every leaf; the fixture's content."""
     build, shape = MODELS[name]
+    version = torch.__version__.split("+")[0]
     torch.manual_seed(0)
     model = build().eval()
     leaves = [(path, m) for path, m in model.named_modules() if path and not any(m.children())]
@@ -468,7 +480,7 @@ def describe(name: str) -> dict[str, Any]:
         handle.remove()
     return {
         "model": name,
-        "generated_by": f"scripts/make_torch_models.py with torch {torch.__version__.split('+')[0]}",
+        "generated_by": f"scripts/make_torch_models.py with torch {version}",
         "input_shape": list(shape),
         "output_shape": list(output.shape[1:]),
         "totals": {
