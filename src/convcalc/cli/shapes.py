@@ -9,28 +9,48 @@ import yaml
 
 from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
+from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.cli.common import echo_lines, echo_rich, format_option, load_network, max_layers_option, memory_options
-from convcalc.errors import SpecError
+from convcalc.errors import ConvcalcError, SpecError
 from convcalc.layers import REGISTRY
 from convcalc.network import Network
 from convcalc.spec.parser import Limits, Parser
 from convcalc.spec.source import Source
 
 
-def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = ()) -> None:
-    """Print a report in the chosen format (warnings named in `ignore` left out)."""
+def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = (), verification: Any = None) -> None:
+    """Print a report in the chosen format (warnings named in `ignore` left out).
+
+    With a `verification` (--verify), the table gains a Verified column and JSON the
+    `verified` fields; csv and markdown get a summary line on stderr.
+    """
     if ignore:
         kept = tuple(w for w in report.warnings if w.code not in ignore)
         report = Report(**{**report.__dict__, "warnings": kept})
     if fmt == "table":
-        from convcalc.render.table import report_table
+        from convcalc.render.table import Column, report_table
 
-        echo_lines(report_table(report))
+        extra = ()
+        if verification is not None:
+            from convcalc.cli.verify import summary, verified_cells
+
+            extra = (Column("Verified", verified_cells(verification)),)
+        lines = report_table(report, extra)
+        if verification is not None:
+            lines += [[], [(summary(verification), "bold green" if verification.ok else "bold red")]]
+        echo_lines(lines)
         return
     from convcalc.render import plain
 
-    text = {"json": plain.to_json, "csv": plain.to_csv, "markdown": plain.to_markdown}[fmt](report)
+    if fmt == "json":
+        text = plain.to_json(report, verification)
+    else:
+        text = {"csv": plain.to_csv, "markdown": plain.to_markdown}[fmt](report)
     click.echo(text, nl=False)
+    if verification is not None and fmt != "json":
+        from convcalc.cli.verify import summary
+
+        click.echo(summary(verification), err=True)
     if fmt == "csv":
         for w in report.warnings:
             click.echo(f"warning: {w.path} ({w.layer_type}) [{w.code}]: {w.message}", err=True)
@@ -47,7 +67,9 @@ ignore_option = click.option(
 @memory_options
 @ignore_option
 @max_layers_option
-def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], max_layers: int) -> None:
+@verify_options
+def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], max_layers: int,
+           verify: bool, seed: int, max_memory: int) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
@@ -60,9 +82,14 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
       convcalc shapes examples/resnet50.yaml
       convcalc shapes net.yaml --format json > shapes.json
       convcalc shapes net.yaml --batch-size 32 --dtype float16
+      convcalc shapes net.yaml --verify --seed 1
     """
     network = load_network(spec, max_layers)
-    emit_report(analyze(network, batch_size, dtype), fmt, ignore)
+    report = analyze(network, batch_size, dtype)
+    verification = verify_report(network, report, seed, max_memory) if verify else None
+    emit_report(report, fmt, ignore, verification)
+    if verification is not None:
+        finish_verification(verification)
 
 
 def parse_layer_flags(words: list[str]) -> dict[str, Any]:
@@ -104,8 +131,10 @@ def parse_layer_flags(words: list[str]) -> dict[str, Any]:
               help="Input shape without the batch, e.g. 3x224x224 or 64x56x56.")
 @format_option()
 @memory_options
+@verify_options
 @click.pass_context
-def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch_size: int, dtype: str) -> None:
+def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch_size: int, dtype: str,
+          verify: bool, seed: int, max_memory: int) -> None:
     """One layer from flags, without a spec file.
 
     The layer's arguments are its torch.nn names in kebab case: `--out-channels 64`,
@@ -118,8 +147,16 @@ def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch
     args = parse_layer_flags(list(ctx.args))
     spec = {"name": layer_type, "input": input_shape, "layers": [{layer_type: args or None}]}
     node = yaml.SafeDumper(None).represent_data(spec)  # type: ignore[arg-type]
-    network: Network = Parser(Source("<command line>", ""), Limits()).network(node)
-    emit_report(analyze(network, batch_size, dtype), fmt)
+    try:
+        network: Network = Parser(Source("<command line>", ""), Limits()).network(node)
+        report = analyze(network, batch_size, dtype)
+    except ConvcalcError as err:
+        err.path = None  # the one layer's path ("0") means nothing on a command line
+        raise
+    verification = verify_report(network, report, seed, max_memory) if verify else None
+    emit_report(report, fmt, verification=verification)
+    if verification is not None:
+        finish_verification(verification)
 
 
 @cli.command("layers")

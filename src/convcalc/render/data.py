@@ -5,6 +5,9 @@ Contract: top level `schema_version`, `name`, `input_shape`, `output_shape`, `ba
 shapes for `add`/`concat`), `output_shape`, `params`, `buffers`, `macs`, `flops`,
 `activation_bytes`, `receptive_field` ({size, jump, start} per spatial axis, or null).
 Shapes leave out the batch. Numbers are exact; a fractional jump or start is a float.
+With `--verify` (`add_verification`): top-level `verified` (bool) and `verification`
+({seed, dtype, batch_size, seconds, memory_estimate, nonfinite, failure}); each layer gains
+`verified` (true, false, or null when it did not run) and `actual_shape`.
 """
 
 from __future__ import annotations
@@ -76,6 +79,28 @@ def report_dict(report: Report) -> dict[str, Any]:
             for w in report.warnings
         ],
     }
+
+
+def add_verification(data: dict[str, Any], verification: Any) -> dict[str, Any]:
+    """`report_dict` output plus the `--verify` results (a numeric.result.Verification)."""
+    for layer, check in zip(data["layers"], verification.checks):
+        layer["verified"] = None if check.status in ("not-run", "error") else check.status == "ok"
+        layer["actual_shape"] = list(check.actual) if check.actual is not None else None
+    failure = verification.failure
+    data["verified"] = verification.ok
+    data["verification"] = {
+        "seed": verification.seed,
+        "dtype": verification.dtype,
+        "batch_size": verification.batch_size,
+        "seconds": round(verification.seconds, 3),
+        "memory_estimate": verification.memory_estimate,
+        "nonfinite": list(verification.nonfinite),
+        "failure": None if failure is None else {
+            "path": failure.path, "type": failure.type, "expected": list(failure.expected),
+            "actual": list(failure.actual) if failure.actual is not None else None, "error": failure.error,
+        },
+    }
+    return data
 
 
 def shape_text(shape: Any) -> str:

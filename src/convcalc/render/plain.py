@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 from convcalc.analysis import Report
-from convcalc.render.data import field_text, human_bytes, report_dict, shape_text
+from convcalc.render.data import add_verification, field_text, human_bytes, report_dict, shape_text
 
 CSV_COLUMNS = (
     "path", "type", "input_shape", "output_shape", "params", "buffers", "macs", "flops",
@@ -15,13 +16,15 @@ CSV_COLUMNS = (
 )
 
 
-def to_json(report: Report) -> str:
+def to_json(report: Report, verification: Any = None) -> str:
     """Indented at the top level, one compact line per layer and warning.
 
     Readable and diffable, and json's C encoder does the per-layer work (with `indent`
     json falls back to pure Python, several times slower on big networks).
     """
     data = report_dict(report)
+    if verification is not None:
+        add_verification(data, verification)
     parts = []
     for key, value in data.items():
         if isinstance(value, list) and value and isinstance(value[0], dict):
