@@ -119,7 +119,7 @@ class Upsample(LayerType):
             raise ArgumentError("give exactly one of 'size' and 'scale_factor'")
         if self.fixed_mode:
             args["mode"] = self.fixed_mode
-            args["align_corners"] = self.fixed_mode == "bilinear"
+            args["align_corners"] = True if self.fixed_mode == "bilinear" else None
         if args.get("align_corners") is not None and args["mode"] in ("nearest", "nearest-exact"):
             raise ArgumentError(f"'align_corners' only applies to linear modes, not mode={args['mode']!r}")
 
