@@ -99,6 +99,31 @@ def test_table_output(run, name):
     assert f"{PARAMS[name]:,}" in result.stdout
 
 
+# Receptive field of the last feature map (before global pooling), r = 1 + sum (k - 1) * jump,
+# written out per stage; AlexNet 195 and VGG-16 212 are also in Araujo et al. (Distill, 2019).
+FEATURE_FIELDS = {
+    # conv 11/4, pool 3/2 at jump 4, conv 5 at 8, pool 3 at 8, 3 x conv 3 at 16, pool 3 at 16
+    "alexnet": ("features.12", 11 + 2 * 4 + 4 * 8 + 2 * 8 + 3 * 2 * 16 + 2 * 16, 32),
+    # per stage n 3x3 convs at jump j, then a 2x2/2 pool: 2*n*j + j
+    "vgg16": ("features.4.pool", 1 + sum(2 * n * j + j for n, j in ((2, 1), (2, 2), (3, 4), (3, 8), (3, 16))), 32),
+    # conv 7/2, pool 3/2 at 2; one 3x3 per bottleneck, the first of a stage strided at the
+    # previous jump: 3 blocks at 4, then 8 + 3 x 16, 16 + 5 x 32, 32 + 2 x 64
+    "resnet50": ("layer4.2.relu_out", 7 + 2 * 2 + 3 * 8 + (8 + 3 * 16) + (16 + 5 * 32) + (32 + 2 * 64), 32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_FIELDS))
+def test_feature_receptive_field(run, name):
+    path, size, jump = FEATURE_FIELDS[name]
+    rows = {row["path"]: row for row in shapes_json(run, name)["layers"]}
+    assert rows[path]["receptive_field"]["size"] == [size, size]
+    assert rows[path]["receptive_field"]["jump"] == [jump, jump]
+
+
+def test_published_receptive_fields():
+    assert [FEATURE_FIELDS[n][1] for n in ("alexnet", "vgg16", "resnet50")] == [195, 212, 427]
+
+
 def test_dilated_context_receptive_field(run):
     last = shapes_json(run, "dilated_context")["layers"][-1]
     assert last["receptive_field"]["size"] == [1 + 2 * (1 + 2 + 4 + 8)] * 2
