@@ -40,9 +40,12 @@ def read_source(path: str) -> Source:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        utf16 = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         raise SpecError(
-            f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start}; save the spec as UTF-8",
-            where=Location(name, line, 1),
+            f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start}{utf16};"
+            " save the spec as UTF-8",
+            where=Location(name, line, column),
         ) from None
     return Source(name, text)
 
@@ -67,9 +70,24 @@ def format_error(err: ConvcalcError, sources: dict[str, Source]) -> str:
         width = 1
         if where.end_column and where.end_column > where.column:
             width = where.end_column - where.column
-        lines.append(f"  {gutter}{text.rstrip()}")
-        lines.append("  " + " " * (len(gutter) + where.column - 1) + "^" * max(1, width))
+        shown, column, width = _window(text.rstrip().replace("\t", " "), where.column - 1, width)
+        lines.append(f"  {gutter}{shown}")
+        lines.append("  " + " " * (len(gutter) + column) + "^" * max(1, width))
     return "\n".join(lines)
+
+
+SHOWN = 100  # characters of a long source line shown around the error
+
+
+def _window(text: str, column: int, width: int) -> tuple[str, int, int]:
+    """A long line cut to SHOWN characters around `column` (0-based), marked with '...'."""
+    if len(text) <= SHOWN:
+        return text, column, width
+    first = max(0, min(column - 20, len(text) - SHOWN))
+    before = "..." if first else ""
+    after = "..." if first + SHOWN < len(text) else ""
+    column = column - first + len(before)
+    return before + text[first : first + SHOWN] + after, column, min(width, SHOWN + len(before) - column)
 
 
 def format_option(default: str = "table") -> Callable[[F], F]:

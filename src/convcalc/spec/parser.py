@@ -86,7 +86,8 @@ class Parser:
 
     def network(self, root: yaml.Node) -> Network:
         if not isinstance(root, yaml.MappingNode):
-            raise self.error("the top level of a spec must be a mapping with 'input' and 'layers'", root)
+            raise self.error("the top level of a spec must be a mapping with 'input' and 'layers',"
+                             f" not {node_kind(root)}", root)
         top = {key: (key_node, value) for key, key_node, value in mapping_items(root, self.source)}
         for key, (key_node, _) in top.items():
             if key not in TOP_LEVEL_KEYS:
@@ -95,7 +96,7 @@ class Parser:
                     + suggest(key, TOP_LEVEL_KEYS), key_node)
         for required in ("input", "layers"):
             if required not in top:
-                raise self.error(f"the spec has no '{required}'", root)
+                raise self.error(f"the spec has no '{required}' ({REQUIRED_HINTS[required]})", root)
         scope: dict[str, Any] = {}
         if "vars" in top:
             scope = self.vars(top["vars"][1])
@@ -197,7 +198,8 @@ class Parser:
         if isinstance(node, yaml.ScalarNode) and scalar(node, self.source) is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
-            raise self.error("a layer list must be a YAML list (items starting with '- ')", node, prefix or None)
+            raise self.error("a layer list must be a YAML list (items starting with '- '),"
+                             f" not {node_kind(node)}", node, prefix or None)
         out: list[Node] = []
         names: dict[str, yaml.Node] = {}
         for item in node.value:
@@ -352,7 +354,10 @@ class Parser:
                     expected = ", ".join(layer_type.arg_names) or "none"
                     raise self.error(f"unknown argument '{arg}'{suggest(arg, layer_type.arg_names)}"
                                      f" ({kind} takes: {expected})", arg_key, path, kind, ArgumentError)
-                raw[arg] = self.value(value, scope)
+                try:
+                    raw[arg] = self.value(value, scope)
+                except ConvcalcError as err:
+                    raise err.located(where=None, path=path, layer_type=kind) from None
                 arg_nodes[arg] = value
         try:
             args = layer_type.parse_args(raw)
@@ -457,7 +462,10 @@ class Parser:
                 if arg not in names:
                     raise self.error(f"block '{kind}' has no argument '{arg}'{suggest(arg, names)}"
                                      f" (it takes: {', '.join(names) or 'none'})", arg_key, path, kind)
-                given[arg] = self.value(value, scope)
+                try:
+                    given[arg] = self.value(value, scope)
+                except ConvcalcError as err:
+                    raise err.located(where=None, path=path, layer_type=kind) from None
         inner = dict(scope)
         for arg, default in block.params:
             if arg in given:
@@ -473,6 +481,21 @@ class Parser:
             return self.build(block.body_key, kind_node, block.body, *_split(path), inner, depth + 1)
         finally:
             self.ctx.stack.pop()
+
+
+REQUIRED_HINTS = {
+    "input": "the input shape without the batch, e.g. input: [3, 224, 224]",
+    "layers": "the list of layers, e.g. layers: [conv2d: {out_channels: 64, kernel_size: 3}]",
+}
+
+
+def node_kind(node: yaml.Node) -> str:
+    """What the user wrote instead, in YAML's words, for messages."""
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return f"the single value {node.value!r}"
 
 
 def _join(prefix: str, segment: str) -> str:

@@ -43,6 +43,9 @@ STR, INT, FLOAT, BOOL, NULL, SEQ, MAP = (
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
 )
 MERGE = "tag:yaml.org,2002:merge"
+YAML_TAG = "tag:yaml.org,2002:"
+TIMESTAMP, VALUE = YAML_TAG + "timestamp", YAML_TAG + "value"
+SAFE_TAGS = frozenset((STR, INT, FLOAT, BOOL, NULL, SEQ, MAP, MERGE, TIMESTAMP, VALUE))
 _constructor = yaml.constructor.SafeConstructor()
 _SCALARS = {
     INT: _constructor.construct_yaml_int,
@@ -88,7 +91,30 @@ def compose(source: Source) -> Node:
                         where=Location(source.name, 1, 1))
     if "&" in source.text:  # without an anchor there is no alias, so nothing can expand
         check_size(node, source)
+    if "!" in source.text:  # without a '!' no node carries an explicit tag
+        check_tags(node, source)
     return node
+
+
+def check_tags(root: Node, source: Source) -> None:
+    """Refuse every tag but YAML's plain types before anything reads the nodes, so
+    `!!python/object` and friends are named as such wherever they sit."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.tag not in SAFE_TAGS:
+            raise SpecError(f"the YAML tag {tag_text(node.tag)!r} is not allowed in a spec (it could"
+                            " construct objects); write a plain value", where=source.where(node))
+        stack.extend(_children(node))
+
+
+def tag_text(tag: str) -> str:
+    """A tag as written: `!!python/name:os.system`, not the expanded URI."""
+    return "!!" + tag[len(YAML_TAG):] if tag.startswith(YAML_TAG) else tag
 
 
 def _yaml_error(source: Source, err: yaml.MarkedYAMLError) -> SpecError:
@@ -97,10 +123,19 @@ def _yaml_error(source: Source, err: yaml.MarkedYAMLError) -> SpecError:
     where = Location(source.name, mark.line + 1, mark.column + 1) if mark else None
     text = f"not valid YAML: {problem}"
     line = source.line(mark.line + 1) if mark else None
+    start = err.context_mark
     if "\t" in (line or "") or "'\\t'" in problem:
         text += " (YAML does not allow tabs for indentation; use spaces)"
+    elif "undefined alias" in problem:
+        text += " (an alias *name must come after its anchor &name)"
+    elif err.context and err.problem and start is not None and not (line or "").strip():
+        # The error is only noticed at the end of the file: point at what was left open.
+        where = Location(source.name, start.line + 1, start.column + 1)
+        text = (f"not valid YAML: {err.problem} {err.context} that starts here, before the end"
+                " of the file; is a closing bracket or quote missing?")
     elif err.context and err.problem:
-        text = f"not valid YAML: {err.problem} {err.context}"
+        at = f" (started at line {start.line + 1}, column {start.column + 1})" if start else ""
+        text = f"not valid YAML: {err.problem} {err.context}{at}"
     return SpecError(text, where=where)
 
 
@@ -161,13 +196,13 @@ def scalar(node: Node, source: Source) -> Any:
     """A scalar node's value, typed as YAML 1.1 resolves it (safe tags only)."""
     if not isinstance(node, yaml.ScalarNode):
         raise SpecError("expected a single value here, not a list or mapping", where=source.where(node))
-    if node.tag == STR:
+    if node.tag in (STR, TIMESTAMP, VALUE):  # a date-like name or '=' stays text
         return node.value
     if node.tag == INT and node.value.isdigit():  # the common case, without PyYAML's regexes
         return int(node.value)
     convert = _SCALARS.get(node.tag)
     if convert is None:
-        raise SpecError(f"the YAML tag {node.tag!r} is not allowed in a spec; write a plain value",
+        raise SpecError(f"the YAML tag {tag_text(node.tag)!r} is not allowed in a spec; write a plain value",
                         where=source.where(node))
     return convert(node)
 
