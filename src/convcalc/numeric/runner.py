@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 import numpy as np
 
@@ -61,18 +61,23 @@ class Step:
 
 
 OnStep = Callable[[Step], None]
+ParamTable = Mapping[str, Mapping[str, np.ndarray]]
 
 
 class _Runner:
-    def __init__(self, seed: int, dtype: str, save: bool, on_step: OnStep) -> None:
+    def __init__(self, seed: int, dtype: str, save: bool, on_step: OnStep, params: ParamTable | None) -> None:
         self.seed = seed
+        self.params = params
         self.dtype = VERIFY_DTYPES[dtype]
         self.save = save
         self.on_step = on_step
 
     def node(self, node: Node, x: np.ndarray) -> np.ndarray:
         if isinstance(node, Layer):
-            params = layer_params(node.type, node.args, x.shape[1:], param_rng(self.seed, node.path), self.dtype)
+            if self.params is not None and node.path in self.params:
+                params = dict(self.params[node.path])
+            else:
+                params = layer_params(node.type, node.args, x.shape[1:], param_rng(self.seed, node.path), self.dtype)
             out = forward_layer(node.type, node.args, x, params, save=self.save)
             self.on_step(Step(node.path, node.type.name, node, (x,), out, params))
             return out.y
@@ -86,16 +91,22 @@ class _Runner:
         return out.y
 
 
-def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save: bool = False) -> np.ndarray:
-    """The network's output for the batched input `x`, calling `on_step` after each step."""
+def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save: bool = False,
+        params: ParamTable | None = None) -> np.ndarray:
+    """The network's output for the batched input `x`, calling `on_step` after each step.
+
+    Parameters are drawn from `seed` per layer path, except for paths in `params`
+    (path -> {name: array}, PyTorch names and layouts), which are used as given.
+    """
     dtype = "float64" if x.dtype == np.float64 else "float32"
-    return _Runner(seed, dtype, save, on_step).node(network.body, x)
+    return _Runner(seed, dtype, save, on_step, params).node(network.body, x)
 
 
-def trace(network: Network, x: np.ndarray, *, seed: int = 0, save: bool = True) -> list[Step]:
+def trace(network: Network, x: np.ndarray, *, seed: int = 0, save: bool = True,
+          params: ParamTable | None = None) -> list[Step]:
     """Every step of a forward pass, kept (inputs, outputs, parameters, saved arrays)."""
     steps: list[Step] = []
-    run(network, x, steps.append, seed=seed, save=save)
+    run(network, x, steps.append, seed=seed, save=save, params=params)
     return steps
 
 

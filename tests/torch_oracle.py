@@ -1,0 +1,191 @@
+"""The PyTorch side of the forward-pass tests: convcalc layers and networks as torch.nn.
+
+Used by scripts/make_forward_fixtures.py (committed fixtures), by the live tests in
+tests/test_numeric_*.py (only where torch is importable) and by benchmarks/verify_bench.py.
+torch is a test oracle only, never a convcalc dependency. Layers are built from convcalc's
+parsed (normalised) arguments, which are torch.nn's own names; parameters are copied in
+by name, so both sides compute with the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from convcalc.analysis import Report
+from convcalc.layers import Args, LayerType
+from convcalc.network import Fork, Layer, Network, Node, Sequence
+
+CLASSES = {name.lower(): getattr(nn, name) for name in dir(nn) if isinstance(getattr(nn, name), type)}
+TORCH_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+
+class Pad(nn.Module):
+    """F.pad with (before, after) pairs per spatial axis (convcalc's order)."""
+
+    def __init__(self, pairs: Any, mode: str = "constant", value: float = 0.0) -> None:
+        super().__init__()
+        self.flat = [w for pair in reversed(pairs) for w in pair]
+        self.mode, self.value = mode, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "constant":
+            return F.pad(x, self.flat, value=self.value)
+        return F.pad(x, self.flat, mode=self.mode)
+
+
+class Crop(nn.Module):
+    """Removes (before, after) per spatial axis: asymmetric transposed-conv padding."""
+
+    def __init__(self, pairs: Any) -> None:
+        super().__init__()
+        self.pairs = pairs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = tuple(slice(a, x.shape[2 + i] - b) for i, (a, b) in enumerate(self.pairs))
+        return x[(Ellipsis, *index)]
+
+
+def _symmetric(pairs: Any) -> bool:
+    return all(a == b for a, b in pairs)
+
+
+def _value(v: Any) -> Any:
+    return tuple(v) if isinstance(v, (tuple, list)) else v
+
+
+def torch_layer(lt: LayerType, args: Args, in_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """(module to call, module that holds the parameters) for one convcalc layer."""
+    name, c = lt.name, in_shape[0]
+    kw = {k: _value(v) for k, v in args.items()}
+    cls = CLASSES.get(name)
+    if name.startswith("conv") and not name.startswith("convtranspose"):
+        kw.pop("in_channels")
+        pads = kw.pop("padding")
+        if pads == "same" or _symmetric(pads):
+            conv = cls(c, padding=pads if pads == "same" else tuple(a for a, _ in pads), **kw)
+            return conv, conv
+        mode = TORCH_PAD[kw["padding_mode"]]
+        kw["padding_mode"] = "zeros"
+        conv = cls(c, padding=0, **kw)
+        return nn.Sequential(Pad(pads, mode), conv), conv
+    if name.startswith("convtranspose"):
+        kw.pop("in_channels")
+        pads = kw.pop("padding")
+        if _symmetric(pads):
+            conv = cls(c, padding=tuple(a for a, _ in pads), **kw)
+            return conv, conv
+        conv = cls(c, padding=0, **kw)
+        return nn.Sequential(conv, Crop(pads)), conv
+    if name.startswith(("maxpool", "avgpool")):
+        pads = kw.pop("padding")
+        if not _symmetric(pads):
+            raise NotImplementedError("PyTorch pools take symmetric padding only")
+        if name == "avgpool1d":
+            kw.pop("divisor_override")  # AvgPool1d has none
+        module = cls(padding=tuple(a for a, _ in pads), **kw)
+        return module, module
+    if name.startswith("adaptive"):
+        kw["output_size"] = tuple(args["output_size"])
+        kw.pop("return_indices", None)
+        module = cls(**kw)
+        return module, module
+    if name.startswith(("batchnorm", "instancenorm")):
+        kw.pop("num_features")
+        module = cls(c, **kw)
+    elif name == "groupnorm":
+        kw.pop("num_channels")
+        module = cls(num_channels=c, **kw)
+    elif name == "layernorm":
+        kw["normalized_shape"] = tuple(args["normalized_shape"] or in_shape[-1:])
+        module = cls(**kw)
+    elif name == "linear":
+        kw.pop("in_features")
+        module = cls(in_shape[-1], **kw)
+    elif name in ("upsample", "upsamplingnearest2d", "upsamplingbilinear2d"):
+        rank = len(in_shape) - 1
+        for key in ("size", "scale_factor"):
+            if kw.get(key) is not None:
+                kw[key] = kw[key] * rank if len(kw[key]) == 1 else kw[key]
+        if name != "upsample":
+            kw = {k: kw[k] for k in ("size", "scale_factor")}
+        module = cls(**kw)
+    elif "pad" in name and name.endswith("d"):
+        flat = tuple(w for pair in reversed(args["padding"]) for w in pair)
+        module = cls(flat, args["value"]) if name.startswith("constant") else cls(flat)
+    else:
+        kw.pop("inplace", None)
+        module = cls(**kw)
+    return module, module
+
+
+def load(holder: nn.Module, params: Mapping[str, np.ndarray]) -> None:
+    """Copy convcalc's parameters (PyTorch names and layouts) into a module."""
+    with torch.no_grad():
+        for key, value in params.items():
+            target = getattr(holder, key)
+            assert tuple(target.shape) == value.shape, (key, tuple(target.shape), value.shape)
+            target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
+class TorchSequence(nn.Module):
+    def __init__(self, items: list[nn.Module]) -> None:
+        super().__init__()
+        self.items = nn.ModuleList(items)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for item in self.items:
+            x = item(x)
+        return x
+
+
+class TorchFork(nn.Module):
+    def __init__(self, branches: list[nn.Module], merge: str) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.merge = merge
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [b(x) for b in self.branches]
+        if self.merge == "concat":
+            return torch.cat(outputs, dim=1)
+        total = outputs[0]
+        for o in outputs[1:]:
+            total = total + o
+        return total
+
+
+def torch_network(network: Network, report: Report, params: Mapping[str, Mapping[str, np.ndarray]],
+                  dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The network as torch modules in eval mode, with `params[path]` loaded per layer."""
+    rows = iter(report.rows)
+
+    def build(node: Node) -> nn.Module:
+        if isinstance(node, Layer):
+            row = next(rows)
+            module, holder = torch_layer(node.type, node.args, row.input_shape)
+            load(holder, params.get(node.path, {}))
+            return module
+        if isinstance(node, Sequence):
+            return TorchSequence([build(item) for item in node.items])
+        assert isinstance(node, Fork)
+        branches = [build(b) for b in node.branches]
+        next(rows)
+        return TorchFork(branches, node.merge.name)
+
+    return build(network.body).to(dtype).eval()
+
+
+def convcalc_params(network: Network, report: Report, seed: int, dtype: Any = np.float32) -> dict[str, dict]:
+    """The parameters convcalc's runner draws for every layer (same seed, same numbers)."""
+    from convcalc.numeric.kernels import layer_params
+    from convcalc.numeric.runner import param_rng
+
+    shapes = {r.path: r.input_shape for r in report.rows}
+    return {layer.path: layer_params(layer.type, layer.args, shapes[layer.path], param_rng(seed, layer.path), dtype)
+            for layer in network.leaves()}
