@@ -11,6 +11,8 @@ from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
 from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.cli.common import echo_lines, echo_rich, format_option, load_network, max_layers_option, memory_options
+from convcalc.cli.lint import fail_on_warnings, linted_report, strict_option, training_options
+from convcalc.training import training_memory
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.layers import REGISTRY
 from convcalc.network import Network
@@ -18,7 +20,8 @@ from convcalc.spec.parser import Limits, Parser
 from convcalc.spec.source import Source
 
 
-def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = (), verification: Any = None) -> None:
+def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = (), verification: Any = None,
+                training: Any = None) -> None:
     """Print a report in the chosen format (warnings named in `ignore` left out).
 
     With a `verification` (--verify), the table gains a Verified column and JSON the
@@ -35,15 +38,28 @@ def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = (), verifica
             from convcalc.cli.verify import summary, verified_cells
 
             extra = (Column("Verified", verified_cells(verification)),)
+        if training is not None:
+            from convcalc.render.training import saved_cells
+
+            extra = (*extra, Column("Kept for backward", saved_cells(training), right=True))
         lines = report_table(report, extra)
         if verification is not None:
             lines += [[], [(summary(verification), "bold green" if verification.ok else "bold red")]]
+        if training is not None:
+            from convcalc.render.training import summary_lines
+
+            lines += [[], *([(text, None)] for text in summary_lines(training, report.batch_size))]
         echo_lines(lines)
         return
     from convcalc.render import plain
 
     if fmt == "json":
-        text = plain.to_json(report, verification)
+        extra = None
+        if training is not None:
+            from convcalc.render.training import training_dict
+
+            extra = {"training": training_dict(training, report.totals.buffers)}
+        text = plain.to_json(report, verification, extra)
     else:
         text = {"csv": plain.to_csv, "markdown": plain.to_markdown}[fmt](report)
     click.echo(text, nl=False)
@@ -51,6 +67,10 @@ def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = (), verifica
         from convcalc.cli.verify import summary
 
         click.echo(summary(verification), err=True)
+    if training is not None and fmt != "json":
+        from convcalc.render.training import summary_lines
+
+        click.echo("\n".join(summary_lines(training, report.batch_size)), err=True)
     if fmt == "csv":
         for w in report.warnings:
             click.echo(f"warning: {w.path} ({w.layer_type}) [{w.code}]: {w.message}", err=True)
@@ -66,10 +86,12 @@ ignore_option = click.option(
 @format_option()
 @memory_options
 @ignore_option
+@strict_option
+@training_options
 @max_layers_option
 @verify_options
-def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], max_layers: int,
-           verify: bool, seed: int, max_memory: int) -> None:
+def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], strict: bool,
+           training: bool, optimizer: str, max_layers: int, verify: bool, seed: int, max_memory: int) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
@@ -85,11 +107,14 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
       convcalc shapes net.yaml --verify --seed 1
     """
     network = load_network(spec, max_layers)
-    report = analyze(network, batch_size, dtype)
+    report = linted_report(network, analyze(network, batch_size, dtype), ignore)
     verification = verify_report(network, report, seed, max_memory) if verify else None
-    emit_report(report, fmt, ignore, verification)
+    memory = training_memory(network, report, optimizer) if training else None
+    emit_report(report, fmt, (), verification, memory)
     if verification is not None:
         finish_verification(verification)
+    if strict:
+        fail_on_warnings(report)
 
 
 def parse_layer_flags(words: list[str]) -> dict[str, Any]:

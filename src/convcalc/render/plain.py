@@ -16,7 +16,7 @@ CSV_COLUMNS = (
 )
 
 
-def to_json(report: Report, verification: Any = None) -> str:
+def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | None = None) -> str:
     """Indented at the top level, one compact line per layer and warning.
 
     Readable and diffable, and json's C encoder does the per-layer work (with `indent`
@@ -25,6 +25,7 @@ def to_json(report: Report, verification: Any = None) -> str:
     data = report_dict(report)
     if verification is not None:
         add_verification(data, verification)
+    data.update(extra or {})  # e.g. `training` (--training)
     parts = []
     for key, value in data.items():
         if isinstance(value, list) and value and isinstance(value[0], dict):

@@ -1,0 +1,191 @@
+"""Generate the training-memory fixtures: what PyTorch's autograd keeps for backward.
+
+    python3 scripts/make_training_fixtures.py   # writes tests/fixtures/training/training.json
+
+Needs `pip install torch==2.13.0` (CPU); convcalc never imports torch. For every case (small
+sequential specs covering every layer type, in-place variants included, and the example
+models of scripts/make_torch_models.py) the model runs one forward pass in training mode,
+batch 2, float32, under `torch.autograd.graph.saved_tensors_hooks`; the fixture records:
+
+- saved_bytes: the bytes of every tensor autograd saved, each storage counted once, leaving
+  out parameters and buffers (they are counted as weights, not activations);
+- params: sum of numel over parameters (gradients are that many elements);
+- sgd_momentum_state and adam_state: elements of the optimizer state after one step
+  (momentum_buffer; exp_avg + exp_avg_sq, leaving out Adam's scalar step counters).
+
+tests/test_training.py compares convcalc's `training_memory` with these numbers, and with
+this module live when torch is importable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "training" / "training.json"
+BATCH = 2
+
+# Small stacks that together use every layer type (names and arguments as in a spec).
+CASES: dict[str, tuple[list[int], list[Any]]] = {
+    "conv_bn_relu": ([3, 12, 12], [
+        {"conv2d": {"out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False}},
+        "batchnorm2d", "relu",
+        {"conv2d": {"out_channels": 8, "kernel_size": 3, "stride": 2}}, "relu",
+        {"maxpool2d": {"kernel_size": 2}}, {"adaptiveavgpool2d": {"output_size": 1}},
+        "flatten", {"linear": {"out_features": 5}}, "softmax"]),
+    "inplace_activations": ([4, 8, 8], [
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"relu": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"relu6": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"leakyrelu": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"elu": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"silu": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"hardswish": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"hardsigmoid": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"hardtanh": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"mish": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"dropout": {"inplace": True}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}]),
+    "activations": ([4, 6, 6], [
+        "relu6", "leakyrelu", "prelu", "elu", "gelu", "silu", "mish", "softplus", "sigmoid",
+        "tanh", "hardswish", "hardsigmoid", "hardtanh", "logsoftmax", "identity", "relu"]),
+    "norms_and_dropout": ([4, 6, 6], [
+        {"conv2d": {"out_channels": 6, "kernel_size": 3}}, "instancenorm2d",
+        {"instancenorm2d": {"affine": True}}, {"groupnorm": {"num_groups": 3}},
+        {"layernorm": {"normalized_shape": [4, 4]}}, "layernorm",
+        {"localresponsenorm": {"size": 3}}, "dropout", "dropout2d", "alphadropout",
+        "featurealphadropout", {"conv2d": {"out_channels": 2, "kernel_size": 1}}]),
+    "pools_and_resampling": ([4, 8, 8], [
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"avgpool2d": {"kernel_size": 2}}, {"upsample": {"scale_factor": 2}},
+        {"upsample": {"scale_factor": 2, "mode": "bilinear"}}, {"upsamplingnearest2d": {"size": 8}},
+        {"upsamplingbilinear2d": {"size": 10}}, {"adaptivemaxpool2d": {"output_size": 4}},
+        {"adaptiveavgpool2d": {"output_size": 3}}, {"pixelshuffle": {"upscale_factor": 2}},
+        {"pixelunshuffle": {"downscale_factor": 2}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}]),
+    "padding_layers": ([4, 6, 6], [
+        {"zeropad2d": {"padding": 1}}, {"conv2d": {"out_channels": 4, "kernel_size": 1}},
+        {"constantpad2d": {"padding": 1, "value": 0.5}}, {"reflectionpad2d": {"padding": 1}},
+        {"replicationpad2d": {"padding": [1, 0, 2, 1]}}, {"circularpad2d": {"padding": 1}},
+        {"conv2d": {"out_channels": 2, "kernel_size": 3}}]),
+    "one_d_and_three_d": ([4, 16], [
+        {"conv1d": {"out_channels": 4, "kernel_size": 3}}, "batchnorm1d", "instancenorm1d",
+        {"maxpool1d": {"kernel_size": 2}}, {"avgpool1d": {"kernel_size": 2}}, "dropout1d",
+        {"convtranspose1d": {"out_channels": 4, "kernel_size": 4, "stride": 2}},
+        {"adaptivemaxpool1d": {"output_size": 3}}, {"adaptiveavgpool1d": {"output_size": 1}},
+        "flatten", {"linear": {"out_features": 3}}, "batchnorm1d", "tanh"]),
+    "three_d": ([2, 6, 6, 6], [
+        {"conv3d": {"out_channels": 4, "kernel_size": 3}}, "batchnorm3d", "instancenorm3d",
+        "dropout3d", {"maxpool3d": {"kernel_size": 2}},
+        {"convtranspose3d": {"out_channels": 2, "kernel_size": 2, "stride": 2}},
+        {"avgpool3d": {"kernel_size": 2}}, {"adaptivemaxpool3d": {"output_size": 1}},
+        {"adaptiveavgpool3d": {"output_size": 1}}, {"zeropad3d": {"padding": 1}},
+        {"constantpad3d": {"padding": 1, "value": 0}}, {"replicationpad3d": {"padding": 1}},
+        {"reflectionpad3d": {"padding": 1}}, {"circularpad3d": {"padding": 1}},
+        {"conv3d": {"out_channels": 2, "kernel_size": 1}}]),
+    "one_d_pads": ([3, 10], [
+        {"zeropad1d": {"padding": 1}}, {"constantpad1d": {"padding": [1, 2], "value": 1}},
+        {"reflectionpad1d": {"padding": 2}}, {"replicationpad1d": {"padding": 1}},
+        {"circularpad1d": {"padding": 1}}, {"convtranspose1d": {"out_channels": 2, "kernel_size": 3}},
+        {"softmax": {"dim": 2}}]),
+    "transposed_2d": ([8, 5, 5], [
+        {"convtranspose2d": {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1,
+                             "output_padding": 1}}, "batchnorm2d", {"relu": {"inplace": True}},
+        {"convtranspose2d": {"out_channels": 2, "kernel_size": 4, "stride": 2, "padding": 1}}, "tanh"]),
+}
+
+
+def torch_module(kind: str, args: dict[str, Any], shape: list[int]) -> Any:
+    """The torch.nn module for one spec item on an input of `shape` (no batch)."""
+    from torch import nn
+
+    classes = {name.lower(): cls for name, cls in vars(nn).items() if isinstance(cls, type)}
+    args = {k: v for k, v in args.items() if v is not None}
+    for key in ("kernel_size", "stride", "padding", "dilation", "output_padding", "output_size",
+                "normalized_shape"):
+        if isinstance(args.get(key), list):
+            args[key] = tuple(args[key])
+    c = shape[0]
+    if kind.startswith(("conv", "convtranspose")) and kind[-2].isdigit():
+        return classes[kind](c, **args)
+    if kind.startswith(("batchnorm", "instancenorm")):
+        return classes[kind](c, **args)
+    if kind == "linear":
+        return nn.Linear(shape[-1], **args)
+    if kind == "layernorm":
+        return nn.LayerNorm(args.pop("normalized_shape", shape[-1]), **args)
+    if kind in ("softmax", "logsoftmax"):
+        args.setdefault("dim", 1)  # convcalc's default; torch's implicit choice is deprecated
+    if kind == "groupnorm":
+        return nn.GroupNorm(args.pop("num_groups"), c, **args)
+    return classes[kind](**args)
+
+
+def sequential(shape: list[int], items: list[Any]) -> Any:
+    import torch
+    from torch import nn
+
+    modules, x = [], torch.zeros(1, *shape)
+    for item in items:
+        kind, args = (item, {}) if isinstance(item, str) else next(iter(item.items()))
+        module = torch_module(kind, dict(args), list(x.shape[1:]))
+        with torch.no_grad():
+            x = module.eval()(x)
+        modules.append(module)
+    return nn.Sequential(*modules)
+
+
+def measure(model: Any, shape: list[int]) -> dict[str, int]:
+    import torch
+
+    torch.manual_seed(0)
+    model.train()
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    saved: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        output = model(torch.randn(BATCH, *shape))
+    output.float().sum().backward()
+    states = {}
+    for name, make in (("sgd_momentum_state", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+                       ("adam_state", lambda p: torch.optim.Adam(p))):
+        optimizer = make(model.parameters())
+        optimizer.step()
+        states[name] = sum(v.numel() for s in optimizer.state.values() for k, v in s.items()
+                           if k != "step")
+    return {"saved_bytes": sum(saved.values()),
+            "params": sum(p.numel() for p in model.parameters()), **states}
+
+
+def main() -> None:
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from make_torch_models import MODELS
+
+    torch.set_num_threads(1)
+    cases = []
+    for name, (shape, items) in CASES.items():
+        cases.append({"name": name, "spec": {"input": shape, "layers": items}, "batch_size": BATCH,
+                      **measure(sequential(shape, items), shape)})
+    for name, (build, shape) in MODELS.items():
+        torch.manual_seed(0)
+        cases.append({"name": name, "example": f"examples/{name}.yaml", "batch_size": BATCH,
+                      **measure(build(), list(shape))})
+        print(name, cases[-1]["saved_bytes"], file=sys.stderr)
+    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+    lines = ",\n ".join(json.dumps(c) for c in cases)
+    FIXTURE.write_text(json.dumps({"generated_by": f"scripts/make_training_fixtures.py with torch"
+                                   f" {torch.__version__.split('+')[0]}", "dtype": "float32"})[:-1]
+                       + ',\n "cases": [\n ' + lines + "\n ]\n}\n")
+    print(FIXTURE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Budgets a CI job holds a network to: limits on counts and bytes, and an expected output.
+
+Numbers accept SI suffixes (`25.6M` = 25,600,000; K, M, G, T are powers of 1000) and
+binary byte suffixes (`64MiB` = 64 * 2**20; KiB, MiB, GiB, TiB); a trailing `B` on an SI
+suffix is allowed for bytes (`2GB` = 2 * 10**9). A limit is inclusive: a measured value
+equal to it holds. Budgets come from the spec (`budget:`) and the command line; the
+command line wins, key by key.
+
+Pure: imports `errors` and `analysis` only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from convcalc.analysis import DTYPE_BYTES, Report
+from convcalc.errors import Location, SpecError
+
+SI = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+BINARY = {"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
+NUMBER_RE = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?|\.[0-9]+)\s*([A-Za-z]*)\s*$")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One budget key: what it measures and how it is written."""
+
+    name: str
+    doc: str
+    bytes: bool = False
+
+
+LIMITS = {
+    limit.name: limit
+    for limit in (
+        Limit("max_params", "Trainable parameters."),
+        Limit("max_macs", "Multiply-accumulates of conv, transposed conv and linear layers (whole batch)."),
+        Limit("max_flops", "FLOPs = 2 x MACs (whole batch)."),
+        Limit("max_activation_bytes", "Bytes of every layer's output for the batch, at the dtype.", bytes=True),
+        Limit("max_param_bytes", "Bytes of the trainable parameters, at the dtype.", bytes=True),
+    )
+}
+# Keys of `budget:` that are not limits: the expected output shape and the measurement setup.
+OTHER_KEYS = ("expect_output", "batch_size", "dtype")
+BUDGET_KEYS = (*LIMITS, *OTHER_KEYS)
+
+
+def parse_number(text: Any, what: str = "the value", allow_bytes: bool = True) -> int:
+    """`25.6M` -> 25_600_000, `64MiB` -> 67_108_864, `1e9` -> 10**9; ints pass through.
+
+    The result must be a whole number: `1.5` alone is refused, `1.5K` is 1500.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{what} must be a number like 25.6M or 64MiB (got {str(text).lower()})")
+    if isinstance(text, int):
+        value = Decimal(text)
+    elif isinstance(text, float):
+        value = Decimal(repr(text))
+    elif isinstance(text, str):
+        value = _parse_text(text, what, allow_bytes)
+    else:
+        raise ValueError(f"{what} must be a number like 25.6M or 64MiB (got {text!r})")
+    if not value.is_finite():
+        raise ValueError(f"{what} must be a finite number like 25.6M or 64MiB (got {text})")
+    if value < 0:
+        raise ValueError(f"{what} must not be negative (got {text})")
+    if value != value.to_integral_value():
+        raise ValueError(f"{what} must be a whole number (got {text}, which is {value})")
+    return int(value)
+
+
+def _parse_text(text: str, what: str, allow_bytes: bool) -> Decimal:
+    units = "K, M, G, T = 1000s" + ("; KiB, MiB, GiB, TiB = 1024s" if allow_bytes else "")
+    match = NUMBER_RE.match(text)
+    try:
+        if match is None:  # scientific notation, 1e9
+            return Decimal(text.strip().replace("_", ""))
+        digits, suffix = match.groups()
+        suffix = suffix.upper()
+        if allow_bytes and suffix.endswith("B"):
+            suffix = suffix[:-1]
+        factor = SI.get(suffix) or (BINARY.get(suffix) if allow_bytes else None)
+        if factor is None:
+            raise InvalidOperation
+        return Decimal(digits.replace("_", "").replace(",", "")) * factor
+    except InvalidOperation:
+        raise ValueError(f"{what} must be a number like 25.6M or 64MiB (got {text!r}; suffixes: {units})") from None
+
+
+def parse_shape(value: Any, what: str = "expect_output") -> tuple[int, ...]:
+    """`[1000]`, `1000`, `64x56x56` or `"64, 56, 56"` as a shape without the batch."""
+    raw = value
+    if isinstance(raw, str):
+        parts = re.split(r"\s*[x×,]\s*", raw.strip().strip("[]()").lower())
+        if all(p.isdigit() for p in parts):
+            raw = [int(p) for p in parts]
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = [raw]
+    if isinstance(raw, (list, tuple)) and raw and all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in raw
+    ):
+        return tuple(raw)
+    raise ValueError(f"{what} must be a shape without the batch like 1000 or 64x56x56 (got {value!r})")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits and expectations for one network, each with where it came from."""
+
+    limits: tuple[tuple[str, int, str], ...] = ()  # (key, limit, origin)
+    expect_output: tuple[tuple[int, ...], str] | None = None
+    batch_size: int | None = None
+    dtype: str | None = None
+
+
+def origin_text(where: Location | None) -> str:
+    return f"spec line {where.line}" if where else "spec"
+
+
+def from_spec(entries: Iterable[tuple[str, object, Location | None]]) -> Budget:
+    """The spec's `budget:` mapping, validated; errors point at the key."""
+    limits: list[tuple[str, int, str]] = []
+    expect = None
+    batch = dtype = None
+    for key, value, where in entries:
+        try:
+            if key in LIMITS:
+                limits.append((key, parse_number(value, f"budget '{key}'", LIMITS[key].bytes),
+                               origin_text(where)))
+            elif key == "expect_output":
+                expect = (parse_shape(value, "budget 'expect_output'"), origin_text(where))
+            elif key == "batch_size":
+                batch = parse_number(value, "budget 'batch_size'", allow_bytes=False)
+                if batch < 1:
+                    raise ValueError(f"budget 'batch_size' must be at least 1 (got {value})")
+            elif key == "dtype":
+                if value not in DTYPE_BYTES:
+                    raise ValueError(f"budget 'dtype' must be one of {', '.join(DTYPE_BYTES)} (got {value!r})")
+                dtype = str(value)
+            else:
+                from convcalc.spec.parser import suggest
+
+                raise ValueError(f"unknown budget key '{key}' (expected one of {', '.join(BUDGET_KEYS)})"
+                                 + suggest(key, BUDGET_KEYS))
+        except ValueError as err:
+            raise SpecError(str(err), where=where) from None
+    return Budget(tuple(limits), expect, batch, dtype)
+
+
+def override(base: Budget, limits: Mapping[str, int | None], expect_output: tuple[int, ...] | None,
+             batch_size: int | None = None, dtype: str | None = None) -> Budget:
+    """`base` with the command line's values replacing the spec's, key by key."""
+    given = {k: v for k, v in limits.items() if v is not None}
+    kept = [entry for entry in base.limits if entry[0] not in given]
+    merged = kept + [(k, v, "--" + k.replace("_", "-")) for k, v in given.items()]
+    order = list(LIMITS)
+    return Budget(
+        tuple(sorted(merged, key=lambda e: order.index(e[0]))),
+        (expect_output, "--expect-output") if expect_output is not None else base.expect_output,
+        batch_size if batch_size is not None else base.batch_size,
+        dtype if dtype is not None else base.dtype,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One budget or expectation, measured."""
+
+    name: str
+    measured: Any
+    limit: Any
+    ok: bool
+    origin: str
+
+    def describe(self) -> str:
+        if self.name == "expect_output":
+            shown = "x".join(map(str, self.measured)), "x".join(map(str, self.limit))
+            rel = "==" if self.ok else "!="
+            return f"output {shown[0]} {rel} expected {shown[1]} ({self.origin})"
+        rel = "<=" if self.ok else ">"
+        what = self.name.removeprefix("max_").replace("_", " ")
+        return f"{what} {self.measured:,} {rel} limit {self.limit:,} ({self.origin})"
+
+
+def measure(report: Report, key: str) -> int:
+    t = report.totals
+    return {
+        "max_params": t.params,
+        "max_macs": t.macs,
+        "max_flops": t.flops,
+        "max_activation_bytes": t.activation_bytes,
+        "max_param_bytes": t.param_bytes,
+    }[key]
+
+
+def evaluate(report: Report, budget: Budget) -> tuple[Outcome, ...]:
+    """Every limit and the expected output against the report, in a fixed order."""
+    out = []
+    for key, limit, origin in budget.limits:
+        value = measure(report, key)
+        out.append(Outcome(key, value, limit, value <= limit, origin))
+    if budget.expect_output is not None:
+        shape, origin = budget.expect_output
+        out.append(Outcome("expect_output", tuple(report.output_shape), shape,
+                           tuple(report.output_shape) == shape, origin))
+    return tuple(out)

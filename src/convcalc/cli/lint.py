@@ -1,0 +1,61 @@
+"""What `shapes` and `check` share about design warnings: linting, silencing, --strict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from convcalc.analysis import Report
+from convcalc.errors import CheckFailed, SpecError
+from convcalc.lints import check_codes, lint, silence
+from convcalc.network import Network
+from convcalc.training import OPTIMIZER_STATES
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def strict_option(func: F) -> F:
+    return click.option(
+        "--strict", is_flag=True,
+        help="Fail (exit status 1) when any design warning remains after --ignore and the"
+        " spec's ignore: list.")(func)
+
+
+def training_options(func: F) -> F:
+    func = click.option(
+        "--optimizer", type=click.Choice(list(OPTIMIZER_STATES)), default="none", show_default=True,
+        help="Optimizer state for --training: sgd none, sgd-momentum 1, adam/adamw 2 values per"
+        " parameter.")(func)
+    func = click.option(
+        "--training", is_flag=True,
+        help="Add the memory one training step needs: what each layer keeps for backward, weights,"
+        " gradients and optimizer state (see docs/check.md).")(func)
+    return func
+
+
+def ignored_codes(network: Network, ignore: tuple[str, ...]) -> tuple[str, ...]:
+    """--ignore plus the spec's `ignore:`, every code checked (a typo is bad input)."""
+    problem = check_codes(ignore)
+    if problem:
+        raise SpecError(f"--ignore: {problem}")
+    for code, where in network.ignore:
+        problem = check_codes([code])
+        if problem:
+            raise SpecError(f"ignore: {problem}", where=where)
+    return (*ignore, *(code for code, _ in network.ignore))
+
+
+def linted_report(network: Network, report: Report, ignore: tuple[str, ...]) -> Report:
+    """The report with every design lint, less the silenced codes."""
+    return silence(lint(network, report), ignored_codes(network, ignore))
+
+
+def fail_on_warnings(report: Report) -> None:
+    if report.warnings:
+        codes = sorted({w.code for w in report.warnings})
+        count = len(report.warnings)
+        raise CheckFailed(
+            f"--strict: {count} design warning{'s' if count > 1 else ''} ({', '.join(codes)});"
+            " fix them or silence each by name with --ignore CODE or the spec's ignore: list")

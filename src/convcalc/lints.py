@@ -1,0 +1,221 @@
+"""Design lints that need more than one layer: gridding, empty fields, a short-sighted head.
+
+Single-layer warnings (unread pixels, uneven overlap, skipped pixels, asymmetric padding)
+are notes of the layer types themselves; this module walks the network beside its report,
+adds the warnings that need a stack of layers, and knows every warning code by name so the
+CLI can silence them (`--ignore CODE`, the spec's `ignore:`) or fail on them (`--strict`).
+
+Pure: imports `analysis`, `layers`, `network` and `receptive` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from convcalc.analysis import Field, Report, Row, Warning, input_field
+from convcalc.layers.conv import along
+from convcalc.layers.base import SPATIAL_NAMES
+from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.receptive import Window
+
+# Every warning code, with what it means; `--ignore` accepts exactly these.
+CODES = {
+    "unread-pixels": "a strided window never reaches the last input rows/cols",
+    "skipped-pixels": "the stride is larger than the kernel span, so input positions are skipped",
+    "uneven-overlap": "a transposed conv whose kernel span is not a multiple of its stride"
+                      " (checkerboard artefacts)",
+    "asymmetric-padding": "padding='same' with an even effective kernel pads one side more",
+    "gridding": "stacked dilated convs whose rates share a factor: some inputs never reach an output",
+    "empty-field": "output positions that no input reaches (they hold only the bias)",
+    "small-head-field": "the features a global-pooling head averages each see less than the whole input",
+    "misaligned-branches": "merged branches whose fields have different jumps or centres",
+    "field-untracked": "the receptive field became too irregular to track",
+}
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One leaf layer as executed: the record, its row and the field entering it."""
+
+    layer: Layer
+    row: Row
+    field_in: Field
+
+
+class _Linter:
+    def __init__(self, report: Report) -> None:
+        self.rows: Iterator[Row] = iter(report.rows)
+        self.input_shape = report.input_shape
+        self.found: list[tuple[str, str, str, Row]] = []  # (code, message, path, row)
+        self.head_seen = False
+        self.depth = 0
+
+    def warn(self, code: str, message: str, row: Row) -> None:
+        self.found.append((code, message, row.path, row))
+
+    # The walk mirrors analysis._Walker, so rows come out in the same order.
+    def node(self, node: Node, field: Field, chain: list[_Step]) -> Field:
+        if isinstance(node, Layer):
+            row = next(self.rows)
+            assert row.path == node.path, (row.path, node.path)
+            step = _Step(node, row, field)
+            self.layer(step)
+            chain.append(step)
+            return row.field
+        if isinstance(node, Sequence):
+            for item in node.items:
+                field = self.node(item, field, chain)
+            return field
+        self.chain_done(chain)
+        chain.clear()
+        self.depth += 1  # a global pool inside a branch (squeeze-excite) is not the head
+        for branch in node.branches:
+            sub: list[_Step] = []
+            self.node(branch, field, sub)
+            self.chain_done(sub)
+        self.depth -= 1
+        merge = next(self.rows)
+        assert merge.path == node.merge_path, (merge.path, node.merge_path)
+        return merge.field
+
+    def layer(self, step: _Step) -> None:
+        row, before = step.row, step.field_in
+        if row.field is not None and before is not None and len(row.field) == len(before):
+            self.empty_field(step)
+        if not self.head_seen and self.depth == 0 and before is not None and row.field is None:
+            self.head_seen = True  # flatten or linear: position-specific weights see everything
+        elif not self.head_seen and self.depth == 0 and before is not None and self.global_pool(row):
+            self.head_seen = True
+            self.small_head(step)
+
+    def empty_field(self, step: _Step) -> None:
+        """Warn where positions without any input first appear (not at every later layer)."""
+        assert step.row.field is not None and step.field_in is not None
+        names = SPATIAL_NAMES.get(len(step.row.field), ())
+        facts = []
+        for axis, before, after in zip(names, step.field_in, step.row.field):
+            if after.unreached and not before.unreached:
+                facts.append((axis, after.unreached, after.period))
+        if not facts:
+            return
+        groups: dict[tuple[int, int], list[str]] = {}
+        for axis, empty, period in facts:
+            groups.setdefault((empty, period), []).append(axis)
+        text = "; ".join(f"{e} of every {p} output positions along {along(axes)}"
+                         for (e, p), axes in groups.items())
+        self.warn("empty-field", f"{text} have an empty receptive field (no input reaches them, they"
+                  " hold only the bias); use a kernel span of at least the stride, with dilation 1",
+                  step.row)
+
+    @staticmethod
+    def global_pool(row: Row) -> bool:
+        """A layer that pools every spatial axis down to 1: the head of a pooled classifier."""
+        spatial_in, spatial_out = row.input_shape[1:], row.output_shape[1:]
+        return bool(spatial_out) and all(n == 1 for n in spatial_out) and any(
+            n > 1 for n in spatial_in)  # type: ignore[operator]
+
+    def small_head(self, step: _Step) -> None:
+        assert step.field_in is not None
+        spatial = self.input_shape[1:]
+        if len(step.field_in) != len(spatial):
+            return
+        sizes = [f.size for f in step.field_in]
+        if all(size >= n for size, n in zip(sizes, spatial)):
+            return
+        seen, whole = "x".join(map(str, sizes)), "x".join(map(str, spatial))
+        self.warn("small-head-field",
+                  f"the features this head pools each see {seen} input pixels of the {whole} input, so"
+                  " none combines distant parts of it; add downsampling or dilation before the"
+                  " head, or use a smaller input", step.row)
+
+    def chain_done(self, chain: list[_Step]) -> None:
+        """Gridding in every maximal run of stride-1 window layers of one chain."""
+        run: list[tuple[_Step, tuple[Window, ...]]] = []
+        for step in [*chain, None]:
+            maps = self.stride1_windows(step) if step is not None else None
+            if maps is not None:
+                run.append((step, maps))  # type: ignore[arg-type]
+                continue
+            self.gridding(run)
+            run = []
+
+    @staticmethod
+    def stride1_windows(step: _Step) -> tuple[Window, ...] | None:
+        """The step's per-axis windows if all have stride 1 (element-wise layers included)."""
+        shape = step.row.input_shape
+        if step.row.is_merge or step.field_in is None:
+            return None
+        axes = step.layer.type.infer(step.layer.args, shape).axes  # type: ignore[arg-type]
+        if axes is None or not all(isinstance(m, Window) and m.stride == 1 for m in axes):
+            return None
+        return axes  # type: ignore[return-value]
+
+    def gridding(self, run: list[tuple[_Step, tuple[Window, ...]]]) -> None:
+        if not run:
+            return
+        rank = len(run[0][1])
+        names = SPATIAL_NAMES.get(rank, ())
+        facts: dict[tuple[tuple[int, ...], int, int, int], list[str]] = {}
+        for axis_index, axis in enumerate(names):
+            windows = [(s, m[axis_index]) for s, m in run if m[axis_index].kernel > 1]
+            rates = tuple(m.dilation for _, m in windows)
+            if len(windows) < 2 or math.gcd(*rates) == 1:
+                continue
+            reached = reached_offsets([m for _, m in windows])
+            span = max(reached) - min(reached) + 1
+            if len(reached) < span:  # confirmed by the field's mask
+                facts.setdefault((rates, math.gcd(*rates), len(reached), span), []).append(axis)
+        if not facts:
+            return
+        layers = [s for s, m in run if any(w.kernel > 1 for w in m)]
+        paths = ", ".join(s.layer.path for s in layers)
+        text = "; ".join(
+            f"rates {', '.join(map(str, rates))} along {along(axes)} share the factor {g}, so only"
+            f" {n} of the {span} input positions in each output's field reach it"
+            for (rates, g, n, span), axes in facts.items())
+        self.warn("gridding", f"stacked dilated convolutions ({paths}): {text} (gridding); use rates"
+                  " without a common factor, e.g. 1, 2, 5, or a dilation-1 conv in the stack",
+                  layers[-1].row)
+
+
+def reached_offsets(windows: Iterable[Window]) -> set[int]:
+    """Input indices of a window stack that reach output 0 (unclipped taps, walked back)."""
+    reached = {0}
+    for window in reversed(list(windows)):
+        reached = {t for o in reached for t in window.taps(o)}
+    return reached
+
+
+def lint(network: Network, report: Report) -> Report:
+    """`report` with the multi-layer design warnings added, all in execution order."""
+    linter = _Linter(report)
+    chain: list[_Step] = []
+    linter.node(network.body, input_field(network.input_shape), chain)
+    linter.chain_done(chain)
+    order = {row.path: i for i, row in enumerate(report.rows)}
+    added = [Warning(path, row.type, code, message, row.where)
+             for code, message, path, row in linter.found]
+    merged = sorted([*report.warnings, *added], key=lambda w: order.get(w.path, len(order)))
+    return replace(report, warnings=tuple(merged))
+
+
+def silence(report: Report, codes: Iterable[str]) -> Report:
+    """`report` without the warnings whose code is in `codes`."""
+    drop = set(codes)
+    if not drop:
+        return report
+    return replace(report, warnings=tuple(w for w in report.warnings if w.code not in drop))
+
+
+def check_codes(codes: Iterable[str]) -> str | None:
+    """A message naming the first unknown warning code (with a suggestion), or None."""
+    import difflib
+
+    for code in codes:
+        if code not in CODES:
+            close = difflib.get_close_matches(code, list(CODES), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return f"unknown warning code '{code}'{hint} (known: {', '.join(CODES)})"
+    return None

@@ -1,0 +1,40 @@
+"""Training memory (`--training`) as JSON fields, table cells and summary lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convcalc.render.data import human_bytes
+from convcalc.training import OPTIMIZER_STATES, TrainingMemory
+
+
+def training_dict(memory: TrainingMemory, buffers: int) -> dict[str, Any]:
+    """The `training` object of the JSON output (bytes for the whole batch)."""
+    return {
+        "optimizer": memory.optimizer,
+        "optimizer_states_per_param": OPTIMIZER_STATES[memory.optimizer],
+        "saved_bytes": memory.saved_bytes,
+        "weight_bytes": memory.weight_bytes,
+        "buffers": buffers,
+        "gradient_bytes": memory.gradient_bytes,
+        "optimizer_bytes": memory.optimizer_bytes,
+        "total_bytes": memory.total_bytes,
+        "saved_bytes_per_layer": list(memory.per_layer),
+    }
+
+
+def saved_cells(memory: TrainingMemory) -> list[str]:
+    return [human_bytes(b) if b else "-" for b in memory.per_layer]
+
+
+def summary_lines(memory: TrainingMemory, batch_size: int) -> list[str]:
+    return [
+        f"Training (batch {batch_size}, optimizer {memory.optimizer}): "
+        f"{human_bytes(memory.total_bytes)} at least",
+        f"  kept for backward {human_bytes(memory.saved_bytes)}"
+        f" + weights {human_bytes(memory.weight_bytes)}"
+        f" + gradients {human_bytes(memory.gradient_bytes)}"
+        f" + optimizer state {human_bytes(memory.optimizer_bytes)}",
+        "  (not counted: activation gradients during backward, workspaces, allocator overhead;"
+        " see docs/check.md)",
+    ]

@@ -1,0 +1,101 @@
+"""Training memory against PyTorch's autograd: committed fixtures, and live when torch is here."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from conftest import EXAMPLES, ROOT, report_of
+
+from convcalc.analysis import analyze
+from convcalc.errors import SpecError
+from convcalc.layers import REGISTRY
+from convcalc.spec.parser import parse_text
+from convcalc.training import OPTIMIZER_STATES, SAVES, training_memory
+
+FIXTURE = ROOT / "tests" / "fixtures" / "training" / "training.json"
+CASES = json.loads(FIXTURE.read_text())["cases"]
+
+
+def spec_text(case: dict) -> str:
+    return (ROOT / case["example"]).read_text() if "example" in case else json.dumps(case["spec"])
+
+
+def network_and_report(case: dict):
+    network = parse_text(spec_text(case), f"{case['name']}.yaml")
+    return network, analyze(network, batch_size=case["batch_size"], dtype="float32")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_saved_bytes_match_autograd(case):
+    network, report = network_and_report(case)
+    memory = training_memory(network, report, "adam")
+    assert memory.saved_bytes == case["saved_bytes"]
+    assert report.totals.params == case["params"]
+    assert memory.gradient_bytes == 4 * case["params"]
+    assert memory.optimizer_bytes == 4 * case["adam_state"]
+    momentum = training_memory(network, report, "sgd-momentum")
+    assert momentum.optimizer_bytes == 4 * case["sgd_momentum_state"]
+
+
+def test_fixtures_cover_every_layer_type():
+    used = set()
+    for case in CASES:
+        network, _ = network_and_report(case)
+        used |= {leaf.type.name for leaf in network.leaves()}
+    assert set(REGISTRY.names()) - used == set()
+
+
+def test_every_layer_type_says_what_it_keeps():
+    # A layer added without its entry would otherwise be silently counted as keeping nothing.
+    assert set(SAVES) == set(REGISTRY.names())
+
+
+def test_arithmetic_of_a_small_stack():
+    report = report_of("input: [3, 8, 8]\nlayers:\n"
+                       "  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n"
+                       "  - relu\n  - conv2d: {out_channels: 2, kernel_size: 1}\n", batch_size=5)
+    network = parse_text("input: [3, 8, 8]\nlayers:\n"
+                         "  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n"
+                         "  - relu\n  - conv2d: {out_channels: 2, kernel_size: 1}\n")
+    memory = training_memory(network, report, "adam")
+    # conv0 keeps the input; relu keeps its output, which conv2 keeps too (counted once).
+    assert memory.per_layer == (5 * 3 * 8 * 8 * 4, 5 * 4 * 8 * 8 * 4, 0)
+    params = 4 * 3 * 3 * 3 + 4 + 2 * 4 + 2
+    assert memory.weight_bytes == memory.gradient_bytes == params * 4
+    assert memory.optimizer_bytes == 2 * params * 4
+    assert memory.total_bytes == sum(memory.per_layer) + 4 * params * 4
+
+
+def test_unknown_optimizer_is_refused():
+    network = parse_text("input: [3, 8, 8]\nlayers: [relu]\n")
+    with pytest.raises(SpecError, match="unknown optimizer 'rmsprop'"):
+        training_memory(network, analyze(network), "rmsprop")
+    assert OPTIMIZER_STATES["sgd"] == 0
+
+
+def test_cli_shapes_training_json(run):
+    result = run("shapes", str(EXAMPLES / "resnet18.yaml"), "-f", "json", "-b", "2",
+                 "--training", "--optimizer", "adam")
+    assert result.exit_code == 0, result.stderr
+    training = json.loads(result.stdout)["training"]
+    case = next(c for c in CASES if c["name"] == "resnet18")
+    assert training["saved_bytes"] == case["saved_bytes"]
+    assert training["optimizer"] == "adam"
+    assert training["total_bytes"] == (case["saved_bytes"] + 4 * (11_689_512 * 4 + training["buffers"]))
+
+
+@pytest.mark.torch
+def test_live_against_torch():
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_training_fixtures import CASES as SPECS
+    from make_training_fixtures import measure, sequential
+
+    for name in ("conv_bn_relu", "inplace_activations", "norms_and_dropout"):
+        shape, items = SPECS[name]
+        expected = measure(sequential(shape, items), shape)
+        network, report = network_and_report({"name": name, "spec": {"input": shape, "layers": items},
+                                              "batch_size": 2})
+        assert training_memory(network, report).saved_bytes == expected["saved_bytes"], name
