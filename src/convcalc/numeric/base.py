@@ -78,9 +78,12 @@ class Kernel:
 
 
 def init_params(specs: Mapping[str, ParamSpec], rng: np.random.Generator, dtype: Any) -> dict[str, np.ndarray]:
-    """Random parameters for `specs`, drawn in order from `rng`, in `dtype`."""
+    """Random parameters for `specs`, drawn in order from `rng`, in `dtype`.
+
+    Always drawn in float32 (then cast), so float32 and float64 runs use the same weights.
+    """
     out: dict[str, np.ndarray] = {}
-    kind = np.dtype(dtype).type
+    kind = np.float32
     for name, spec in specs.items():
         if spec.init == "fan_in":
             bound = math.sqrt(6.0 / max(1, spec.fan_in))
@@ -90,5 +93,5 @@ def init_params(specs: Mapping[str, ParamSpec], rng: np.random.Generator, dtype:
         values = rng.random(spec.shape, dtype=kind)
         values *= kind(high - low)  # in place and in `dtype`: no float64 temporaries
         values += kind(low)
-        out[name] = values
+        out[name] = values.astype(dtype, copy=False)
     return out
