@@ -10,9 +10,14 @@ and taking the union where a tensor feeds several branches. The result is what t
 gradient of that output with respect to the input is non-zero on (with positive weights),
 which is how the tests check it.
 
-Sets are kept per spatial axis: every layer maps its axes independently, so the projection
-of the reached region onto each axis is exact. Imports `errors`, `layers`, `network` and
-`receptive` only; pure (no NumPy).
+Every layer maps its axes independently, so what one output reads through one path is a
+box: a product of one index set per axis. Where a tensor feeds several branches the
+reached region is a union of boxes, kept as such (a 1x7 and a 7x1 branch reach a cross,
+not a square; a box whose axis reaches nothing, e.g. an output of a transposed convolution
+that no input writes, contributes nothing on any axis). Boxes contained in others are
+dropped; past `MAX_BOXES` they are merged into their per-axis hull and the result is
+flagged `approximate`. Imports `errors`, `layers`, `network` and `receptive` only; pure
+(no NumPy).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from convcalc.network import Fork, Layer, Network, Node, Sequence
 from convcalc.receptive import AxisMap
 
 INPUT = -1  # the id of the network input in `Step.inputs`
+MAX_BOXES = 256
+
+Box = tuple[frozenset[int], ...]
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,9 @@ class AxisRegion:
     indices: tuple[int, ...]  # sorted, inside the input
     clipped: bool  # some tap on the way fell outside a layer's input (padding, border)
     size: int  # the input size along this axis
+    # Some path reached nothing on another axis, so the per-axis recurrence may see more.
+    dropped: bool = False
+    approximate: bool = False  # too many distinct paths: per-axis union (may be larger)
 
     @property
     def span(self) -> tuple[int, int] | None:
@@ -141,36 +152,57 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
             f" {'x'.join(map(str, spatial))} of {graph[target].path}"
             f" (give {len(spatial)} indices, each from 0 to size - 1)")
     rank = len(spatial)
-    sets: dict[int, list[set[int]]] = {target: [{p} for p in position]}
+    boxes: dict[int, list[Box]] = {target: [tuple(frozenset((p,)) for p in position)]}
     clipped: dict[int, list[bool]] = {target: [False] * rank}
+    dropped = approximate = False
     for i in range(target, -1, -1):
-        if i not in sets:
+        if i not in boxes:
             continue
-        step, here, cut = graph[i], sets.pop(i), clipped.pop(i)
+        step, here, cut = graph[i], boxes.pop(i), clipped.pop(i)
         maps = step.axes
         if maps is None or len(maps) != rank:
             raise ShapeError(
                 "the spatial axes are merged here (flatten), so positions after it do not map"
                 " back to input positions per axis", path=step.path, layer_type=step.type)
         for source, in_shape in zip(step.inputs, step.input_shapes):
-            reached, touched = [], []
-            for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
-                got: set[int] = set()
-                out_of_range = cut[axis]
-                for o in here[axis]:
-                    indices, outside = amap.reads(o, n)
-                    got.update(indices)
-                    out_of_range = out_of_range or outside
-                reached.append(got)
-                touched.append(out_of_range)
-            if any(not s for s in reached):  # one axis reaches nothing: neither do the others
-                reached = [set() for _ in reached]
-            if source in sets:
-                sets[source] = [a | b for a, b in zip(sets[source], reached)]
-                clipped[source] = [a or b for a, b in zip(clipped[source], touched)]
-            else:
-                sets[source], clipped[source] = reached, touched
-    final = sets.get(INPUT, [set() for _ in range(rank)])
+            memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
+            touched = list(cut)
+            reached: list[Box] = []
+            for box in here:
+                mapped = []
+                for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
+                    if box[axis] not in memo[axis]:
+                        got: set[int] = set()
+                        for o in box[axis]:
+                            indices, outside = amap.reads(o, n)
+                            got.update(indices)
+                            touched[axis] = touched[axis] or outside
+                        memo[axis][box[axis]] = frozenset(got)
+                    mapped.append(memo[axis][box[axis]])
+                if all(mapped):
+                    reached.append(tuple(mapped))
+                else:
+                    dropped = dropped or any(mapped)
+            merged = _prune(boxes.get(source, []) + reached)
+            if len(merged) > MAX_BOXES:
+                merged = [tuple(frozenset().union(*(b[a] for b in merged)) for a in range(rank))]
+                approximate = True
+            boxes[source] = merged
+            previous = clipped.get(source, [False] * rank)
+            clipped[source] = [a or b for a, b in zip(previous, touched)]
+    final = boxes.get(INPUT, [])
     cut = clipped.get(INPUT, [False] * rank)
-    return tuple(AxisRegion(tuple(sorted(s)), c, n)
-                 for s, c, n in zip(final, cut, network.input_shape[1:]))
+    return tuple(
+        AxisRegion(tuple(sorted(frozenset().union(*(b[a] for b in final)))), cut[a], n,
+                   dropped, approximate)
+        for a, n in enumerate(network.input_shape[1:]))
+
+
+def _prune(boxes: list[Box]) -> list[Box]:
+    """Distinct boxes, leaving out those inside another."""
+    unique = sorted(set(boxes), key=lambda b: -sum(len(s) for s in b))
+    kept: list[Box] = []
+    for box in unique:
+        if not any(all(a <= b for a, b in zip(box, k)) for k in kept):
+            kept.append(box)
+    return kept

@@ -337,21 +337,23 @@ class AxisField:
         lo: list[int | None] = []
         hi: list[int | None] = []
         for o in range(period):
-            span = amap.reach(o)
-            merged = self._hull(span) if span is not None else None
+            merged = self._hull(amap.taps(o))
             lo.append(merged[0] if merged else None)
             hi.append(merged[1] if merged else None)
         shift = self.shift * repeats * amap.step // self.period
         return AxisField(tuple(lo), tuple(hi), shift)
 
-    def _hull(self, span: tuple[int, int]) -> Span:
-        """Union of the fields of input indices `span[0]..span[1]` (fields are monotone)."""
-        first = next((self.at(i) for i in range(span[0], span[1] + 1) if self.at(i)), None)
-        if first is None:
+    def _hull(self, taps: tuple[int, ...]) -> Span:
+        """Union of the fields of the input indices `taps`.
+
+        Only the taps count, not the indices between them (a dilated window whose taps
+        all land on outputs no input reaches sees nothing), and every tap counts: after a
+        merge of branches with different phases the field ends are not monotone.
+        """
+        spans = [span for span in map(self.at, taps) if span is not None]
+        if not spans:
             return None
-        last = next(self.at(i) for i in range(span[1], span[0] - 1, -1) if self.at(i))
-        assert last is not None
-        return first[0], last[1]
+        return min(s[0] for s in spans), max(s[1] for s in spans)
 
     def union(self, other: AxisField) -> AxisField:
         """The field of a merge: for each output, the hull of both branches' fields.

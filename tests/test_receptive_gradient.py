@@ -1,0 +1,218 @@
+"""The receptive field against its ground truth: the gradient of one output.
+
+The oracle is `structural_gradient`: the network linearised (activations as identity,
+average in place of max pooling) with all-positive weights in float64, differentiated from
+a one-hot at one output position. It is non-zero exactly on the input pixels that output
+depends on. Two things are compared with it:
+
+- the per-position walk (`fieldwalk.walk`), index set by index set, on every axis;
+- the theoretical recurrence (`AxisField.at`, what `shapes` reports), wherever the walk
+  says no tap fell outside any layer's input (otherwise the recurrence, which counts
+  padding, is larger by construction).
+
+Every bundled example is covered (whatever is in examples/), and random stacks drawn by
+hypothesis: convolutions with dilation, groups and padding modes, transposed convolutions,
+pooling, upsampling, padding layers, residual and concat branches.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from convcalc.analysis import analyze
+from convcalc.errors import ShapeError, SpecError
+from convcalc.fieldwalk import centre, steps, walk
+from convcalc.numeric.backward import structural_gradient
+from convcalc.spec.parser import parse_text
+
+
+def support(grad: np.ndarray) -> list[tuple[int, ...]]:
+    """Per spatial axis, the indices where the gradient is non-zero (any channel, any other index)."""
+    nz = grad != 0
+    rank = nz.ndim - 1
+    return [tuple(np.nonzero(nz.any(axis=tuple(i for i in range(nz.ndim) if i != a + 1)))[0])
+            for a in range(rank)]
+
+
+def check(text: str, name: str, targets: int = 4, extra_positions: int = 1, seed: int = 0) -> int:
+    """Compare walk and recurrence with the gradient at several layers; returns comparisons made."""
+    network = parse_text(text, name)
+    graph = steps(network)
+    report = analyze(network)
+    rows = {row.path: row for row in report.rows}
+    spatial = [i for i, s in enumerate(graph) if s.axes is not None and len(s.output_shape) > 1]
+    chosen = sorted({spatial[round(k * (len(spatial) - 1) / max(1, targets - 1))]
+                     for k in range(targets)}) if spatial else []
+    rng = np.random.default_rng(seed)
+    compared = 0
+    for target in chosen:
+        step = graph[target]
+        positions = [centre(step.output_shape)]
+        positions += [tuple(int(rng.integers(0, n)) for n in step.output_shape[1:])
+                      for _ in range(extra_positions)]
+        for position in positions:
+            grad = structural_gradient(graph, target, position)
+            region = walk(network, position, step.path, graph)
+            where = f"{name}: {step.path} at {position}"
+            assert support(grad) == [r.indices for r in region], where
+            field = rows[step.path].field
+            assert field is not None, where
+            # The recurrence counts padding, and sees each axis alone: it is exact where
+            # nothing was clipped and no path was emptied by another axis.
+            if not any(r.dropped for r in region):
+                for axis, (r, f, o) in enumerate(zip(region, field, position)):
+                    if not r.clipped:
+                        assert r.span == f.at(o), f"{where}, axis {axis}"
+            compared += 1
+    return compared
+
+
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml")) + sorted(EXAMPLES.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
+def test_every_example_field_is_the_gradient_support(path):
+    assert check(path.read_text(), path.name, targets=4, extra_positions=1) > 0
+
+
+# --- hand-written cases with the arithmetic spelled out ------------------------------------
+
+
+def single(text_layers: str, input_shape: str = "[1, 32]"):
+    return parse_text(f"input: {input_shape}\nlayers:\n{text_layers}", "spec.yaml")
+
+
+def test_two_convs_then_stride_field_arithmetic():
+    network = single("  - conv1d: {out_channels: 2, kernel_size: 3}\n"
+                     "  - conv1d: {out_channels: 2, kernel_size: 3, stride: 2}\n"
+                     "  - conv1d: {out_channels: 2, kernel_size: 3}\n")
+    grad = structural_gradient(steps(network), 2, (3,))
+    # output 3 reads outputs 3..5 of the stride-2 conv, which read 2*3..2*5+2 of the first,
+    # which read 6..12+2 of the input: r = 1 + 2*1 + 2*1 + 2*2 = 9 pixels.
+    assert support(grad) == [tuple(range(2 * 3, 2 * 5 + 2 + 2 + 1))]
+    assert len(support(grad)[0]) == 1 + 2 * 1 + 2 * 1 + 2 * 2
+
+
+def test_dilated_conv_reads_a_sparse_set():
+    network = single("  - conv1d: {out_channels: 1, kernel_size: 3, dilation: 4}\n")
+    grad = structural_gradient(steps(network), 0, (5,))
+    assert support(grad) == [(5, 9, 13)]
+    assert walk(network, (5,))[0].indices == (5, 9, 13)
+
+
+def test_stride2_dilation2_transposed_conv_leaves_outputs_unreached():
+    # input i, tap t writes output 2*i + 2*t: odd outputs are written by nobody.
+    network = single("  - convtranspose1d: {out_channels: 1, kernel_size: 3, stride: 2, dilation: 2}\n",
+                     "[1, 8]")
+    graph = steps(network)
+    for o in (5, 6):
+        grad = structural_gradient(graph, 0, (o,))
+        expected = () if o % 2 else tuple(i for i in range(8) if o - 2 * i in (0, 2, 4))
+        assert support(grad) == [expected]
+        assert walk(network, (o,), graph=graph)[0].indices == expected
+    field = analyze(network).rows[0].field[0]
+    assert field.unreached == 1 and field.period == 2
+
+
+def test_reflection_padding_reads_interior_pixels():
+    # reflect pad 3 on inputs 0..9: padded 0 copies input 3, padded 1 copies input 2.
+    network = single("  - reflectionpad1d: {padding: 3}\n"
+                     "  - conv1d: {out_channels: 1, kernel_size: 2}\n", "[1, 10]")
+    graph = steps(network)
+    grad = structural_gradient(graph, 1, (0,))
+    assert support(grad) == [(2, 3)]
+    region = walk(network, (0,), graph=graph)[0]
+    assert region.indices == (2, 3) and region.clipped
+
+
+def test_circular_padding_wraps_to_the_far_end():
+    network = single("  - conv1d: {out_channels: 1, kernel_size: 3, padding: 1, padding_mode: circular}\n",
+                     "[1, 10]")
+    grad = structural_gradient(steps(network), 0, (0,))
+    assert support(grad) == [(0, 1, 9)]
+    assert walk(network, (0,))[0].indices == (0, 1, 9)
+
+
+# --- random stacks --------------------------------------------------------------------------
+
+
+def conv_item(draw, rank: int, channels: int, same: bool) -> tuple[dict, int]:
+    k = draw(st.integers(1, 4))
+    d = draw(st.integers(1, 3))
+    out = draw(st.sampled_from([2, 4, 6]))
+    groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0 and out % g == 0]))
+    args = {"out_channels": out, "kernel_size": k, "dilation": d, "groups": groups}
+    if same:
+        args["padding"] = "same"
+    else:
+        args["stride"] = draw(st.integers(1, 3))
+        args["padding"] = draw(st.integers(0, 3))
+    args["padding_mode"] = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+    return {f"conv{rank}d": args}, out
+
+
+@st.composite
+def stacks(draw) -> str:
+    rank = draw(st.integers(1, 2))
+    size = draw(st.integers(12, 28 if rank == 2 else 48))
+    channels = 2
+    items: list[dict] = []
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["conv", "conv", "transposed", "maxpool", "avgpool", "relu",
+                                     "residual", "concat", "upsample", "pad"]))
+        if kind == "conv":
+            item, channels = conv_item(draw, rank, channels, same=False)
+        elif kind == "transposed":
+            s, d = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+            args = {"out_channels": 2, "kernel_size": draw(st.integers(1, 4)), "stride": s,
+                    "dilation": d, "padding": draw(st.integers(0, 2)),
+                    "output_padding": draw(st.integers(0, max(s, d) - 1))}
+            item, channels = {f"convtranspose{rank}d": args}, 2
+        elif kind in ("maxpool", "avgpool"):
+            k = draw(st.integers(1, 4))
+            args = {"kernel_size": k, "stride": draw(st.integers(1, 3)),
+                    "padding": draw(st.integers(0, k // 2)), "ceil_mode": draw(st.booleans())}
+            if kind == "maxpool":
+                args["dilation"] = draw(st.integers(1, 2))
+            else:
+                args["count_include_pad"] = draw(st.booleans())
+            item = {f"{kind}{rank}d": args}
+        elif kind == "relu":
+            item = {"relu": None}
+        elif kind == "residual":
+            body, c = conv_item(draw, rank, channels, same=True)
+            body[f"conv{rank}d"]["out_channels"] = channels
+            body[f"conv{rank}d"]["groups"] = 1
+            item = {"residual": {"body": [body, {"relu": None}]}}
+        elif kind == "concat":
+            a, ca = conv_item(draw, rank, channels, same=True)
+            b, cb = conv_item(draw, rank, channels, same=True)
+            pool = {f"maxpool{rank}d": {"kernel_size": 3, "stride": 1, "padding": 1}}
+            item = {"parallel": {"branches": [[a], [pool, b], []], "merge": "concat"}}
+            channels = ca + cb + channels
+        elif kind == "upsample":
+            item = {"upsample": {"scale_factor": draw(st.sampled_from([2, 3])),
+                                 "mode": draw(st.sampled_from(
+                                     ["nearest", "nearest-exact", "linear" if rank == 1 else "bilinear"]))}}
+        else:
+            mode = draw(st.sampled_from(["zero", "reflection", "replication", "circular"]))
+            item = {f"{mode}pad{rank}d": {"padding": draw(st.integers(1, 3))}}
+        items.append(item)
+    return json.dumps({"input": [2] + [size] * rank, "layers": items})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stacks(), st.integers(0, 2**16))
+def test_random_stack_field_is_the_gradient_support(text, seed):
+    try:
+        network = parse_text(text, "random.json")
+        analyze(network)
+    except (ShapeError, SpecError):
+        assume(False)
+    check(text, "random.json", targets=3, extra_positions=2, seed=seed)
