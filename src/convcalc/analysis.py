@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from convcalc.errors import ConvcalcError, Location
+from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.layers import Inference, Note, Shape
 from convcalc.network import Fork, Layer, Network, Node, Sequence
 from convcalc.receptive import AxisField, FieldTooIrregular
@@ -108,6 +108,7 @@ class _Walker:
         else:
             try:
                 result = layer.type.infer(layer.args, shape)
+                check_dims(result.output_shape)
             except ConvcalcError as err:
                 raise err.located(where=layer.where, path=layer.path, layer_type=layer.type.name) from None
             self.inferred[key] = (layer.args, result)
@@ -121,6 +122,7 @@ class _Walker:
         names = [self.branch_name(b) for b in fork.branches]
         try:
             result = fork.merge.infer(shapes, names)
+            check_dims(result.output_shape)
         except ConvcalcError as err:
             raise err.located(where=fork.where, path=fork.merge_path, layer_type=fork.merge.name) from None
         merged = self.merge_fields([f for _, f in outputs], names, fork)
@@ -183,6 +185,16 @@ class _Walker:
 
     def warn(self, path: str, kind: str, where: Location | None, note: Note) -> None:
         self.warnings.append(Warning(path, kind, note.code, note.message, where))
+
+
+MAX_DIM = 2**63 - 1  # PyTorch sizes are int64
+
+
+def check_dims(shape: Shape) -> None:
+    """Refuse sizes no tensor can have, before they grow into numbers nothing can print."""
+    if max(shape) > MAX_DIM:
+        raise ShapeError(f"an output size of {max(shape):.3e} is beyond 2^63 - 1, the largest size a"
+                         " PyTorch tensor can have")
 
 
 def _num(value: object) -> str:

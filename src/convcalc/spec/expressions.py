@@ -47,11 +47,21 @@ def is_expression(value: Any) -> bool:
 def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
     """Evaluate `$...` text against `scope`; raise SpecError with a plain message."""
     source = text.replace("$", "")
+    if len(source) > MAX_LENGTH:
+        raise SpecError(f"the expression {text[:30]!r}... is longer than {MAX_LENGTH} characters;"
+                        " split it into vars")
     try:
         tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise SpecError(f"cannot read the expression {text!r}") from None
-    return _eval(tree.body, scope, text)
+    try:
+        return _eval(tree.body, scope, text)
+    except SpecError:
+        raise
+    except RecursionError:
+        raise SpecError(f"{text!r} nests too deeply") from None
+    except (ArithmeticError, TypeError, ValueError) as err:  # 0 ** -1, 'a' < 1, float overflow
+        raise SpecError(f"cannot evaluate {text!r}: {err}") from None
 
 
 def _eval(node: ast.AST, scope: Mapping[str, Any], text: str) -> Any:
@@ -120,4 +130,12 @@ def _arith(op: Any, left: Any, right: Any, text: str) -> Any:
     numbers = (left,) if right is None else (left, right)
     if not all(isinstance(v, (int, float)) for v in numbers):
         raise SpecError(f"{text!r} does arithmetic on something that is not a number")
-    return op(left) if right is None else op(left, right)
+    result = op(left) if right is None else op(left, right)
+    # Bounding every result keeps chains like `v2: $v1 * $v1` from growing without end.
+    if isinstance(result, int) and result.bit_length() > MAX_BITS:
+        raise SpecError(f"{text!r} is too large (more than {MAX_BITS} bits)")
+    return result
+
+
+MAX_LENGTH = 1000  # characters of one expression
+MAX_BITS = 4096  # of any intermediate integer

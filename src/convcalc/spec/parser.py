@@ -151,6 +151,9 @@ class Parser:
             raise self.error(
                 f"'input' must be a shape without the batch, [C, L], [C, H, W] or [C, D, H, W]"
                 f" with positive sizes (got {describe(raw)})", node)
+        if max(raw) >= 2**63:
+            raise self.error(f"'input' sizes must be below 2^63, the largest size a PyTorch tensor"
+                             f" can have (got {describe(raw)})", node)
         return tuple(raw)
 
     def blocks(self, node: yaml.Node) -> None:

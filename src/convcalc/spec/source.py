@@ -38,6 +38,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
 Node = yaml.Node
 MAX_NODES = 5_000_000  # expanded YAML nodes, counting every alias use
+MAX_NESTING = 50  # lists and mappings inside one value (Python's recursion stays far away)
+MAX_DIGITS = 100  # characters of one number (Python refuses to read ints past 4,300 digits)
 
 STR, INT, FLOAT, BOOL, NULL, SEQ, MAP = (
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
@@ -198,6 +200,9 @@ def scalar(node: Node, source: Source) -> Any:
         raise SpecError("expected a single value here, not a list or mapping", where=source.where(node))
     if node.tag in (STR, TIMESTAMP, VALUE):  # a date-like name or '=' stays text
         return node.value
+    if node.tag in (INT, FLOAT) and len(node.value) > MAX_DIGITS:
+        raise SpecError(f"the number {node.value[:20]}... has more than {MAX_DIGITS} characters;"
+                        " no size or argument needs that many", where=source.where(node))
     if node.tag == INT and node.value.isdigit():  # the common case, without PyYAML's regexes
         return int(node.value)
     convert = _SCALARS.get(node.tag)
@@ -237,10 +242,13 @@ def mapping_items(node: Node, source: Source) -> list[tuple[str, Node, Node]]:
     return items
 
 
-def to_python(node: Node, source: Source) -> Any:
+def to_python(node: Node, source: Source, depth: int = 0) -> Any:
     """Plain Python data (lists, dicts, scalars) from a node, still refusing unsafe tags."""
+    if depth > MAX_NESTING:
+        raise LimitError(f"lists and mappings nest deeper than {MAX_NESTING} levels in this value",
+                         where=source.where(node))
     if isinstance(node, yaml.SequenceNode):
-        return [to_python(n, source) for n in node.value]
+        return [to_python(n, source, depth + 1) for n in node.value]
     if isinstance(node, yaml.MappingNode):
-        return {k: to_python(v, source) for k, _, v in mapping_items(node, source)}
+        return {k: to_python(v, source, depth + 1) for k, _, v in mapping_items(node, source)}
     return scalar(node, source)
