@@ -171,7 +171,7 @@ class Adaptive:
 
     def taps(self, o: int) -> tuple[int, ...]:
         lo, hi = self.reach(o)  # type: ignore[misc]
-        return tuple(range(lo, hi + 1))
+        return range(lo, hi + 1)  # type: ignore[return-value]  # lazy: windows can be huge
 
     def reads(self, o: int, n: int) -> Reads:
         return resolve(self.taps(o), n)
@@ -195,7 +195,7 @@ class Dense:
         return 0, self.n_in - 1
 
     def taps(self, o: int) -> tuple[int, ...]:
-        return tuple(range(self.n_in))
+        return range(self.n_in)  # type: ignore[return-value]  # lazy: the axis can be huge
 
     def reads(self, o: int, n: int) -> Reads:
         return resolve(self.taps(o), n)
@@ -350,6 +350,10 @@ class AxisField:
         all land on outputs no input reaches sees nothing), and every tap counts: after a
         merge of branches with different phases the field ends are not monotone.
         """
+        if isinstance(taps, range) and taps.step == 1 and len(taps) > 2 * self.period:
+            # Each phase's field moves right with its index (shift >= 0), so in a contiguous
+            # run only the first and last `period` taps can hold the ends.
+            taps = (*taps[: self.period], *taps[-self.period :])
         spans = [span for span in map(self.at, taps) if span is not None]
         if not spans:
             return None
