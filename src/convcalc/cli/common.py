@@ -136,7 +136,9 @@ def echo_rich(renderable: Any, err: bool = False) -> None:
     from rich.console import Console
 
     stream = sys.stderr if err else sys.stdout
-    console = Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    # rich's no_color keeps bold and italics; NO_COLOR means no escape codes at all
+    plain = bool(os.environ.get("NO_COLOR")) and not os.environ.get("FORCE_COLOR")
+    console = Console(file=stream, highlight=False, **({"color_system": None} if plain else {}))
     if not console.is_terminal:
         console = Console(file=stream, width=10_000, color_system=None, highlight=False)
     console.print(renderable, crop=False, soft_wrap=not console.is_terminal)
