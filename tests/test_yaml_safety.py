@@ -60,12 +60,12 @@ def test_merge_key_bombs_are_bounded_too():
     "!!python/name:os.system",
     "!!python/module:os",
     "!!binary aGVsbG8=",
-    "!!set {{a, b}}",
+    "!!set {{a: null}}",
     "!custom 3",
 ])
 def test_no_tag_constructs_anything(tag, tmp_path):
     marker = tmp_path / "pwned"
-    text = HEAD + f"  - conv2d: {{out_channels: {tag.format(marker=marker)}, kernel_size: 3}}\n"
+    text = HEAD + f"  - conv2d:\n      out_channels: {tag.format(marker=marker)}\n      kernel_size: 3\n"
     with pytest.raises(SpecError, match="tag .* is not allowed in a spec"):
         parse_text(text, "tag.yaml")
     assert not marker.exists()
@@ -93,13 +93,15 @@ def test_recursive_alias_is_refused():
 
 def test_deeply_nested_values_are_refused_not_a_recursion_error():
     text = HEAD + "  - conv2d: {out_channels: 3, kernel_size: " + "[" * 5000 + "]" * 5000 + "}\n"
-    with pytest.raises(LimitError, match="nest deeper than 50 levels"):
+    # libyaml composes it and convcalc refuses past 50 levels; the pure-Python parser
+    # would recurse too deep first, which is refused as well
+    with pytest.raises(LimitError, match="nest (deeper than 50 levels|too deeply)"):
         parse_text(text, "deep.yaml")
 
 
 def test_deeply_nested_structures_are_refused():
     text = HEAD + "  - " + "{sequential: [" * 300 + "relu" + "]}" * 300 + "\n"
-    with pytest.raises(LimitError, match="nest deeper than 100 levels"):
+    with pytest.raises(LimitError, match="nest (deeper than 100 levels|too deeply)"):
         parse_text(text, "deep.yaml")
 
 

@@ -8,6 +8,7 @@ Aliases are allowed but their expansion is bounded before anything is walked, so
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,9 @@ def compose(source: Source) -> Node:
             node = _from_json(source)
         else:
             raise _yaml_error(source, err) from None
+    except RecursionError:  # PyYAML's pure-Python parser recurses once per nesting level
+        raise LimitError(f"lists and mappings nest too deeply for the YAML parser (at most"
+                         f" {MAX_NESTING} levels are useful)", where=Location(source.name, 1, 1)) from None
     except yaml.YAMLError as err:  # errors without a mark (rare: reader errors)
         raise SpecError(f"not valid YAML: {err}", where=Location(source.name, 1, 1)) from None
     if node is None:
@@ -126,15 +130,22 @@ def _yaml_error(source: Source, err: yaml.MarkedYAMLError) -> SpecError:
     text = f"not valid YAML: {problem}"
     line = source.line(mark.line + 1) if mark else None
     start = err.context_mark
+    # The common mistakes get convcalc's own words: libyaml and PyYAML's pure-Python
+    # parser phrase them differently, and neither says what to do.
     if "\t" in (line or "") or "'\\t'" in problem:
-        text += " (YAML does not allow tabs for indentation; use spaces)"
+        text = "not valid YAML: a tab here; YAML does not allow tabs for indentation, use spaces"
     elif "undefined alias" in problem:
-        text += " (an alias *name must come after its anchor &name)"
-    elif err.context and err.problem and start is not None and not (line or "").strip():
+        name = re.match(r"\*([^\s,\]}]*)", (line or "")[mark.column:]) if mark else None
+        alias = f" '*{name.group(1)}'" if name else ""
+        text = f"not valid YAML: the alias{alias} has no anchor; an alias *name must come after its anchor &name"
+    elif err.context and start is not None and not (line or "").strip():
         # The error is only noticed at the end of the file: point at what was left open.
         where = Location(source.name, start.line + 1, start.column + 1)
-        text = (f"not valid YAML: {err.problem} {err.context} that starts here, before the end"
-                " of the file; is a closing bracket or quote missing?")
+        what, closer = ("flow mapping", "a closing '}'") if "mapping" in err.context else (
+            "flow sequence", "a closing ']'")
+        if "quoted" in err.context:
+            what, closer = "quoted string", "the closing quote"
+        text = f"not valid YAML: the {what} that starts here is never closed; is {closer} missing?"
     elif err.context and err.problem:
         at = f" (started at line {start.line + 1}, column {start.column + 1})" if start else ""
         text = f"not valid YAML: {err.problem} {err.context}{at}"
