@@ -70,5 +70,6 @@ def main() -> None:
 # Each command module registers itself on `cli`; they keep heavy imports inside functions.
 from convcalc.cli import shapes  # noqa: E402,F401
 from convcalc.cli import check  # noqa: E402,F401
+from convcalc.cli import schema  # noqa: E402,F401
 
 __all__ = ["ExitStatus", "cli", "main"]

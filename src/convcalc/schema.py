@@ -1,0 +1,219 @@
+"""The JSON Schema (draft-07) of the spec format, built from the layer registry.
+
+Every layer type contributes its arguments (type, default, description) from its `Arg`s, so a
+new layer type is in the schema the moment it is registered. Anywhere a value may be written,
+a `$` expression (a string mentioning `$name` or `$(...)`, as the parser defines it) is
+accepted too. Block names are the user's, so an item that is a one-key mapping to a name that
+is not a layer type or structure is accepted as a block call.
+
+Pure: imports `budget`, `layers`, `lints` and `spec.parser` constants only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convcalc import __version__
+from convcalc.analysis import DTYPE_BYTES
+from convcalc.budget import LIMITS
+from convcalc.layers import MERGE_TYPES, REGISTRY
+from convcalc.layers.base import REQUIRED, Arg, LayerType
+from convcalc.lints import CODES
+from convcalc.spec.parser import (
+    BLOCK_KEYS,
+    PARALLEL_KEYS,
+    RESERVED,
+    RESIDUAL_KEYS,
+    STRUCTURES,
+    TOP_LEVEL_KEYS,
+)
+
+SCHEMA_ID = "https://convcalc.invalid/spec.schema.json"
+EXPRESSION_DEF = {"type": "string", "pattern": r"\$[A-Za-z_(]",
+                  "description": "A $ expression, e.g. '$planes * 4' or '$(c + g) // 2'."}
+EXPRESSION = {"$ref": "#/definitions/expression"}
+NAME_DEF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_]+$"}, {"type": "integer", "minimum": 0},
+                      EXPRESSION], "description": "Path segment of this item: letters, digits and _."}
+NAME = {"$ref": "#/definitions/name"}
+RESERVED_DEFS = {
+    "name": NAME_DEF,
+    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION],
+               "description": "Repeat the item this many times."},
+    "when": {"anyOf": [{"type": "boolean"}, EXPRESSION],
+             "description": "Leave the item out when false."},
+}
+RESERVED_PROPS = {key: {"$ref": f"#/definitions/{key}"} for key in RESERVED_DEFS}
+assert tuple(RESERVED_PROPS) == RESERVED
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/definitions/{name}"}
+
+
+def with_expressions(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` where every value, also inside lists, may be a `$` expression instead."""
+    out = dict(schema)
+    for key in ("oneOf", "anyOf"):
+        if key in out:
+            out[key] = [_inner(s) for s in out[key]]
+    if "items" in out:
+        out["items"] = _inner(out["items"])
+    return {"anyOf": [out, EXPRESSION]}
+
+
+def _inner(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "array" or "oneOf" in schema or "anyOf" in schema:
+        return with_expressions(schema)
+    return {"anyOf": [schema, EXPRESSION]}
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [json_value(v) for v in value]
+    return value
+
+
+def arg_schema(arg: Arg, rank: int) -> dict[str, Any]:
+    schema = with_expressions(arg.kind.schema(rank))
+    if arg.doc:
+        schema["description"] = arg.doc
+    if arg.default is not REQUIRED:
+        schema["default"] = json_value(arg.default)
+    return schema
+
+
+def layer_definitions(layer_type: LayerType) -> dict[str, Any]:
+    """`args.<type>` (the argument mapping) and `layer.<type>` (the list item)."""
+    rank = layer_type.rank or 1
+    required = [a.name for a in layer_type.args if a.required]
+    args: dict[str, Any] = {
+        "type": "object",
+        "description": layer_type.summary,
+        "properties": {**{a.name: arg_schema(a, rank) for a in layer_type.args}, **RESERVED_PROPS},
+        "additionalProperties": False,
+    }
+    if required:
+        args["required"] = required
+    value: dict[str, Any] = ref(f"args.{layer_type.name}")
+    if not required:
+        value = {"anyOf": [value, {"type": "null"}]}
+    item = {
+        "type": "object",
+        "description": layer_type.summary,
+        "properties": {layer_type.name: value, **RESERVED_PROPS},
+        "required": [layer_type.name],
+        "additionalProperties": False,
+    }
+    return {f"args.{layer_type.name}": args, f"layer.{layer_type.name}": item}
+
+
+def structure_definitions() -> dict[str, Any]:
+    listed = ref("layers")
+    residual = {
+        "type": "object",
+        "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME, "after": listed,
+                       **RESERVED_PROPS},
+        "required": ["body"],
+        "additionalProperties": False,
+    }
+    branch = {"anyOf": [listed, {"type": "object", "properties": {"name": NAME, "layers": listed},
+                                 "required": ["layers"], "additionalProperties": False}]}
+    parallel = {
+        "type": "object",
+        "properties": {"branches": {"type": "array", "items": branch, "minItems": 2},
+                       "merge": {"anyOf": [{"enum": list(MERGE_TYPES)}, EXPRESSION], "default": "concat"},
+                       "after": listed, **RESERVED_PROPS},
+        "required": ["branches"],
+        "additionalProperties": False,
+    }
+    sequential = {"anyOf": [listed, {"type": "object", "properties": {"layers": listed, **RESERVED_PROPS},
+                                     "required": ["layers"], "additionalProperties": False}]}
+    assert set(residual["properties"]) - set(RESERVED) == set(RESIDUAL_KEYS)  # type: ignore[arg-type]
+    assert set(parallel["properties"]) - set(RESERVED) == set(PARALLEL_KEYS)  # type: ignore[arg-type]
+    bodies = {"residual": {"anyOf": [listed, residual]}, "parallel": parallel, "sequential": sequential}
+    out = {}
+    for kind, body in bodies.items():
+        out[f"structure.{kind}"] = {
+            "type": "object",
+            "description": {"residual": "Body added to a shortcut (identity when left out).",
+                            "parallel": "Branches on the same input, merged by concat or add.",
+                            "sequential": "A group of layers with its own path segment."}[kind],
+            "properties": {kind: body, **RESERVED_PROPS},
+            "required": [kind],
+            "additionalProperties": False,
+        }
+    return out
+
+
+def spec_schema() -> dict[str, Any]:
+    """The whole schema, as a JSON-ready dict."""
+    definitions: dict[str, Any] = {"expression": EXPRESSION_DEF, **RESERVED_DEFS}
+    for name in REGISTRY.names():
+        definitions.update(layer_definitions(REGISTRY[name]))
+    definitions.update(structure_definitions())
+    taken = [*REGISTRY.names(), *STRUCTURES, *MERGE_TYPES]
+    bare = [n for n in REGISTRY.names() if not any(a.required for a in REGISTRY[n].args)]
+    definitions["block_call"] = {
+        "type": "object",
+        "description": "A block defined under `blocks:`, with its arguments.",
+        "minProperties": 1,
+        "propertyNames": {"not": {"enum": taken}},
+        "properties": RESERVED_PROPS,
+        "additionalProperties": {"type": ["object", "null"]},
+    }
+    definitions["item"] = {"anyOf": [
+        {"enum": bare, "description": "A layer type without required arguments."},
+        {"type": "string", "pattern": r"^[A-Za-z0-9_]+$", "not": {"enum": taken},
+         "description": "A block without arguments."},
+        *(ref(f"layer.{n}") for n in REGISTRY.names()),
+        *(ref(f"structure.{s}") for s in STRUCTURES),
+        ref("block_call"),
+    ]}
+    definitions["layers"] = {"anyOf": [{"type": "array", "items": ref("item")}, {"type": "null"}]}
+    block_props = {"args": {"type": ["object", "null"], "description": "Arguments and their defaults"
+                            " (null: required)."},
+                   "description": {"type": "string"},
+                   "layers": ref("layers"),
+                   "residual": {"anyOf": [ref("layers"), definitions["structure.residual"]["properties"]
+                                          ["residual"]["anyOf"][1]]},
+                   "parallel": definitions["structure.parallel"]["properties"]["parallel"],
+                   "sequential": definitions["structure.sequential"]["properties"]["sequential"]}
+    assert set(block_props) == set(BLOCK_KEYS)
+    number = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0},
+                        {"type": "string", "pattern": r"^\s*[0-9][0-9_,]*(\.[0-9]+)?\s*[A-Za-z]*\s*$"}]}
+    shape = {"anyOf": [{"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+                       {"type": "integer", "minimum": 1}, {"type": "string"}]}
+    budget = {
+        **{key: {**number, "description": limit.doc} for key, limit in LIMITS.items()},
+        "expect_output": {**shape, "description": "Output shape without the batch."},
+        "batch_size": {"type": "integer", "minimum": 1},
+        "dtype": {"enum": list(DTYPE_BYTES)},
+    }
+    properties = {
+        "name": {"type": ["string", "integer"], "description": "The network's name."},
+        "description": {"type": "string"},
+        "input": {"anyOf": [
+            {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 4},
+            {"type": "string", "pattern": r"^\s*\d+(\s*[xX×]\s*\d+){1,3}\s*$"}],
+            "description": "Input shape without the batch: [C, L], [C, H, W] or [C, D, H, W], or 3x224x224."},
+        "layers": ref("layers"),
+        "blocks": {"type": "object", "description": "Reusable groups of layers with arguments.",
+                   "additionalProperties": {"type": "object", "properties": block_props,
+                                            "additionalProperties": False}},
+        "vars": {"type": "object", "description": "Values that `$name` expressions can use."},
+        "budget": {"type": "object", "properties": budget, "additionalProperties": False,
+                   "description": "Limits for `convcalc check`."},
+        "ignore": {"type": "array", "items": {"enum": list(CODES)},
+                   "description": "Warning codes to leave out."},
+    }
+    assert set(properties) == set(TOP_LEVEL_KEYS)
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_ID,
+        "title": f"convcalc network spec (convcalc {__version__})",
+        "type": "object",
+        "properties": properties,
+        "required": ["input", "layers"],
+        "additionalProperties": False,
+        "definitions": definitions,
+    }

@@ -1,0 +1,117 @@
+"""`convcalc schema` against the registry, the parser and every bundled example."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+from conftest import EXAMPLES
+
+from convcalc.errors import ArgumentError, SpecError
+from convcalc.layers import REGISTRY
+from convcalc.schema import spec_schema
+from convcalc.spec.parser import RESERVED, parse_text
+
+SCHEMA = spec_schema()
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
+
+
+def valid(spec) -> bool:
+    return not list(VALIDATOR.iter_errors(spec))
+
+
+def test_schema_is_a_valid_draft7_schema():
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_validates(path):
+    errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in VALIDATOR.iter_errors(yaml.safe_load(path.read_text()))]
+    assert not errors
+
+
+def test_schema_and_registry_agree():
+    definitions = SCHEMA["definitions"]
+    for name in REGISTRY.names():
+        layer_type = REGISTRY[name]
+        args = definitions[f"args.{name}"]
+        assert set(args["properties"]) == {*layer_type.arg_names, *RESERVED}, name
+        assert set(args.get("required", [])) == {a.name for a in layer_type.args if a.required}, name
+        assert {"$ref": f"#/definitions/layer.{name}"} in definitions["item"]["anyOf"], name
+        for arg in layer_type.args:
+            prop = args["properties"][arg.name]
+            assert prop.get("description") == (arg.doc or None), (name, arg.name)
+    described = {key.split(".", 1)[1] for key in definitions if key.startswith("layer.")}
+    assert described == set(REGISTRY.names())
+
+
+def values_to_try():
+    return [0, 1, 2, -1, 3.5, True, None, "same", "valid", "zeros", "nearest", "tanh", "x", [1, 2], [2],
+            [1, 2, 3], [[1, 2], [0, 1]], [1, None], [0, 0, 0, 0], "$k", [1, "$s"]]
+
+
+def test_schema_accepts_exactly_what_the_parser_accepts():
+    """For every argument of every layer type: a value is valid for the schema iff it parses.
+
+    `$` strings are left out of the parser side (they are valid for the schema by design).
+    """
+    disagreements = []
+    for name in REGISTRY.names():
+        layer_type = REGISTRY[name]
+        rank = layer_type.rank or 1
+        for arg in layer_type.args:
+            prop = SCHEMA["definitions"][f"args.{name}"]["properties"][arg.name]
+            validator = jsonschema.Draft7Validator({**prop, "definitions": SCHEMA["definitions"]})
+            for value in values_to_try():
+                if "$" in json.dumps(value):
+                    continue
+                try:
+                    arg.kind.parse(arg.name, value, rank)
+                    parses = True
+                except ArgumentError:
+                    parses = False
+                if parses != validator.is_valid(value):
+                    disagreements.append((name, arg.name, value, parses))
+    assert not disagreements
+
+
+def test_expressions_anywhere_a_value_goes():
+    spec = {"input": [3, 8, 8], "vars": {"k": 3},
+            "layers": [{"conv2d": {"out_channels": "$k * 2", "kernel_size": ["$k", 1],
+                                   "when": "not $skip", "repeat": "$n"}}]}
+    assert valid(spec)
+
+
+@pytest.mark.parametrize("spec", [
+    {"input": [3, 8, 8], "layers": [{"conv2d": {"kernel": 3, "out_channels": 4}}]},
+    {"input": [3, 8, 8], "layers": [{"conv2d": {"kernel_size": 0, "out_channels": 4}}]},
+    {"input": [3, 8, 8], "layers": ["conv2d"]},
+    {"input": [3, 8, 8], "layers": [{"residual": {"bdy": []}}]},
+    {"input": [3, 8, 8], "layers": [{"parallel": {"branches": [["relu"]]}}]},
+    {"input": [3, 8, 8]},
+    {"input": [3, 8, 8], "layers": [], "extra": 1},
+])
+def test_invalid_specs_fail_the_schema_and_the_parser(spec):
+    assert not valid(spec)
+    with pytest.raises(SpecError):
+        parse_text(json.dumps(spec), "spec.json")
+
+
+@pytest.mark.parametrize("extra", [{"budget": {"max_param": 3}}, {"ignore": ["unread-pixel"]},
+                                   {"budget": {"max_macs": "lots"}}])
+def test_budget_and_ignore_mistakes_fail_the_schema_and_check(extra, run, tmp_path):
+    spec = {"input": [3, 8, 8], "layers": ["relu"], **extra}
+    assert not valid(spec)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert run("check", str(path)).exit_code == 2
+
+
+def test_cli_prints_the_schema(run):
+    result = run("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == SCHEMA
+    compact = run("schema", "--compact").stdout
+    assert "\n" not in compact.strip() and json.loads(compact) == SCHEMA
