@@ -259,7 +259,8 @@ DERIVATIVES: dict[str, Callable[[np.ndarray, Args], np.ndarray]] = {
     "sigmoid": lambda x, a: _sigmoid(x) * (1 - _sigmoid(x)),
     "tanh": lambda x, a: 1 - np.tanh(x) ** 2,
     "hardswish": lambda x, a: np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)).astype(x.dtype),
-    "hardsigmoid": lambda x, a: ((x > -3) & (x < 3)).astype(x.dtype) / 6,
+    # PyTorch multiplies by the float32 constant 1/6, even in float64.
+    "hardsigmoid": lambda x, a: ((x > -3) & (x < 3)).astype(x.dtype) * float(np.float32(1 / 6)),
     "hardtanh": lambda x, a: ((x > a["min_val"]) & (x < a["max_val"])).astype(x.dtype),
 }
 PASS_THROUGH = ("identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "alphadropout",
