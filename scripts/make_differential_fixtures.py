@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "differential"
-SINGLE_COUNT = 10_000
+SINGLE_COUNT = 12_000
 STACK_COUNT = 600
 SEED = 20261123
 
@@ -139,13 +139,88 @@ def draw_adaptive(rng: random.Random, rank: int) -> tuple[dict[str, Any], int]:
     return {"output_size": size}, rng.randint(1, 4)
 
 
-FAMILIES = ("conv", "convtranspose", "maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool")
+FAMILIES = ("conv", "convtranspose", "maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool",
+            "other")
+
+
+def draw_other(rng: random.Random, rank: int) -> dict[str, Any]:
+    """Normalisation, linear, reshaping, upsampling and padding layers."""
+    c = rng.randint(1, 8)
+    shape = draw_input(rng, rank, c)
+    pick = rng.choice(["batchnorm", "instancenorm", "groupnorm", "layernorm", "linear", "flatten",
+                       "upsample", "pixelshuffle", "pixelunshuffle", "pad", "prelu", "softmax",
+                       "localresponsenorm"])
+    args: dict[str, Any] = {}
+    layer = pick
+    if pick in ("batchnorm", "instancenorm"):
+        layer = f"{pick}{rank}d"
+        args = {k: rng.random() < 0.5 for k in ("affine", "track_running_stats") if rng.random() < 0.5}
+    elif pick == "groupnorm":
+        args = {"num_groups": rng.choice([g for g in range(1, c + 1) if c % g == 0] + [3])}
+        if rng.random() < 0.3:
+            args["affine"] = False
+    elif pick == "layernorm":
+        if rng.random() < 0.6:
+            args["normalized_shape"] = shape[len(shape) - rng.randint(1, len(shape)):]
+            if rng.random() < 0.1:
+                args["normalized_shape"] = [rng.randint(1, 9)]
+        if rng.random() < 0.3:
+            args["elementwise_affine"] = False
+        if rng.random() < 0.3:
+            args["bias"] = False
+    elif pick == "linear":
+        args = {"out_features": rng.randint(1, 9)}
+        if rng.random() < 0.3:
+            args["bias"] = False
+    elif pick == "flatten":
+        args = {"start_dim": draw_dim(rng, shape), "end_dim": draw_dim(rng, shape)}
+    elif pick == "upsample":
+        modes = ["nearest", "nearest-exact", {1: "linear", 2: "bilinear", 3: "trilinear"}[rank]]
+        if rank == 2:
+            modes.append("bicubic")
+        args = {"mode": rng.choice(modes)}
+        if rng.random() < 0.5:
+            args["scale_factor"] = rng.choice([2, 3, 0.5, 1.5, 2.5, 0.75]) if rng.random() < 0.6 else [
+                rng.choice([1, 2, 1.5, 0.5]) for _ in range(rank)]
+        else:
+            args["size"] = per_axis(rng, rank, 1, 30)
+        if args["mode"] not in ("nearest", "nearest-exact") and rng.random() < 0.5:
+            args["align_corners"] = rng.random() < 0.5
+    elif pick in ("pixelshuffle", "pixelunshuffle"):
+        r = rng.randint(1, 3)
+        shape = [c * (r * r if pick == "pixelshuffle" and rng.random() < 0.9 else 1),
+                 *(rng.randint(1, 6) * (r if pick == "pixelunshuffle" and rng.random() < 0.9 else 1)
+                   for _ in range(2))]
+        args = {"upscale_factor" if pick == "pixelshuffle" else "downscale_factor": r}
+    elif pick == "pad":
+        mode = rng.choice(["zero", "constant", "reflection", "replication", "circular"])
+        layer = f"{mode}pad{rank}d"
+        args = {"padding": rng.randint(0, 3) if rng.random() < 0.4 else [
+            rng.randint(0, 3) for _ in range(2 * rank)]}
+        if mode == "constant":
+            args["value"] = 0.5
+    elif pick == "prelu":
+        args = {"num_parameters": rng.choice([1, c, c + 1])}
+    elif pick == "softmax":
+        args = {"dim": draw_dim(rng, shape)}
+    elif pick == "localresponsenorm":
+        args = {"size": rng.randint(1, 5)}
+    return {"layer": layer, "args": args, "input": shape}
+
+
+def draw_dim(rng: random.Random, shape: list[int]) -> int:
+    """A torch dim (batch = 0) that is not the batch: convcalc's shapes leave the batch out
+    and it refuses dims that touch it, by design."""
+    full = len(shape) + 1
+    return rng.choice([d for d in range(-full + 1, full) if d not in (0, -full)])
 
 
 def draw_single(rng: random.Random) -> dict[str, Any]:
     """One random layer: {"layer": type, "args": {...}, "input": [C, *spatial]}."""
-    family = rng.choices(FAMILIES, weights=(35, 20, 18, 15, 6, 6))[0]
+    family = rng.choices(FAMILIES, weights=(35, 20, 18, 15, 6, 6, 16))[0]
     rank = rng.choice([1, 2, 2, 3])
+    if family == "other":
+        return draw_other(rng, rank)
     if family == "conv":
         args, c_in = draw_conv(rng, rank)
     elif family == "convtranspose":
@@ -290,6 +365,29 @@ def make_module(kind: str, args: dict[str, Any] | None, shape: list[int]) -> Any
         return getattr(nn, f"AdaptiveMaxPool{rank}d")(_output_size(args["output_size"], rank))
     if kind.startswith("batchnorm"):
         return getattr(nn, f"BatchNorm{rank}d")(c, **args)
+    if kind.startswith("instancenorm"):
+        return getattr(nn, f"InstanceNorm{rank}d")(c, **args)
+    if kind == "groupnorm":
+        return nn.GroupNorm(num_channels=c, **args)
+    if kind == "layernorm":
+        normalized = args.pop("normalized_shape", shape[-1:])
+        return nn.LayerNorm(normalized, **args)
+    if kind == "pixelshuffle":
+        return nn.PixelShuffle(**args)
+    if kind == "pixelunshuffle":
+        return nn.PixelUnshuffle(**args)
+    if "pad" in kind and kind.endswith("d") and not kind.startswith(("conv", "maxpool", "avgpool")):
+        mode = kind[: kind.index("pad")]
+        padding = tuple(args.pop("padding")) if isinstance(args.get("padding"), list) else args.pop("padding")
+        name = {"zero": "ZeroPad", "constant": "ConstantPad", "reflection": "ReflectionPad",
+                "replication": "ReplicationPad", "circular": "CircularPad"}[mode]
+        return getattr(nn, f"{name}{rank}d")(padding, **args)
+    if kind == "prelu":
+        return nn.PReLU(**args)
+    if kind == "softmax":
+        return nn.Softmax(**args)
+    if kind == "localresponsenorm":
+        return nn.LocalResponseNorm(**args)
     if kind == "relu":
         return nn.ReLU()
     if kind == "flatten":
@@ -297,6 +395,10 @@ def make_module(kind: str, args: dict[str, Any] | None, shape: list[int]) -> Any
     if kind == "linear":
         return nn.Linear(shape[-1], **args)
     if kind == "upsample":
+        if isinstance(args.get("scale_factor"), list):
+            args["scale_factor"] = tuple(args["scale_factor"])
+        if isinstance(args.get("size"), list):
+            args["size"] = tuple(args["size"])
         return nn.Upsample(**args)
     raise ValueError(f"no torch oracle for {kind}")
 
