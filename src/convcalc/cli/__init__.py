@@ -71,5 +71,6 @@ def main() -> None:
 from convcalc.cli import shapes  # noqa: E402,F401
 from convcalc.cli import check  # noqa: E402,F401
 from convcalc.cli import schema  # noqa: E402,F401
+from convcalc.cli import solve  # noqa: E402,F401
 
 __all__ = ["ExitStatus", "cli", "main"]
