@@ -112,12 +112,17 @@ def _spatial(axes: tuple[AxisMap, ...] | None, shape: Shape) -> tuple[AxisMap, .
 
 
 def find(graph: list[Step], path: str | None) -> int:
-    """The id of the step named `path`; None means the last step with spatial axes."""
+    """The id of the step named `path`.
+
+    None means the last step with spatial axes, preferring one whose output is not a
+    single pixel (global pooling's field is the whole input, which says little).
+    """
     if path is None:
-        for i in range(len(graph) - 1, -1, -1):
-            if graph[i].axes is not None and len(graph[i].output_shape) > 1:
-                return i
-        raise SpecError("no layer has spatial axes (nothing to take a receptive field of)")
+        spatial = [i for i, s in enumerate(graph) if s.axes is not None and len(s.output_shape) > 1]
+        if not spatial:
+            raise SpecError("no layer has spatial axes (nothing to take a receptive field of)")
+        wide = [i for i in spatial if any(n > 1 for n in graph[i].output_shape[1:])]
+        return (wide or spatial)[-1]
     for i, step in enumerate(graph):
         if step.path == path:
             return i

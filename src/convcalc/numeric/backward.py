@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -569,3 +570,83 @@ def structural_gradient(graph: Sequence[Step], target: int, position: Sequence[i
     g = np.zeros((1, *out))
     g[(0, slice(None), *position)] = 1.0
     return network_backward(graph, target, g, lambda i: None, lambda i: weights[i])[0]
+
+
+# --- the effective receptive field --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EffectiveField:
+    """Mean |d(output at `position`, summed over channels)/d(input)| over random inputs.
+
+    `heat` is `(*input_spatial)`, summed over input channels and averaged over samples
+    (Luo et al., 2016). `centre` is the centre of the theoretical field (input pixels);
+    `radius50`/`radius95` the smallest Euclidean radius around it holding that share of
+    the mass.
+    """
+
+    path: str
+    position: tuple[int, ...]
+    samples: int
+    heat: np.ndarray
+    centre: tuple[float, ...]
+    radius50: float
+    radius95: float
+
+
+def mass_radius(heat: np.ndarray, centre: Sequence[float], share: float) -> float:
+    """Smallest r such that pixels within distance r of `centre` hold `share` of the mass."""
+    total = float(heat.sum())
+    if total <= 0:
+        return 0.0
+    grids = np.meshgrid(*(np.arange(n) - c for n, c in zip(heat.shape, centre)), indexing="ij")
+    distance = np.sqrt(sum(g.astype(np.float64) ** 2 for g in grids)).ravel()
+    order = np.argsort(distance, kind="stable")
+    cumulative = np.cumsum(heat.ravel()[order].astype(np.float64))
+    index = int(np.searchsorted(cumulative, share * total * (1 - 1e-12)))
+    return float(distance[order][min(index, distance.size - 1)])
+
+
+def effective_field(graph: Sequence[Step], network: Any, target: int, position: Sequence[int],
+                    centre: Sequence[float], samples: int = 8, seed: int = 0, dtype: str = "float32",
+                    progress: Callable[[int, int], None] | None = None) -> EffectiveField:
+    """The ERF of output `position` of step `target`: random weights, real activations."""
+    from convcalc.numeric.runner import input_array, run
+
+    total = 2 * (target + 1)
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(min(done[0], total), total)
+
+    trace: list[Any] = []
+
+    class _Done(Exception):
+        pass
+
+    def keep(step: Any) -> None:
+        trace.append(step)
+        tick()
+        if len(trace) > target:
+            raise _Done
+
+    x = input_array(network.input_shape, samples, seed, dtype)
+    try:
+        run(network, x, keep, seed=seed, save=False)
+    except _Done:
+        pass
+    for ours, theirs in zip(graph, trace):
+        assert ours.path == theirs.path, (ours.path, theirs.path)
+    seed_grad = np.zeros((samples, *graph[target].output_shape), dtype=x.dtype)
+    seed_grad[(slice(None), slice(None), *position)] = 1
+
+    def inputs(i: int) -> np.ndarray:
+        tick()
+        return trace[i].inputs[0]
+
+    grad = network_backward(graph, target, seed_grad, inputs, lambda i: trace[i].params)
+    heat = np.abs(grad).sum(axis=1).mean(axis=0).astype(np.float64)
+    return EffectiveField(graph[target].path, tuple(position), samples, heat, tuple(centre),
+                          mass_radius(heat, centre, 0.5), mass_radius(heat, centre, 0.95))
