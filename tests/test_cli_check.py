@@ -118,3 +118,11 @@ def test_pre_commit_hook_runs_check():
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["entry"] == "convcalc check"
     assert hook["language"] == "python"
+
+
+def test_check_options_cover_every_limit():
+    from convcalc.budget import LIMITS
+    from convcalc.cli.check import check
+
+    options = {p.name for p in check.params}
+    assert set(LIMITS) <= options

@@ -99,3 +99,9 @@ def test_live_against_torch():
         network, report = network_and_report({"name": name, "spec": {"input": shape, "layers": items},
                                               "batch_size": 2})
         assert training_memory(network, report).saved_bytes == expected["saved_bytes"], name
+
+
+def test_cli_optimizer_choices_match():
+    from convcalc.cli.lint import OPTIMIZERS
+
+    assert set(OPTIMIZERS) == set(OPTIMIZER_STATES)

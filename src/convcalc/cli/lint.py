@@ -9,9 +9,11 @@ import click
 
 from convcalc.analysis import Report
 from convcalc.errors import CheckFailed, SpecError
-from convcalc.lints import check_codes, lint, silence
 from convcalc.network import Network
-from convcalc.training import OPTIMIZER_STATES
+
+# convcalc.training.OPTIMIZER_STATES, written out so that `shapes` imports training only
+# with --training (tests/test_training.py checks they agree).
+OPTIMIZERS = ("none", "sgd", "sgd-momentum", "adam", "adamw")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,7 +27,7 @@ def strict_option(func: F) -> F:
 
 def training_options(func: F) -> F:
     func = click.option(
-        "--optimizer", type=click.Choice(list(OPTIMIZER_STATES)), default="none", show_default=True,
+        "--optimizer", type=click.Choice(OPTIMIZERS), default="none", show_default=True,
         help="Optimizer state for --training: sgd none, sgd-momentum 1, adam/adamw 2 values per"
         " parameter.")(func)
     func = click.option(
@@ -37,6 +39,8 @@ def training_options(func: F) -> F:
 
 def ignored_codes(network: Network, ignore: tuple[str, ...]) -> tuple[str, ...]:
     """--ignore plus the spec's `ignore:`, every code checked (a typo is bad input)."""
+    from convcalc.lints import check_codes
+
     problem = check_codes(ignore)
     if problem:
         raise SpecError(f"--ignore: {problem}")
@@ -49,6 +53,8 @@ def ignored_codes(network: Network, ignore: tuple[str, ...]) -> tuple[str, ...]:
 
 def linted_report(network: Network, report: Report, ignore: tuple[str, ...]) -> Report:
     """The report with every design lint, less the silenced codes."""
+    from convcalc.lints import lint, silence
+
     return silence(lint(network, report), ignored_codes(network, ignore))
 
 

@@ -12,7 +12,6 @@ from convcalc.cli import cli
 from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.cli.common import echo_lines, echo_rich, format_option, load_network, max_layers_option, memory_options
 from convcalc.cli.lint import fail_on_warnings, linted_report, strict_option, training_options
-from convcalc.training import training_memory
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.layers import REGISTRY
 from convcalc.network import Network
@@ -109,7 +108,11 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
     network = load_network(spec, max_layers)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
     verification = verify_report(network, report, seed, max_memory) if verify else None
-    memory = training_memory(network, report, optimizer) if training else None
+    memory = None
+    if training:
+        from convcalc.training import training_memory
+
+        memory = training_memory(network, report, optimizer)
     emit_report(report, fmt, (), verification, memory)
     if verification is not None:
         finish_verification(verification)
