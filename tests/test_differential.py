@@ -187,6 +187,11 @@ REGRESSIONS = [
     ({"layer": "conv1d", "args": {"out_channels": 1, "kernel_size": 9, "padding": 4,
                                   "padding_mode": "circular"}, "input": [1, 3]},
      {"error": "Padding value causes wrapping around more than once."}),
+    # the circular padding layers wrap around at most once (found in a 60,000-layer run)
+    ({"layer": "circularpad2d", "args": {"padding": [2, 3, 1, 2]}, "input": [1, 4, 1]},
+     {"error": "Padding value causes wrapping around more than once."}),
+    ({"layer": "circularpad1d", "args": {"padding": [3, 1]}, "input": [1, 3]},
+     {"output": [1, 3 + 3 + 1], "params": 0, "buffers": 0, "macs": 0}),
     # 1D adaptive pools take no null size; AvgPool1d has no divisor_override
     ({"layer": "adaptiveavgpool1d", "args": {"output_size": [None]}, "input": [1, 8]},
      {"error": "argument 'output_size' must be tuple of ints, but found element of type NoneType"}),

@@ -220,6 +220,11 @@ class Pad(LayerType):
             for axis, n, (a, b) in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], pads):
                 if max(a, b) >= n:
                     raise ShapeError(f"reflection padding {max(a, b)} must be smaller than the input size {n} along {axis}")
+        if self.mode == "circular":  # PyTorch wraps around at most once
+            for axis, n, (a, b) in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], pads):
+                if max(a, b) > n:
+                    raise ShapeError(f"circular padding {max(a, b)} must be at most the input size {n}"
+                                     f" along {axis}, as PyTorch requires (it wraps around once)")
         out = (shape[0], *(n + a + b for n, (a, b) in zip(shape[1:], pads)))
         fill = {"reflection": "reflect", "replication": "replicate", "circular": "circular"}.get(self.mode, "zeros")
         return Inference(output_shape=out, axes=tuple(Window(pad=a, mode=fill) for a, _ in pads))
