@@ -16,19 +16,20 @@ reached region is a union of boxes, kept as such (a 1x7 and a 7x1 branch reach a
 not a square; a box whose axis reaches nothing, e.g. an output of a transposed convolution
 that no input writes, contributes nothing on any axis). Boxes contained in others are
 dropped; past `MAX_BOXES` they are merged into their per-axis hull and the result is
-flagged `approximate`. Imports `errors`, `layers`, `network` and `receptive` only; pure
-(no NumPy).
+flagged `approximate`. `explain` gathers what `convcalc rf` shows. Imports `errors`,
+`layers`, `network`, `receptive` (and `analysis` in `explain`); pure (no NumPy).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from convcalc.errors import ConvcalcError, ShapeError, SpecError
 from convcalc.layers import Args, Shape
 from convcalc.network import Fork, Layer, Network, Node, Sequence
-from convcalc.receptive import AxisMap
+from convcalc.receptive import AxisField, AxisMap
 
 INPUT = -1  # the id of the network input in `Step.inputs`
 MAX_BOXES = 256
@@ -211,3 +212,66 @@ def _prune(boxes: list[Box]) -> list[Box]:
         if not any(all(a <= b for a, b in zip(box, k)) for k in kept):
             kept.append(box)
     return kept
+
+
+# --- one layer's field, explained (what `convcalc rf` shows) --------------------------------
+
+FIELD_WARNINGS = ("misaligned-branches", "uneven-overlap", "field-untracked")
+
+
+@dataclass(frozen=True)
+class AxisExplanation:
+    axis: str
+    field: AxisField  # the theoretical field of every output position (unclipped)
+    taps_min: int  # this layer alone: fewest / most of its inputs one output reads
+    taps_max: int
+    theory: tuple[int, int] | None  # the field of `position`, padding included
+    region: AxisRegion  # what `position` really reads from the input
+
+
+@dataclass(frozen=True)
+class Explanation:
+    path: str
+    type: str
+    input_shape: Shape
+    output_shape: Shape
+    position: tuple[int, ...]
+    axes: tuple[AxisExplanation, ...]
+    warnings: tuple[Any, ...]  # analysis.Warning about fields, up to this layer
+
+    @property
+    def pixels(self) -> int:
+        """Input pixels (per channel) the position reads."""
+        return math.prod(len(a.region.indices) for a in self.axes)
+
+    @property
+    def coverage(self) -> float:
+        """Share of the input inside the box of the pixels read."""
+        return math.prod(a.region.extent / a.region.size for a in self.axes)
+
+
+def explain(network: Network, at: str | None = None, position: tuple[int, ...] | None = None) -> Explanation:
+    """The field of layer `at` (default: the last spatial one) and of one of its positions."""
+    from convcalc.analysis import analyze
+    from convcalc.layers.base import SPATIAL_NAMES
+
+    graph = steps(network)
+    target = find(graph, at)
+    step = graph[target]
+    report = analyze(network)
+    row = report.rows[target]
+    if row.field is None or step.axes is None:
+        raise ShapeError("the receptive field is not tracked here (the spatial axes were merged"
+                         " by flatten, or resampled too irregularly); pick an earlier layer",
+                         path=step.path, layer_type=step.type)
+    region = walk(network, position, step.path, graph)
+    position = position if position is not None else centre(step.output_shape)
+    names = SPATIAL_NAMES.get(len(region), tuple(f"axis{i}" for i in range(len(region))))
+    axes = []
+    for name, f, amap, o, r in zip(names, row.field, step.axes, position, region):
+        counts = [len(amap.taps(p)) for p in range(min(amap.period, 4096))]
+        axes.append(AxisExplanation(name, f, min(counts), max(counts), f.at(o), r))
+    paths = {s.path for s in graph[: target + 1]}
+    warnings = tuple(w for w in report.warnings if w.code in FIELD_WARNINGS and w.path in paths)
+    return Explanation(step.path, step.type, step.input_shapes[0], step.output_shape, tuple(position),
+                       tuple(axes), warnings)

@@ -72,5 +72,6 @@ from convcalc.cli import shapes  # noqa: E402,F401
 from convcalc.cli import check  # noqa: E402,F401
 from convcalc.cli import schema  # noqa: E402,F401
 from convcalc.cli import solve  # noqa: E402,F401
+from convcalc.cli import rf  # noqa: E402,F401
 
 __all__ = ["ExitStatus", "cli", "main"]
