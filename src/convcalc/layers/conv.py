@@ -152,11 +152,12 @@ class Conv(LayerType):
             raise ArgumentError(
                 f"padding='same' needs stride 1, as in PyTorch (got stride="
                 f"{list(args['stride']) if len(set(args['stride'])) > 1 else args['stride'][0]});"
-                " give the padding explicitly"
+                " give the padding explicitly", arg="padding"
             )
         if args["out_channels"] % args["groups"]:
             raise ArgumentError(
-                f"groups={args['groups']} does not divide out_channels={args['out_channels']}"
+                f"groups={args['groups']} does not divide out_channels={args['out_channels']}",
+                arg="groups",
             )
 
     def padding(self, args: Args) -> tuple[tuple[int, int], ...]:
@@ -225,11 +226,12 @@ class ConvTranspose(LayerType):
             if op >= max(s, d):
                 raise ArgumentError(
                     f"output_padding={op} must be smaller than max(stride={s}, dilation={d})"
-                    f" = {max(s, d)}, as PyTorch requires"
+                    f" = {max(s, d)}, as PyTorch requires", arg="output_padding"
                 )
         if args["out_channels"] % args["groups"]:
             raise ArgumentError(
-                f"groups={args['groups']} does not divide out_channels={args['out_channels']}"
+                f"groups={args['groups']} does not divide out_channels={args['out_channels']}",
+                arg="groups",
             )
 
     def infer(self, args: Args, shape: Shape) -> Inference:

@@ -72,7 +72,7 @@ P = Arg("p", Float(0.0), 0.5, "Drop probability, in [0, 1].")
 class Dropout(Elementwise):
     def check_args(self, args: dict[str, Any]) -> None:
         if args["p"] > 1:
-            raise ArgumentError(f"'p' must be a probability in [0, 1] (got {args['p']:g})")
+            raise ArgumentError(f"'p' must be a probability in [0, 1] (got {args['p']:g})", arg="p")
 
 
 LAYER_TYPES: list[LayerType] = [

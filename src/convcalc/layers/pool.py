@@ -37,7 +37,7 @@ class Pool(LayerType):
             if max(pl, pr) > k // 2:
                 raise ArgumentError(
                     f"padding={max(pl, pr)} must be at most half the kernel size"
-                    f" (kernel_size={k}, so at most {k // 2}), as PyTorch requires"
+                    f" (kernel_size={k}, so at most {k // 2}), as PyTorch requires", arg="padding"
                 )
 
     def infer(self, args: Args, shape: Shape) -> Inference:
