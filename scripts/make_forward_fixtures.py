@@ -137,6 +137,11 @@ CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     ("upsample", {"size": [9, 7], "mode": "bicubic", "align_corners": True}, [2, 4, 5]),
     ("upsample", {"scale_factor": [2, 1.5, 3], "mode": "trilinear"}, [2, 3, 4, 3]),
     ("upsample", {"scale_factor": 3, "mode": "nearest"}, [2, 3, 4, 3]),
+    # PyTorch's per-axis quirks: linear copies when out == n; 2D nearest shortcuts out == n, 2n
+    ("upsample", {"scale_factor": [0.5, 0.5, 1.3], "mode": "trilinear"}, [2, 2, 2, 2]),
+    ("upsample", {"scale_factor": [1.3, 2.2], "mode": "nearest"}, [2, 2, 3]),
+    ("upsample", {"scale_factor": 2.2, "mode": "nearest"}, [2, 3]),
+    ("upsample", {"scale_factor": [1, 1, 1.3], "mode": "nearest"}, [2, 2, 2, 2]),
     ("upsamplingnearest2d", {"scale_factor": 3}, [2, 3, 4]),
     ("upsamplingbilinear2d", {"size": [7, 8]}, [2, 3, 4]),
     ("pixelshuffle", {"upscale_factor": 2}, [8, 3, 4]),

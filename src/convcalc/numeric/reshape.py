@@ -2,9 +2,9 @@
 
 Upsampling is separable: per spatial axis, a gather of 1, 2 or 4 input indices and a
 weighted sum, with PyTorch's index rules (UpSample.h): scale = 1/scale_factor when a
-scale factor is given, else n_in/n_out; nearest `floor(o*scale)` (in float32, like
-PyTorch); linear `src = (o + 0.5)*scale - 0.5` clamped at 0, or `o*(n_in-1)/(n_out-1)`
-with align_corners; cubic uses Keys' kernel with A = -0.75 and clamps indices.
+scale factor is given, else n_in/n_out, in float32 for float32 data (PyTorch's opmath);
+nearest `floor(o*scale)` (with PyTorch's shortcuts for out == n or 2n in 2D only); nearest-exact `floor(max(scale*(o + 0.5) - 0.5, 0) + 0.5)`; linear `src = (o + 0.5)*scale - 0.5` clamped at 0, or `o*(n_in-1)/(n_out-1)`
+with align_corners, and a plain copy when n_out == n_in; cubic uses Keys' kernel with A = -0.75 and clamps indices.
 """
 
 from __future__ import annotations
@@ -55,19 +55,24 @@ def _cubic_weights(t: np.ndarray, a: float = -0.75) -> list[np.ndarray]:
 
 def axis_taps(
     n: int, out: int, mode: str, align_corners: bool, scale_factor: float | None, dtype: np.dtype,
+    rank: int = 1,
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """(input indices, weights) pairs for one axis; weights None means 1 (nearest)."""
+    """(input indices, weights) pairs for one axis; weights None means 1 (nearest).
+
+    PyTorch 2.13's 2D nearest kernel takes `nearest_idx`'s shortcuts (out == n: copy,
+    out == 2n: o // 2) even when a scale factor says otherwise; 1D and 3D do not.
+    """
     o = np.arange(out)
+    work = np.float32 if dtype == np.float32 else np.float64  # PyTorch's opmath type
+    if mode == "nearest" and rank == 2 and out in (n, 2 * n):
+        return [(o if out == n else o >> 1, None)]
     if mode in ("nearest", "nearest-exact"):
-        scale = np.float32(1.0 / scale_factor) if scale_factor else np.float32(n) / np.float32(out)
-        if mode == "nearest" and out == n:
-            return [(o, None)]
-        if mode == "nearest" and out == 2 * n:
-            return [(o >> 1, None)]
-        offset = np.float32(0.5) if mode == "nearest-exact" else np.float32(0.0)
-        src = np.floor((o.astype(np.float32) + offset) * scale).astype(np.int64)
-        return [(np.minimum(src, n - 1), None)]
-    work = np.float32 if dtype == np.float32 else np.float64
+        scale = work(1.0 / scale_factor) if scale_factor else work(n) / work(out)
+        if mode == "nearest":
+            src = np.floor(scale * o.astype(work))
+        else:  # src = scale*(o + 0.5) - 0.5, clamped at 0, rounded half up
+            src = np.floor(np.maximum(scale * (o.astype(work) + work(0.5)) - work(0.5), 0) + work(0.5))
+        return [(np.minimum(src.astype(np.int64), n - 1), None)]
     if align_corners:
         scale = work((n - 1) / (out - 1)) if out > 1 else work(0)
         src = scale * o.astype(work)
@@ -78,6 +83,8 @@ def axis_taps(
         base = np.floor(src).astype(np.int64)
         t = (src - base).astype(work)
         return [(np.clip(base - 1 + j, 0, n - 1), w.astype(dtype)) for j, w in enumerate(_cubic_weights(t))]
+    if out == n:  # PyTorch's compute_source_index_and_lambda copies, whatever the scale factor
+        return [(o, None)]
     src = np.maximum(src, 0)
     i0 = np.minimum(src.astype(np.int64), n - 1)
     i1 = np.minimum(i0 + 1, n - 1)
@@ -97,7 +104,7 @@ def interpolate(
         sf = scale_factor[axis] if scale_factor else None
         shape = (-1,) + (1,) * (x.ndim - dim - 1)
         total = None
-        for idx, w in axis_taps(n, out[axis], mode, align_corners, sf, x.dtype):
+        for idx, w in axis_taps(n, out[axis], mode, align_corners, sf, x.dtype, x.ndim - 2):
             part = np.take(y, idx, axis=dim)
             if w is not None:
                 part *= w.reshape(shape)
