@@ -49,7 +49,8 @@ def test_rf_centre_is_the_default_and_unclipped(run, tmp_path):
     (4, 2, 1, [2, 2], 0),
 ])
 def test_rf_transposed_inputs_per_output(run, tmp_path, k, s, d, taps, unreached):
-    text = f"input: [1, 10]\nlayers:\n  - convtranspose1d: {{out_channels: 1, kernel_size: {k}, stride: {s}, dilation: {d}}}\n"
+    text = ("input: [1, 10]\nlayers:\n"
+            f"  - convtranspose1d: {{out_channels: 1, kernel_size: {k}, stride: {s}, dilation: {d}}}\n")
     data = json.loads(run("rf", spec(tmp_path, text), "-f", "json").stdout)
     (axis,) = data["axes"]
     assert axis["layer_inputs_per_output"] == taps

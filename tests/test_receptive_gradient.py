@@ -21,10 +21,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import EXAMPLES
 from convcalc.analysis import analyze
 from convcalc.errors import ShapeError, SpecError
 from convcalc.fieldwalk import centre, steps, walk

@@ -21,6 +21,7 @@ Imports NumPy, `convcalc.numeric` and `convcalc.fieldwalk`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -92,7 +93,7 @@ def conv_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.n
 def transposed_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                         params: Params) -> np.ndarray:
     """A strided convolution of `g` (input `i` read output `i*s - pl + t*d`)."""
-    stride, dilation, kernel = args["stride"], args["dilation"], args["kernel_size"]
+    stride, dilation = args["stride"], args["dilation"]
     pads = []
     for (pl, pr), op in zip(args["padding"], args["output_padding"]):
         pads.append((pl, max(0, pr - op)))
@@ -633,10 +634,8 @@ def effective_field(graph: Sequence[Step], network: Any, target: int, position: 
             raise _Done
 
     x = input_array(network.input_shape, samples, seed, dtype)
-    try:
+    with contextlib.suppress(_Done):  # stop the forward pass at the target
         run(network, x, keep, seed=seed, save=False)
-    except _Done:
-        pass
     for ours, theirs in zip(graph, trace):
         assert ours.path == theirs.path, (ours.path, theirs.path)
     seed_grad = np.zeros((samples, *graph[target].output_shape), dtype=x.dtype)
