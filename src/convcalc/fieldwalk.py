@@ -28,7 +28,7 @@ from typing import Any
 
 from convcalc.errors import ConvcalcError, ShapeError, SpecError
 from convcalc.layers import Args, Shape
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.network import Layer, Network, Node, Sequence
 from convcalc.receptive import AxisField, AxisMap
 
 INPUT = -1  # the id of the network input in `Step.inputs`
