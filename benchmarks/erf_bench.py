@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convcalc.fieldwalk import centre, find, steps
+from convcalc.fieldwalk import explain, find, steps
 from convcalc.numeric.backward import effective_field
 from convcalc.spec.parser import parse_text
 
@@ -80,11 +80,14 @@ def main() -> None:
     network = parse_text((ROOT / "examples" / "resnet18.yaml").read_text(), "resnet18.yaml")
     graph = steps(network)
     target = find(graph, "layer4.1.relu_out")
-    position = centre(graph[target].output_shape)
+    e = explain(network, "layer4.1.relu_out")
+    position = e.position
+    # the radii are measured around the centre of the position's theoretical field, as `erf` does
+    middle = tuple((a.theory[0] + a.theory[1]) / 2 for a in e.axes if a.theory)
     ours_times = []
     for _ in range(options.repeat):
         start = time.perf_counter()
-        erf = effective_field(graph, network, target, position, (111.5, 111.5), samples=SAMPLES)
+        erf = effective_field(graph, network, target, position, middle, samples=SAMPLES)
         ours_times.append(time.perf_counter() - start)
 
     from convcalc.numeric.runner import input_array, trace
