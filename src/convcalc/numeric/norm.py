@@ -47,9 +47,24 @@ def _scale_shift(x: np.ndarray, y: np.ndarray, params: Params) -> np.ndarray:
     return y
 
 
+def running_scale_shift(params: Params, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Inference BatchNorm as `x * a + b` per channel (two passes over x instead of four)."""
+    var = params["running_var"]
+    a = 1 / np.sqrt(var + np.asarray(eps, dtype=var.dtype))
+    if "weight" in params:
+        a = a * params["weight"]
+    b = -params["running_mean"] * a
+    if "bias" in params:
+        b = b + params["bias"]
+    return a, b
+
+
 def batchnorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
     if "running_mean" in params:
-        mean, var = _channel(params["running_mean"], x.ndim), _channel(params["running_var"], x.ndim)
+        a, b = running_scale_shift(params, args["eps"])
+        y = x * _channel(a, x.ndim)
+        y += _channel(b, x.ndim)
+        return Output(y)
     else:
         axes = (0, *range(2, x.ndim))
         mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)

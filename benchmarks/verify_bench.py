@@ -1,0 +1,141 @@
+"""Speed and memory of `--verify`: convcalc's NumPy forward pass against PyTorch's, side by side.
+
+    python3 benchmarks/verify_bench.py [--runs 5] [--nets resnet50 vgg16 mobilenet_v2]
+
+For each example network at its spec's input size, batch 1, float32: the forward pass of
+convcalc (`numeric.runner.run`, weights drawn beforehand) and of the same network built
+in torch.nn from the spec (tests/torch_oracle.py, same weights), with
+`torch.set_num_threads` equal to NumPy's BLAS thread count. One warm-up each, then the two
+alternate `--runs` times (so machine load hits both alike); medians are reported, and the
+outputs are compared. Goal: convcalc <= 2x PyTorch on ResNet-50.
+
+Then the whole command `convcalc shapes examples/resnet50.yaml --verify` (weights drawn,
+shapes checked), as a fresh process: wall time and peak RSS (goal: a few seconds, <= 1.5 GB).
+Without torch only convcalc's figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from convcalc.analysis import analyze  # noqa: E402
+from convcalc.numeric.kernels import layer_params  # noqa: E402
+from convcalc.numeric.runner import input_array, param_rng, run  # noqa: E402
+from convcalc.spec.parser import parse_text  # noqa: E402
+
+
+def blas_threads() -> int:
+    """NumPy's BLAS threads: the usual environment variables, else OpenBLAS's default (all cores)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def params_for(network, report) -> dict:
+    shapes = {r.path: r.input_shape for r in report.rows}
+    return {leaf.path: layer_params(leaf.type, leaf.args, shapes[leaf.path], param_rng(0, leaf.path))
+            for leaf in network.leaves()}
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_network(name: str, runs: int, torch) -> None:
+    path = ROOT / "examples" / f"{name}.yaml"
+    if not path.exists():
+        print(f"{name:14s} (examples/{name}.yaml not found, skipped)")
+        return
+    network = parse_text(path.read_text(), path.name)
+    report = analyze(network)
+    params = params_for(network, report)
+    x = input_array(network.input_shape, 1, seed=0)
+
+    def ours():
+        return run(network, x, lambda step: None, params=params)
+
+    y = ours()  # warm-up
+    ours_times, torch_times = [], []
+    if torch is not None:
+        from torch_oracle import torch_network
+
+        model = torch_network(network, report, params)
+        tx = torch.from_numpy(x)
+        with torch.no_grad():
+            ty = model(tx).numpy()  # warm-up
+            for _ in range(runs):
+                ours_times.append(timed(ours))
+                torch_times.append(timed(lambda: model(tx)))
+        err = float(np.abs(y - ty).max() / max(1.0, np.abs(ty).max()))
+    else:
+        ours_times = [timed(ours) for _ in range(runs)]
+    a = statistics.median(ours_times)
+    line = f"{name:14s} {'x'.join(map(str, network.input_shape)):>10s}  convcalc {a * 1000:8.1f} ms"
+    if torch_times:
+        b = statistics.median(torch_times)
+        line += f"   torch {b * 1000:8.1f} ms   ratio {a / b:5.2f}x   max rel. diff {err:.1e}"
+    print(line, flush=True)
+
+
+def bench_command(runs: int) -> None:
+    exe = shutil.which("convcalc")
+    cmd = [exe] if exe else [sys.executable, "-m", "convcalc"]
+    cmd += ["shapes", str(ROOT / "examples" / "resnet50.yaml"), "--verify"]
+    if not (ROOT / "examples" / "resnet50.yaml").exists():
+        return
+    walls, peaks = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        walls.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            print(done.stderr)
+            raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peaks.append(max(before, after))  # KiB on Linux; the max over children so far
+    print(f"\n`convcalc shapes examples/resnet50.yaml --verify`: median {statistics.median(walls):.2f} s"
+          f" wall over {runs} runs, peak RSS {max(peaks) / 1024:.0f} MiB (goals: a few seconds, <= 1536 MiB)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--nets", nargs="*", default=["resnet50", "vgg16", "mobilenet_v2"])
+    opts = parser.parse_args()
+    threads = blas_threads()
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        version = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        torch = None
+        version = "torch not installed: convcalc only"
+    print(f"NumPy {np.__version__} ({threads} BLAS threads); {version}; batch 1, float32,"
+          f" median of {opts.runs} alternating runs\n", flush=True)
+    bench_command(3)  # first: RUSAGE_CHILDREN then holds only the command's own peak
+    print()
+    for name in opts.nets:
+        bench_network(name, opts.runs, torch)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
