@@ -26,12 +26,11 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from torch_oracle import convcalc_params, load, torch_layer, torch_network  # noqa: E402
-
 from convcalc.analysis import analyze  # noqa: E402
 from convcalc.layers import REGISTRY  # noqa: E402
 from convcalc.numeric.kernels import layer_params  # noqa: E402
 from convcalc.spec.parser import parse_text  # noqa: E402
+from torch_oracle import convcalc_params, load, torch_layer, torch_network  # noqa: E402
 
 OUT = ROOT / "tests" / "fixtures" / "forward"
 SEED = 20261123
@@ -40,9 +39,13 @@ SEED = 20261123
 CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     # convolution
     ("conv1d", {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1}, [3, 11]),
-    ("conv1d", {"out_channels": 6, "kernel_size": 3, "groups": 3, "dilation": 2, "padding_mode": "circular", "padding": 2}, [3, 9]),
+    ("conv1d",
+     {"out_channels": 6, "kernel_size": 3, "groups": 3, "dilation": 2, "padding_mode": "circular", "padding": 2},
+     [3, 9]),
     ("conv2d", {"out_channels": 5, "kernel_size": 3}, [3, 8, 9]),
-    ("conv2d", {"out_channels": 6, "kernel_size": [3, 5], "stride": [2, 1], "padding": [1, 2], "bias": False}, [4, 9, 10]),
+    ("conv2d",
+     {"out_channels": 6, "kernel_size": [3, 5], "stride": [2, 1], "padding": [1, 2], "bias": False},
+     [4, 9, 10]),
     ("conv2d", {"out_channels": 6, "kernel_size": 3, "groups": 2, "dilation": 2, "padding": 2}, [4, 10, 10]),
     ("conv2d", {"out_channels": 8, "kernel_size": 3, "groups": 4, "stride": 2, "padding": 1}, [4, 9, 9]),
     ("conv2d", {"out_channels": 4, "kernel_size": 3, "groups": 4, "padding": 1}, [4, 7, 8]),
@@ -55,9 +58,15 @@ CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     ("conv3d", {"out_channels": 4, "kernel_size": [1, 3, 3], "groups": 2, "dilation": [1, 2, 1]}, [2, 4, 7, 6]),
     # transposed convolution
     ("convtranspose1d", {"out_channels": 3, "kernel_size": 4, "stride": 2, "padding": 1}, [4, 6]),
-    ("convtranspose2d", {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1}, [3, 5, 6]),
-    ("convtranspose2d", {"out_channels": 6, "kernel_size": 3, "stride": 3, "groups": 2, "dilation": 2, "output_padding": 1}, [4, 4, 5]),
-    ("convtranspose2d", {"out_channels": 4, "kernel_size": [2, 3], "stride": [1, 2], "padding": [[0, 1], [1, 0]], "bias": False}, [2, 5, 5]),
+    ("convtranspose2d",
+     {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1},
+     [3, 5, 6]),
+    ("convtranspose2d",
+     {"out_channels": 6, "kernel_size": 3, "stride": 3, "groups": 2, "dilation": 2, "output_padding": 1},
+     [4, 4, 5]),
+    ("convtranspose2d",
+     {"out_channels": 4, "kernel_size": [2, 3], "stride": [1, 2], "padding": [[0, 1], [1, 0]], "bias": False},
+     [2, 5, 5]),
     ("convtranspose3d", {"out_channels": 2, "kernel_size": 2, "stride": 2}, [3, 3, 4, 3]),
     # pooling
     ("maxpool1d", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, [3, 10]),
@@ -66,12 +75,18 @@ CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     ("maxpool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True}, [2, 10, 11]),
     ("maxpool2d", {"kernel_size": 3, "stride": 3, "padding": 1, "ceil_mode": True}, [2, 8, 10]),
     ("maxpool3d", {"kernel_size": 2, "stride": 2, "ceil_mode": True}, [2, 5, 4, 5]),
-    ("avgpool1d", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}, [3, 10]),
+    ("avgpool1d",
+     {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+     [3, 10]),
     ("avgpool2d", {"kernel_size": 3, "stride": 2, "padding": 1}, [3, 9, 10]),
-    ("avgpool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}, [2, 8, 10]),
+    ("avgpool2d",
+     {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+     [2, 8, 10]),
     ("avgpool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, [2, 8, 10]),
     ("avgpool2d", {"kernel_size": 2, "divisor_override": 3}, [2, 6, 6]),
-    ("avgpool3d", {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}, [2, 5, 4, 5]),
+    ("avgpool3d",
+     {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+     [2, 5, 4, 5]),
     ("adaptiveavgpool1d", {"output_size": 4}, [3, 10]),
     ("adaptiveavgpool2d", {"output_size": [3, None]}, [3, 7, 5]),
     ("adaptiveavgpool2d", {"output_size": 1}, [3, 7, 5]),
@@ -239,7 +254,8 @@ def main() -> int:
             relu_x = np.maximum(x, 0)
             arrays[f"{case}/relu_x"] = relu_x
             out = tuple(n if o is None else o for n, o in zip(shape[1:], args["output_size"]))
-            _, idx = getattr(F, f"adaptive_max_pool{len(shape) - 1}d")(torch.from_numpy(relu_x), out, return_indices=True)
+            pool = getattr(F, f"adaptive_max_pool{len(shape) - 1}d")
+            _, idx = pool(torch.from_numpy(relu_x), out, return_indices=True)
             arrays[f"{case}/indices"] = idx.numpy()
         manifest.append({"case": case, "type": name, "args": raw, "input_shape": shape})
     np.savez_compressed(OUT / "cases.npz", **arrays)

@@ -7,11 +7,15 @@ import subprocess
 import sys
 
 from conftest import EXAMPLES
-
 from convcalc.numeric import runner
 from convcalc.numeric.base import Kernel, Output
 
-SPEC = "input: [3, 20, 20]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2}\n  - relu\n  - maxpool2d: {kernel_size: 2, ceil_mode: true}\n"
+SPEC = """input: [3, 20, 20]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2}
+  - relu
+  - maxpool2d: {kernel_size: 2, ceil_mode: true}
+"""
 
 
 def write(tmp_path, text=SPEC):

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from convcalc.analysis import analyze
 from convcalc.layers import REGISTRY
 from convcalc.numeric.kernels import forward_layer

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
+from conftest import EXAMPLES
 
-from torch_oracle import convcalc_params, load, torch_layer, torch_network  # noqa: E402
+torch = pytest.importorskip("torch")
 
 from convcalc.analysis import analyze  # noqa: E402
 from convcalc.errors import SpecError  # noqa: E402
@@ -18,6 +17,7 @@ from convcalc.layers import REGISTRY  # noqa: E402
 from convcalc.numeric.kernels import forward_layer, layer_params  # noqa: E402
 from convcalc.numeric.runner import input_array, run  # noqa: E402
 from convcalc.spec.parser import parse_text  # noqa: E402
+from torch_oracle import convcalc_params, load, torch_layer, torch_network  # noqa: E402
 
 pytestmark = pytest.mark.torch
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])

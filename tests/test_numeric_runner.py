@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, report_of
 
+from conftest import EXAMPLES, report_of
 from convcalc.analysis import analyze
 from convcalc.errors import LimitError
 from convcalc.numeric import runner

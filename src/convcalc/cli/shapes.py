@@ -9,9 +9,9 @@ import yaml
 
 from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
-from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.cli.common import echo_lines, echo_rich, format_option, load_network, max_layers_option, memory_options
 from convcalc.cli.lint import fail_on_warnings, linted_report, strict_option, training_options
+from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.layers import REGISTRY
 from convcalc.network import Network

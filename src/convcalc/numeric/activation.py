@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
-from convcalc.numeric.base import Kernel, Output, ParamSpec, Params
+from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
 
 
 def erf(x: np.ndarray) -> np.ndarray:

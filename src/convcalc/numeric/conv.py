@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
-from convcalc.numeric.base import Kernel, Output, ParamSpec, Params
+from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
 from convcalc.numeric.windows import CHUNK_BYTES, Pads, chunk_ranges, col2im, im2col, output_size, pad, taps
 
 

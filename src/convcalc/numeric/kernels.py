@@ -14,7 +14,7 @@ import numpy as np
 
 from convcalc.layers import Args, LayerType, MergeType, Shape
 from convcalc.numeric import activation, conv, norm, pool, reshape
-from convcalc.numeric.base import Kernel, Output, ParamSpec, Params, init_params
+from convcalc.numeric.base import Kernel, Output, Params, ParamSpec, init_params
 
 KERNELS: dict[str, Kernel] = {}
 for _module in (conv, pool, norm, activation, reshape):

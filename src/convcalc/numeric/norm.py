@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
-from convcalc.numeric.base import Kernel, Output, ParamSpec, Params
+from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
 
 
 def _channel(a: np.ndarray, ndim: int) -> np.ndarray:

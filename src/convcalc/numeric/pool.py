@@ -100,10 +100,7 @@ def avg_divisor(
     for axis, (n, o, k, s, (pl, pr)) in enumerate(zip(spatial, out, kernel, stride, padding)):
         start = np.arange(o) * s - pl
         end = np.minimum(start + k, n + pr)
-        if count_include_pad:
-            count = end - start
-        else:
-            count = np.minimum(end, n) - np.maximum(start, 0)
+        count = end - start if count_include_pad else np.minimum(end, n) - np.maximum(start, 0)
         total = total * count.reshape((-1,) + (1,) * (rank - axis - 1))
     return total
 

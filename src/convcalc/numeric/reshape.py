@@ -2,9 +2,11 @@
 
 Upsampling is separable: per spatial axis, a gather of 1, 2 or 4 input indices and a
 weighted sum, with PyTorch's index rules (UpSample.h): scale = 1/scale_factor when a
-scale factor is given, else n_in/n_out, in float32 for float32 data (PyTorch's opmath);
-nearest `floor(o*scale)` (with PyTorch's shortcuts for out == n or 2n in 2D only); nearest-exact `floor(max(scale*(o + 0.5) - 0.5, 0) + 0.5)`; linear `src = (o + 0.5)*scale - 0.5` clamped at 0, or `o*(n_in-1)/(n_out-1)`
-with align_corners, and a plain copy when n_out == n_in; cubic uses Keys' kernel with A = -0.75 and clamps indices.
+scale factor is given, else n_in/n_out, in float32 for float32 data (PyTorch's opmath).
+nearest: `floor(o*scale)` (with PyTorch's shortcuts for out == n or 2n, in 2D only);
+nearest-exact: `floor(max(scale*(o + 0.5) - 0.5, 0) + 0.5)`; linear: `src = (o + 0.5)*scale
+- 0.5` clamped at 0, or `o*(n_in-1)/(n_out-1)` with align_corners, and a plain copy when
+n_out == n_in; cubic: Keys' kernel with A = -0.75, indices clamped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from convcalc.layers import Args, LayerType, MergeType, Shape
-from convcalc.numeric.base import Kernel, Output, ParamSpec, Params
+from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
 from convcalc.numeric.windows import pad
 
 # --- linear and flatten -------------------------------------------------------------------

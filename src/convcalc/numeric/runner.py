@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from convcalc.analysis import Report, Row
