@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -119,3 +120,25 @@ def test_numpy_is_not_imported_without_verify():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    from convcalc.analysis import analyze
+    from convcalc.cli.verify import verify_report
+    from convcalc.spec.parser import parse_text
+
+    network = parse_text(SPEC, "net.yaml")
+    report = analyze(network)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert verify_report(network, report, seed=0, max_memory=1 << 30).ok
+    assert "verifying" in terminal.getvalue() and "3/3" in terminal.getvalue()
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    assert verify_report(network, report, seed=0, max_memory=1 << 30).ok
+    assert piped.getvalue() == ""
