@@ -148,3 +148,15 @@ def test_example_network_output_matches_torch(name):
     with torch.no_grad():
         expected = torch_network(network, report, params)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+def test_float64_pass_matches_torch_double_tightly():
+    network = parse_text((EXAMPLES / "lenet.yaml").read_text(), "lenet.yaml")
+    report = analyze(network, dtype="float64")
+    params = convcalc_params(network, report, seed=1, dtype=np.float64)
+    x = input_array(network.input_shape, 3, seed=1, dtype="float64")
+    y = run(network, x, lambda step: None, seed=1)
+    assert y.dtype == np.float64
+    with torch.no_grad():
+        expected = torch_network(network, report, params, dtype=torch.float64)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
