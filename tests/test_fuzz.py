@@ -218,3 +218,29 @@ def test_huge_adaptive_pool_and_linear_finish_with_the_exact_field():
     widest = max(-(-((i + 1) * n) // out) - (i * n) // out for i in range(out))
     assert pool["receptive_field"]["size"] == [widest]
     assert linear["receptive_field"]["size"] == [n]  # every output reads the whole axis
+
+
+def test_huge_kernels_after_a_strided_field_finish_quickly():
+    """A 10^8-tap transposed conv (or 10^12-tap pool) behind a strided layer took minutes:
+    every tap of every phase was listed to find the field's ends."""
+    spec = {"input": [1, 10**8], "layers": [
+        {"conv1d": {"out_channels": 1, "kernel_size": 3, "stride": 2}},
+        {"convtranspose1d": {"out_channels": 1, "kernel_size": 10**8 - 1, "stride": 3}}]}
+    code, text = check(json.dumps(spec))
+    assert code == 0
+    conv, transposed = json.loads(text)["layers"]
+    n = (10**8 - 3) // 2 + 1
+    assert transposed["output_shape"] == [1, (n - 1) * 3 + 10**8 - 1]
+    # an output reads ceil(k / s) or floor(k / s) inputs, each with a field of 3 and jump 2
+    assert transposed["receptive_field"]["size"] == [(-(-(10**8 - 1) // 3) - 1) * 2 + 3]
+
+
+def test_transposed_taps_are_the_brute_force_taps():
+    from convcalc.receptive import Transposed
+
+    for k, s, d, pad in [(k, s, d, p) for k in range(1, 7) for s in range(1, 5)
+                         for d in range(1, 5) for p in range(3)]:
+        amap = Transposed(k, s, d, pad)
+        for o in range(-4, 20):
+            brute = sorted((o + pad - t * d) // s for t in range(k) if (o + pad - t * d) % s == 0)
+            assert list(amap.taps(o)) == brute, (k, s, d, pad, o)

@@ -108,7 +108,8 @@ class Window:
 
     def taps(self, o: int) -> tuple[int, ...]:
         first = o * self.stride - self.pad
-        return tuple(first + t * self.dilation for t in range(self.kernel))
+        # a lazy range: kernels can be as large as the input
+        return range(first, first + self.kernel * self.dilation, self.dilation)  # type: ignore[return-value]
 
     def reads(self, o: int, n: int) -> Reads:
         return resolve(self.taps(o), n, self.mode)
@@ -136,14 +137,24 @@ class Transposed:
 
     def reach(self, o: int) -> Span:
         inputs = self.taps(o)
-        return (min(inputs), max(inputs)) if inputs else None
+        return (inputs[0], inputs[-1]) if inputs else None
 
     def taps(self, o: int) -> tuple[int, ...]:
-        return tuple(sorted(
-            (o + self.pad - t * self.dilation) // self.stride
-            for t in range(self.kernel)
-            if (o + self.pad - t * self.dilation) % self.stride == 0
-        ))
+        """Inputs `i` with `i*s - pad + t*d = o` for a tap `t < kernel`, ascending.
+
+        The taps that land on `o` are `t0, t0 + s/g, ...` (g = gcd(s, d)), so the inputs step
+        by d/g: a lazy range, computed in constant time however large the kernel.
+        """
+        s, d, base = self.stride, self.dilation, o + self.pad
+        g = math.gcd(s, d)
+        if base % g:
+            return range(0)  # type: ignore[return-value]
+        m = s // g
+        t0 = (base // g) * pow(d // g, -1, m) % m if m > 1 else 0
+        if t0 >= self.kernel:
+            return range(0)  # type: ignore[return-value]
+        t_last = t0 + (self.kernel - 1 - t0) // m * m
+        return range((base - t_last * d) // s, (base - t0 * d) // s + 1, d // g)  # type: ignore[return-value]
 
     def reads(self, o: int, n: int) -> Reads:
         return resolve(self.taps(o), n)
@@ -350,9 +361,10 @@ class AxisField:
         all land on outputs no input reaches sees nothing), and every tap counts: after a
         merge of branches with different phases the field ends are not monotone.
         """
-        if isinstance(taps, range) and taps.step == 1 and len(taps) > 2 * self.period:
-            # Each phase's field moves right with its index (shift >= 0), so in a contiguous
-            # run only the first and last `period` taps can hold the ends.
+        if isinstance(taps, range) and taps.step > 0 and len(taps) > 2 * self.period:
+            # Each phase's field moves right with its index (shift >= 0), and the first and
+            # last `period` taps of an ascending run hold every phase's first and last
+            # index, so only they can hold the ends.
             taps = (*taps[: self.period], *taps[-self.period :])
         spans = [span for span in map(self.at, taps) if span is not None]
         if not spans:
