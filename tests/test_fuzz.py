@@ -244,3 +244,14 @@ def test_transposed_taps_are_the_brute_force_taps():
         for o in range(-4, 20):
             brute = sorted((o + pad - t * d) // s for t in range(k) if (o + pad - t * d) % s == 0)
             assert list(amap.taps(o)) == brute, (k, s, d, pad, o)
+
+
+def test_empty_pool_with_a_huge_dilation_is_refused_at_once():
+    # k_eff = 100000000 * (3 - 1) + 1; the smallest input was once found by counting up to it
+    spec = {"input": [1, 8, 8], "layers": [{"maxpool2d": {"kernel_size": 3, "dilation": 10**8,
+                                                          "ceil_mode": True, "stride": 2}}]}
+    started = time.perf_counter()
+    code, _, err = invoke(["shapes", "-"], json.dumps(spec))
+    assert code == 2
+    assert err.splitlines()[0].endswith(f"the smallest input that works is {10**8 * 2 + 1 - (2 - 1)}")
+    assert time.perf_counter() - started < 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from convcalc.errors import ArgumentError, ShapeError
-from convcalc.geometry import pool_output
+from convcalc.geometry import effective_kernel, pool_output
 from convcalc.layers.base import (
     SPATIAL_NAMES,
     Arg,
@@ -48,10 +48,10 @@ class Pool(LayerType):
         for axis, n, k, s, d, p in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], kernel, stride, dilation, pads):
             size = pool_output(n, k, s, d, p, args["ceil_mode"])
             if size < 1:
-                # ceil_mode keeps a window that starts inside the input, so less input works
-                smallest = next(m for m in range(1, n + k * d + 2)
-                                if pool_output(m, k, s, d, p, args["ceil_mode"]) >= 1)
-                raise empty_output(axis, n, k, d, p, smallest)
+                # ceil_mode keeps a window that starts inside the input: one output as soon
+                # as n + pl + pr - k_eff > -s, so less input works
+                reach = effective_kernel(k, d) - p[0] - p[1] - (s - 1 if args["ceil_mode"] else 0)
+                raise empty_output(axis, n, k, d, p, max(1, reach))
             out.append(size)
             skip = skip_fact(k, s, d)  # skipping every other row also leaves the last one
             skip_facts += [(axis, skip)] if skip else []
