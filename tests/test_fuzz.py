@@ -148,6 +148,8 @@ def specs(draw):
     rank = max(rank, 1)  # [C] alone takes only rank-free layers; 1D types get refused
     if draw(st.integers(0, 19)) == 0:
         shape[-1] = draw(st.integers(10**6, 10**15))  # huge sizes: no hang, no crash
+    if draw(st.integers(0, 19)) == 0:
+        shape[0] = draw(st.integers(10**6, 10**18))  # and huge channel counts
     return {"input": shape, "layers": draw(st.lists(items(rank), min_size=1, max_size=5))}
 
 
@@ -254,4 +256,14 @@ def test_empty_pool_with_a_huge_dilation_is_refused_at_once():
     code, _, err = invoke(["shapes", "-"], json.dumps(spec))
     assert code == 2
     assert err.splitlines()[0].endswith(f"the smallest input that works is {10**8 * 2 + 1 - (2 - 1)}")
+    assert time.perf_counter() - started < 1.0
+
+
+def test_groups_not_dividing_a_huge_channel_count_is_refused_at_once():
+    # the message lists divisors of in_channels; for 10^18 + 1 that took sqrt(n) = 10^9 steps
+    spec = {"input": [10**18 + 1, 8, 8],
+            "layers": [{"conv2d": {"out_channels": 7, "kernel_size": 1, "groups": 7}}]}
+    started = time.perf_counter()
+    code, _, err = invoke(["shapes", "-"], json.dumps(spec))
+    assert code == 2 and f"groups=7 does not divide in_channels={10**18 + 1}" in err
     assert time.perf_counter() - started < 1.0
