@@ -124,3 +124,26 @@ def test_random_weights_keep_the_variance_bound(name):
     fan_in = 32 * 3 * 3 if name == "conv2d" else 288
     assert np.abs(w).max() <= math.sqrt(6 / fan_in)
     assert abs(w.var() - 2 / fan_in) < 0.1 * 2 / fan_in
+
+
+@pytest.mark.parametrize(("n", "out"), [(7, 3), (10, 4), (224, 7), (5, 5), (3, 8), (1, 1)])
+def test_adaptive_windows_as_arrays_match_the_geometry_formula(n, out):
+    from convcalc.geometry import adaptive_window
+    from convcalc.numeric.pool import _adaptive_bounds, adaptive_matrix
+
+    lo, hi = _adaptive_bounds(n, out)
+    assert list(zip(lo.tolist(), hi.tolist())) == [adaptive_window(o, n, out) for o in range(out)]
+    m = adaptive_matrix(n, out, np.dtype("float64"))
+    assert np.allclose(m.sum(axis=0), 1.0)
+
+
+def test_a_huge_adaptive_output_builds_without_a_python_loop():
+    import time
+
+    from convcalc.numeric.pool import adaptive_avg_pool
+
+    x = np.ones((1, 1, 3), dtype=np.float32)
+    start = time.perf_counter()
+    y = adaptive_avg_pool(x, (200_000,))
+    assert y.shape == (1, 1, 200_000) and np.all(y == 1.0)
+    assert time.perf_counter() - start < 5

@@ -168,3 +168,9 @@ blocks:
   b: {layers: [a]}
 layers: [a]
 """)
+
+
+def test_leading_zero_integers_keep_yaml_1_1_octal_meaning():
+    # 010 is octal 8 in YAML 1.1 (PyYAML); the fast integer path must not read it as 10.
+    report = report_of("input: [1, 010, 8]\nlayers: [relu]")
+    assert report.input_shape == (1, 8, 8)

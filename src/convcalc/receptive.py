@@ -312,7 +312,7 @@ class AxisField:
         return min(self.sizes(), default=0)
 
     @property
-    def start(self) -> Fraction | None:
+    def start(self) -> Fraction | int | None:
         """Input coordinate of the centre of output 0's field."""
         if len(self.lo) == 1 and self.lo[0] is not None and self.hi[0] is not None:
             total = self.lo[0] + self.hi[0]

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from convcalc.geometry import adaptive_window, pool_output
+from convcalc.geometry import pool_output
 from convcalc.layers import Args, LayerType, Shape
 from convcalc.numeric.base import Kernel, Output, Params
 from convcalc.numeric.windows import Pads, pad, taps
@@ -124,13 +124,18 @@ def avg_pool(
     return total
 
 
+def _adaptive_bounds(n: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every window's `[lo, hi)` at once: `adaptive_window` evaluated with array arithmetic."""
+    o = np.arange(out, dtype=np.int64)
+    return (o * n) // out, -(-((o + 1) * n) // out)
+
+
 def adaptive_matrix(n: int, out: int, dtype: np.dtype) -> np.ndarray:
     """`(n, out)` averaging matrix: column o is 1/len on window `adaptive_window(o, n, out)`."""
-    m = np.zeros((n, out), dtype=dtype)
-    for o in range(out):  # one column per output size, not per pixel: out is small
-        lo, hi = adaptive_window(o, n, out)
-        m[lo:hi, o] = 1.0 / (hi - lo)
-    return m
+    lo, hi = _adaptive_bounds(n, out)
+    i = np.arange(n, dtype=np.int64)[:, None]
+    inside = (i >= lo) & (i < hi)
+    return (inside / (hi - lo)).astype(dtype)
 
 
 def adaptive_avg_pool(x: np.ndarray, out: Sequence[int]) -> np.ndarray:
@@ -148,10 +153,8 @@ def adaptive_avg_pool(x: np.ndarray, out: Sequence[int]) -> np.ndarray:
 
 def _window_index(n: int, out: int) -> np.ndarray:
     """`(out, longest)` input indices of each adaptive window, the last repeated to pad."""
-    bounds = [adaptive_window(o, n, out) for o in range(out)]
-    longest = max(hi - lo for lo, hi in bounds)
-    lo = np.array([b[0] for b in bounds])
-    hi = np.array([b[1] for b in bounds])
+    lo, hi = _adaptive_bounds(n, out)
+    longest = int((hi - lo).max())
     return np.minimum(lo[:, None] + np.arange(longest), hi[:, None] - 1)
 
 

@@ -214,8 +214,10 @@ def scalar(node: Node, source: Source) -> Any:
     if node.tag in (INT, FLOAT) and len(node.value) > MAX_DIGITS:
         raise SpecError(f"the number {node.value[:20]}... has more than {MAX_DIGITS} characters;"
                         " no size or argument needs that many", where=source.where(node))
-    if node.tag == INT and node.value.isdigit():  # the common case, without PyYAML's regexes
-        return int(node.value)
+    value = node.value
+    if node.tag == INT and value.isdigit() and (value[0] != "0" or len(value) == 1):
+        # The common case, without PyYAML's regexes (a leading 0 is YAML 1.1 octal).
+        return int(value)
     convert = _SCALARS.get(node.tag)
     if convert is None:
         raise SpecError(f"the YAML tag {tag_text(node.tag)!r} is not allowed in a spec; write a plain value",
