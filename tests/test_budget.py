@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import report_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import report_of
 from convcalc.budget import evaluate, from_spec, override, parse_number, parse_shape
 from convcalc.errors import Location, SpecError
 from convcalc.spec.parser import parse_text

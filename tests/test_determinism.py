@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import EXAMPLES
 
 # Branches, concat, fractional jumps (transposed convs), warnings and blocks between them.

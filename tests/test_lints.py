@@ -8,11 +8,10 @@ exactly the zero entries of the gradient.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT
 
+from conftest import EXAMPLES, ROOT
 from convcalc.analysis import analyze
 from convcalc.errors import ShapeError
 from convcalc.lints import CODES, lint, silence

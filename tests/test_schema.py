@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 import yaml
-from conftest import EXAMPLES
 
+from conftest import EXAMPLES
 from convcalc.errors import ArgumentError, SpecError
 from convcalc.layers import REGISTRY
 from convcalc.schema import spec_schema

@@ -6,8 +6,8 @@ import json
 import sys
 
 import pytest
-from conftest import EXAMPLES, ROOT, report_of
 
+from conftest import EXAMPLES, ROOT, report_of
 from convcalc.analysis import analyze
 from convcalc.errors import SpecError
 from convcalc.layers import REGISTRY

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from convcalc.analysis import Field, Report, Row, Warning, input_field
-from convcalc.layers.conv import along
 from convcalc.layers.base import SPATIAL_NAMES
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.layers.conv import along
+from convcalc.network import Layer, Network, Node, Sequence
 from convcalc.receptive import Window
 
 # Every warning code, with what it means; `--ignore` accepts exactly these.

@@ -10,7 +10,6 @@ Imports `errors` and `layers` only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from convcalc.errors import Location
 from convcalc.layers import Args, LayerType, MergeType, Shape
@@ -41,7 +40,7 @@ class Fork:
     where: Location | None = field(default=None, compare=False)
 
 
-Node = Union[Layer, Sequence, Fork]
+Node = Layer | Sequence | Fork
 
 
 @dataclass(frozen=True)

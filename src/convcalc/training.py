@@ -32,7 +32,7 @@ from typing import Any
 
 from convcalc.analysis import DTYPE_BYTES, Report, Row
 from convcalc.errors import SpecError
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.network import Layer, Network, Node, Sequence
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
 INDEX_BYTES = 8  # int64 indices of max pooling

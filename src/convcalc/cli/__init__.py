@@ -68,10 +68,6 @@ def main() -> None:
 
 
 # Each command module registers itself on `cli`; they keep heavy imports inside functions.
-from convcalc.cli import shapes  # noqa: E402,F401
-from convcalc.cli import check  # noqa: E402,F401
-from convcalc.cli import schema  # noqa: E402,F401
-from convcalc.cli import solve  # noqa: E402,F401
-from convcalc.cli import rf  # noqa: E402,F401
+from convcalc.cli import check, rf, schema, shapes, solve  # noqa: F401
 
 __all__ = ["ExitStatus", "cli", "main"]

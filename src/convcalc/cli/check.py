@@ -12,7 +12,7 @@ from convcalc.cli import cli
 from convcalc.cli.common import format_error, load_network, max_layers_option
 from convcalc.cli.lint import linted_report, strict_option
 from convcalc.cli.shapes import ignore_option
-from convcalc.errors import ConvcalcError, ExitStatus
+from convcalc.errors import ConvcalcError
 
 
 class Number(click.ParamType):

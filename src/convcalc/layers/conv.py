@@ -188,7 +188,7 @@ class Conv(LayerType):
             layer_note("unread-pixels", unread_facts, unread_message),
             layer_note("skipped-pixels", skip_facts, skip_message),
             layer_note("asymmetric-padding", same_facts, lambda axes, f: (
-                f"padding='same' with kernel {f[0]}{f', dilation ' + str(f[1]) if f[1] != 1 else ''}"
+                f"padding='same' with kernel {f[0]}{', dilation ' + str(f[1]) if f[1] != 1 else ''}"
                 f" pads {f[2]} before and {f[3]} after along {axes}, so the output is shifted by half"
                 " a pixel; use an odd kernel size")),
         ) if note]
@@ -211,8 +211,10 @@ class ConvTranspose(LayerType):
         Arg("out_channels", Int(), doc="Number of output channels."),
         Arg("kernel_size", PerAxis(), doc="Kernel size, one int or one per spatial axis."),
         Arg("stride", PerAxis(), 1, "Stride (the upsampling factor)."),
-        Arg("padding", Padding(allow_words=False), 0, "Removed from both ends of the output: int, per axis, or [before, after] pairs."),
-        Arg("output_padding", PerAxis(minimum=0), 0, "Extra size added to one side of the output; must be < max(stride, dilation)."),
+        Arg("padding", Padding(allow_words=False), 0,
+            "Removed from both ends of the output: int, per axis, or [before, after] pairs."),
+        Arg("output_padding", PerAxis(minimum=0), 0,
+            "Extra size added to one side of the output; must be < max(stride, dilation)."),
         Arg("groups", Int(), 1, "Channel groups."),
         Arg("bias", Bool(), True, "Add a learnable bias."),
         Arg("dilation", PerAxis(), 1, "Spacing between kernel taps."),

@@ -42,7 +42,8 @@ class Softmax(LayerType):
     """Softmax along `dim`, numbered as in PyTorch with the batch as dim 0 (1 = channels)."""
 
     summary = "Softmax (or log-softmax) along dim, counted with the batch as dim 0."
-    args = (Arg("dim", Int(minimum=-99), 1, "Axis, with the batch as dim 0 (1 = channels); negative counts from the end."),)
+    args = (Arg("dim", Int(minimum=-99), 1,
+                "Axis, with the batch as dim 0 (1 = channels); negative counts from the end."),)
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         axis = batchless_axis(args["dim"], shape, "dim")

@@ -134,7 +134,8 @@ class LocalResponseNorm(LayerType):
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         if len(shape) < 2:
-            raise ShapeError(f"expects an input of shape [C, ...] with at least one spatial axis, got {shape_str(shape)}")
+            raise ShapeError(
+                f"expects an input of shape [C, ...] with at least one spatial axis, got {shape_str(shape)}")
         return same_shape(shape)
 
 

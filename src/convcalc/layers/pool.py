@@ -71,7 +71,8 @@ class Pool(LayerType):
 POOL_ARGS = (
     Arg("kernel_size", PerAxis(), doc="Window size."),
     Arg("stride", Optional(PerAxis()), None, "Stride; defaults to kernel_size."),
-    Arg("padding", Padding(allow_words=False), 0, "Implicit padding (-inf for max, 0 for avg); at most kernel_size // 2."),
+    Arg("padding", Padding(allow_words=False), 0,
+        "Implicit padding (-inf for max, 0 for avg); at most kernel_size // 2."),
 )
 
 

@@ -21,7 +21,6 @@ from convcalc.layers.base import (
     LayerType,
     Optional,
     Shape,
-    describe,
     is_int,
     shape_str,
 )
@@ -102,8 +101,10 @@ class Upsample(LayerType):
     summary = "Upsampling by size or scale_factor (nearest, nearest-exact, linear, bilinear, bicubic, trilinear)."
     args = (
         Arg("size", Optional(NumbersOrList(integer=True)), None, "Output size, one int or one per spatial axis."),
-        Arg("scale_factor", Optional(NumbersOrList(integer=False)), None, "Multiplier; output = floor(n * scale_factor)."),
-        Arg("mode", Choice(("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear")), "nearest", "Interpolation."),
+        Arg("scale_factor", Optional(NumbersOrList(integer=False)), None,
+            "Multiplier; output = floor(n * scale_factor)."),
+        Arg("mode", Choice(("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear")), "nearest",
+            "Interpolation."),
         Arg("align_corners", Optional(Bool()), None, "Align corner pixels (linear modes only)."),
     )
 
@@ -219,7 +220,8 @@ class Pad(LayerType):
         if self.mode == "reflection":
             for axis, n, (a, b) in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], pads):
                 if max(a, b) >= n:
-                    raise ShapeError(f"reflection padding {max(a, b)} must be smaller than the input size {n} along {axis}")
+                    raise ShapeError(
+                        f"reflection padding {max(a, b)} must be smaller than the input size {n} along {axis}")
         if self.mode == "circular":  # PyTorch wraps around at most once
             for axis, n, (a, b) in zip(SPATIAL_NAMES[self.rank or 1], shape[1:], pads):
                 if max(a, b) > n:
