@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from dataclasses import field as record_field
 from fractions import Fraction
 
 from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.layers import Inference, Note, Shape
 from convcalc.network import Fork, Layer, Network, Node, Sequence
-from convcalc.receptive import AxisField, FieldTooIrregular
+from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
@@ -34,6 +35,8 @@ class Row:
     activation_bytes: int
     field: Field
     where: Location | None = None
+    # How the layer maps each spatial axis (for lints and field walks); None without axes.
+    axes: tuple[AxisMap, ...] | None = record_field(default=None, compare=False, repr=False)
 
     @property
     def flops(self) -> int:
@@ -161,7 +164,10 @@ class _Walker:
         if field is None or result.axes is None or len(result.axes) != len(field):
             return None
         try:
-            return tuple(f.through(m) for f, m in zip(field, result.axes))
+            moved = tuple(f.through(m) for f, m in zip(field, result.axes))
+            # Keep the same object when nothing changed (element-wise layers): renderers
+            # memoise per field object.
+            return field if all(a is b for a, b in zip(moved, field)) else moved
         except FieldTooIrregular as err:
             self.warn(path, kind, where, Note("field-untracked", f"receptive field no longer tracked: {err}"))
             return None
@@ -178,6 +184,7 @@ class _Walker:
             macs=result.macs * self.batch_size,
             activation_bytes=math.prod(result.output_shape) * self.bytes_per_element,
             field=field,
+            axes=result.axes,
             where=where,
         ))
         for note in result.notes:

@@ -82,7 +82,7 @@ class _Linter:
 
     def layer(self, step: _Step) -> None:
         row, before = step.row, step.field_in
-        if row.field is not None and before is not None and len(row.field) == len(before):
+        if row.field is not None and before is not None and row.field is not before and len(row.field) == len(before):
             self.empty_field(step)
         if not self.head_seen and self.depth == 0 and before is not None and row.field is None:
             self.head_seen = True  # flatten or linear: position-specific weights see everything
@@ -144,10 +144,9 @@ class _Linter:
     @staticmethod
     def stride1_windows(step: _Step) -> tuple[Window, ...] | None:
         """The step's per-axis windows if all have stride 1 (element-wise layers included)."""
-        shape = step.row.input_shape
         if step.row.is_merge or step.field_in is None:
             return None
-        axes = step.layer.type.infer(step.layer.args, shape).axes  # type: ignore[arg-type]
+        axes = step.row.axes
         if axes is None or not all(isinstance(m, Window) and m.stride == 1 for m in axes):
             return None
         return axes  # type: ignore[return-value]

@@ -10,14 +10,16 @@ import json
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from convcalc.cli import cli
 from convcalc.cli.common import echo_rich, load_network, max_layers_option
 from convcalc.errors import SpecError
-from convcalc.fieldwalk import Explanation, explain
+
+if TYPE_CHECKING:  # the walk is imported by the commands that use it, not at start-up
+    from convcalc.fieldwalk import Explanation
 
 FORMATS = ("table", "json")
 
@@ -141,6 +143,8 @@ def rf(spec: str, at: str | None, position: str | None, fmt: str, max_layers: in
       convcalc rf net.yaml --at up2 --position 0,0 --format json
     """
     network = load_network(spec, max_layers)
+    from convcalc.fieldwalk import explain
+
     e = explain(network, at, parse_position(position))
     if fmt == "json":
         click.echo(json.dumps(explanation_dict(e), indent=2))
@@ -180,7 +184,7 @@ def heat_text(heat: Any, width: int) -> Any:
 
 def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samples: int, seed: int,
             dtype: str) -> tuple[Any, Explanation]:
-    from convcalc.fieldwalk import find, steps
+    from convcalc.fieldwalk import explain, find, steps
     from convcalc.numeric.backward import effective_field
 
     e = explain(network, at, position)

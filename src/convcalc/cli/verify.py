@@ -10,15 +10,17 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from convcalc.analysis import Report
 from convcalc.errors import CheckFailed
 from convcalc.network import Network
-from convcalc.numeric.result import Verification
 from convcalc.render.data import shape_text
+
+if TYPE_CHECKING:
+    from convcalc.numeric.result import Verification
 
 F = TypeVar("F", bound=Callable[..., Any])
 

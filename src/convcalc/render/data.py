@@ -37,7 +37,15 @@ def field_dict(field: Field) -> dict[str, list[int | float]] | None:
     }
 
 
-def row_dict(row: Row) -> dict[str, Any]:
+def row_dict(row: Row, fields: dict[int, Any] | None = None) -> dict[str, Any]:
+    """One layer of the contract; `fields` memoises receptive fields by identity (element-wise
+    layers pass their input's field object on, so long stacks share a few)."""
+    if fields is None:
+        rf = field_dict(row.field)
+    else:
+        rf = fields.get(id(row.field), fields)
+        if rf is fields:
+            rf = fields[id(row.field)] = field_dict(row.field)
     shape: Any = list(row.input_shape)
     if row.is_merge:
         shape = [list(s) for s in row.input_shape]  # type: ignore[union-attr]
@@ -51,12 +59,13 @@ def row_dict(row: Row) -> dict[str, Any]:
         "macs": row.macs,
         "flops": row.flops,
         "activation_bytes": row.activation_bytes,
-        "receptive_field": field_dict(row.field),
+        "receptive_field": rf,
     }
 
 
 def report_dict(report: Report) -> dict[str, Any]:
     t = report.totals
+    fields: dict[int, Any] = {}  # the rows keep every field alive, so ids stay unique
     return {
         "schema_version": SCHEMA_VERSION,
         "name": report.name,
@@ -64,7 +73,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "output_shape": list(report.output_shape),
         "batch_size": report.batch_size,
         "dtype": report.dtype,
-        "layers": [row_dict(r) for r in report.rows],
+        "layers": [row_dict(r, fields) for r in report.rows],
         "totals": {
             "params": t.params,
             "buffers": t.buffers,
