@@ -35,3 +35,9 @@ def test_bad_groups_is_one_located_message(run, tmp_path):
         f"error: {spec}:3:5: 0 (conv2d): groups=3 does not divide in_channels=64 (divisors: 1, 2, 4, 8, 16, 32, 64)"
     )
     assert "Traceback" not in result.output
+
+
+def test_spec_from_stdin(run):
+    result = run("shapes", "-", "-f", "json", input="input: [2, 6, 6]\nlayers:\n  - maxpool2d: {kernel_size: 2}\n")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["output_shape"] == [2, 6 // 2, 6 // 2]

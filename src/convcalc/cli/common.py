@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def read_source(path: str) -> Source:
     """The text of a spec file ('-' is stdin), or a SpecError that names it."""
     if path == "-":
-        data = click.get_binary_stream("stdin").read()
+        data = sys.stdin.buffer.read()
         name = "<stdin>"
     else:
         name = path
