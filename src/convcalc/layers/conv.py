@@ -131,7 +131,27 @@ def skip_message(axes: str, fact: tuple[Any, ...]) -> str:
             " (or average-pool before a strided 1x1 conv)")
 
 
-class Conv(LayerType):
+class GroupedConv(LayerType):
+    """What convolution and transposed convolution share: channels split into groups."""
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        if args["out_channels"] % args["groups"]:
+            raise ArgumentError(
+                f"groups={args['groups']} does not divide out_channels={args['out_channels']}",
+                arg="groups",
+            )
+
+    def channels(self, args: Args, shape: Shape) -> tuple[int, int, int]:
+        """(C_in, C_out, groups), once the input's rank and channels are checked."""
+        self.expect_rank(shape)
+        c_in = shape[0]
+        check_in_channels(args, c_in)
+        c_out, groups = args["out_channels"], args["groups"]
+        check_groups(groups, c_in, c_out)
+        return c_in, c_out, groups
+
+
+class Conv(GroupedConv):
     summary = "Convolution (cross-correlation), with groups, dilation and padding modes."
     args = (
         Arg("out_channels", Int(), doc="Number of output channels."),
@@ -153,11 +173,7 @@ class Conv(LayerType):
                 f"{list(args['stride']) if len(set(args['stride'])) > 1 else args['stride'][0]});"
                 " give the padding explicitly", arg="padding"
             )
-        if args["out_channels"] % args["groups"]:
-            raise ArgumentError(
-                f"groups={args['groups']} does not divide out_channels={args['out_channels']}",
-                arg="groups",
-            )
+        super().check_args(args)
 
     def padding(self, args: Args) -> tuple[tuple[int, int], ...]:
         if args["padding"] == "same":
@@ -165,11 +181,8 @@ class Conv(LayerType):
         return args["padding"]
 
     def infer(self, args: Args, shape: Shape) -> Inference:
-        self.expect_rank(shape)
-        c_in, spatial = shape[0], shape[1:]
-        check_in_channels(args, c_in)
-        c_out, groups = args["out_channels"], args["groups"]
-        check_groups(groups, c_in, c_out)
+        c_in, c_out, groups = self.channels(args, shape)
+        spatial = shape[1:]
         kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
         pads = self.padding(args)
         out, unread_facts, skip_facts, same_facts = [], [], [], []
@@ -205,7 +218,7 @@ class Conv(LayerType):
         )
 
 
-class ConvTranspose(LayerType):
+class ConvTranspose(GroupedConv):
     summary = "Transposed convolution (the gradient of a convolution), with output_padding."
     args = (
         Arg("out_channels", Int(), doc="Number of output channels."),
@@ -229,18 +242,11 @@ class ConvTranspose(LayerType):
                     f"output_padding={op} must be smaller than max(stride={s}, dilation={d})"
                     f" = {max(s, d)}, as PyTorch requires", arg="output_padding"
                 )
-        if args["out_channels"] % args["groups"]:
-            raise ArgumentError(
-                f"groups={args['groups']} does not divide out_channels={args['out_channels']}",
-                arg="groups",
-            )
+        super().check_args(args)
 
     def infer(self, args: Args, shape: Shape) -> Inference:
-        self.expect_rank(shape)
-        c_in, spatial = shape[0], shape[1:]
-        check_in_channels(args, c_in)
-        c_out, groups = args["out_channels"], args["groups"]
-        check_groups(groups, c_in, c_out)
+        c_in, c_out, groups = self.channels(args, shape)
+        spatial = shape[1:]
         kernel, stride, dilation = args["kernel_size"], args["stride"], args["dilation"]
         pads, out_pad = args["padding"], args["output_padding"]
         out, uneven = [], []
