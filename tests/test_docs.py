@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import click
 import pytest
 
 from conftest import ROOT, report_of
@@ -13,9 +14,10 @@ from convcalc.layers import MERGE_TYPES, REGISTRY
 README = (ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("name", sorted(cli.commands))
+@pytest.mark.parametrize("name", cli.list_commands(click.Context(cli)))
 def test_every_command_has_help_and_is_in_the_readme(name, run):
-    command = cli.commands[name]
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None
     assert command.help and len(command.help.strip()) > 40, name
     assert f"convcalc {name}" in README, f"README does not mention `convcalc {name}`"
     result = run(name, "--help")
@@ -43,3 +45,15 @@ def test_version_and_top_level_help(run):
     assert run("--version").stdout.strip() == f"convcalc, version {__version__}"
     top = run("--help").stdout
     assert "Exit status: 0 ok, 1 a check failed, 2 bad input." in top
+
+
+def test_every_registered_command_is_in_the_lazy_table():
+    import importlib
+    import pkgutil
+
+    import convcalc.cli as package
+    from convcalc.cli import COMMAND_MODULES
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"convcalc.cli.{module.name}")
+    assert set(cli.commands) == set(COMMAND_MODULES)

@@ -7,6 +7,7 @@ message and its exit status (0 ok, 1 a check failed, 2 bad input); `--traceback`
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
@@ -34,8 +35,25 @@ Exit status: 0 ok, 1 a check failed, 2 bad input.
 """
 
 
+# Command name -> the module that defines it. A module is imported only when one of its
+# commands runs (or help lists them all), so `convcalc shapes` does not load the others.
+COMMAND_MODULES = {
+    "shapes": "shapes", "layer": "shapes", "layers": "shapes",
+    "check": "check", "solve": "solve", "schema": "schema", "rf": "rf", "erf": "rf",
+}
+
+
 class ConvcalcGroup(click.Group):
-    """Turns ConvcalcError into one message on stderr and its exit status."""
+    """Loads command modules on demand, and turns ConvcalcError into one message on
+    stderr and its exit status."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMAND_MODULES:
+            importlib.import_module(f"convcalc.cli.{COMMAND_MODULES[name]}")
+        return self.commands.get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -66,8 +84,5 @@ def main() -> None:
     """Console-script entry point."""
     cli(prog_name="convcalc")
 
-
-# Each command module registers itself on `cli`; they keep heavy imports inside functions.
-from convcalc.cli import check, rf, schema, shapes, solve  # noqa: F401
 
 __all__ = ["ExitStatus", "cli", "main"]
