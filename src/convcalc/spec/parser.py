@@ -186,7 +186,12 @@ class Parser:
 
     def value(self, node: yaml.Node, scope: Mapping[str, Any]) -> Any:
         """A node's plain value with `$` expressions evaluated in `scope`."""
-        raw = to_python(node, self.source)
+        if isinstance(node, yaml.ScalarNode):  # most arguments: no list, no expression
+            raw = scalar(node, self.source)
+            if not isinstance(raw, str) or "$" not in raw:
+                return raw
+        else:
+            raw = to_python(node, self.source)
         try:
             return _substitute(raw, scope)
         except ConvcalcError as err:
