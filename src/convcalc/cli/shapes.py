@@ -19,29 +19,26 @@ from convcalc.spec.parser import Limits, Parser
 from convcalc.spec.source import Source
 
 
-def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = (), verification: Any = None,
-                training: Any = None) -> None:
-    """Print a report in the chosen format (warnings named in `ignore` left out).
+def emit_report(report: Report, fmt: str, verification: Any = None, training: Any = None) -> None:
+    """Print a report in the chosen format.
 
     With a `verification` (--verify), the table gains a Verified column and JSON the
-    `verified` fields; csv and markdown get a summary line on stderr.
+    `verified` fields; csv and markdown get a summary line on stderr. `training` (--training)
+    adds a column, a summary and a JSON object likewise.
     """
-    if ignore:
-        kept = tuple(w for w in report.warnings if w.code not in ignore)
-        report = Report(**{**report.__dict__, "warnings": kept})
     if fmt == "table":
         from convcalc.render.table import Column, report_table
 
-        extra = ()
+        columns: tuple[Column, ...] = ()
         if verification is not None:
             from convcalc.cli.verify import summary, verified_cells
 
-            extra = (Column("Verified", verified_cells(verification)),)
+            columns = (Column("Verified", verified_cells(verification)),)
         if training is not None:
             from convcalc.render.training import saved_cells
 
-            extra = (*extra, Column("Kept for backward", saved_cells(training), right=True))
-        lines = report_table(report, extra)
+            columns = (*columns, Column("Kept for backward", saved_cells(training), right=True))
+        lines = report_table(report, columns)
         if verification is not None:
             lines += [[], [(summary(verification), "bold green" if verification.ok else "bold red")]]
         if training is not None:
@@ -53,12 +50,12 @@ def emit_report(report: Report, fmt: str, ignore: tuple[str, ...] = (), verifica
     from convcalc.render import plain
 
     if fmt == "json":
-        extra = None
+        sections = None
         if training is not None:
             from convcalc.render.training import training_dict
 
-            extra = {"training": training_dict(training, report.totals.buffers)}
-        text = plain.to_json(report, verification, extra)
+            sections = {"training": training_dict(training, report.totals.buffers)}
+        text = plain.to_json(report, verification, sections)
     else:
         text = {"csv": plain.to_csv, "markdown": plain.to_markdown}[fmt](report)
     click.echo(text, nl=False)
@@ -113,7 +110,7 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
         from convcalc.training import training_memory
 
         memory = training_memory(network, report, optimizer)
-    emit_report(report, fmt, (), verification, memory)
+    emit_report(report, fmt, verification, memory)
     if verification is not None:
         finish_verification(verification)
     if strict:
