@@ -48,7 +48,9 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Warning:
+class DesignWarning:
+    """A warning about one layer (a `Note` placed at its path and source line)."""
+
     path: str
     layer_type: str
     code: str
@@ -78,7 +80,7 @@ class Report:
     dtype: str
     rows: tuple[Row, ...]
     totals: Totals
-    warnings: tuple[Warning, ...]
+    warnings: tuple[DesignWarning, ...]
 
 
 class _Walker:
@@ -88,7 +90,7 @@ class _Walker:
         self.batch_size = batch_size
         self.bytes_per_element = batch_size * dtype_bytes
         self.rows: list[Row] = []
-        self.warnings: list[Warning] = []
+        self.warnings: list[DesignWarning] = []
         self.inferred: dict[tuple[int, int, Shape], tuple[object, Inference]] = {}
 
     def node(self, node: Node, shape: Shape, field: Field) -> tuple[Shape, Field]:
@@ -191,7 +193,7 @@ class _Walker:
             self.warn(path, kind, where, note)
 
     def warn(self, path: str, kind: str, where: Location | None, note: Note) -> None:
-        self.warnings.append(Warning(path, kind, note.code, note.message, where))
+        self.warnings.append(DesignWarning(path, kind, note.code, note.message, where))
 
 
 MAX_DIM = 2**63 - 1  # PyTorch sizes are int64

@@ -237,7 +237,7 @@ class Explanation:
     output_shape: Shape
     position: tuple[int, ...]
     axes: tuple[AxisExplanation, ...]
-    warnings: tuple[Any, ...]  # analysis.Warning about fields, up to this layer
+    warnings: tuple[Any, ...]  # analysis.DesignWarning about fields, up to this layer
 
     @property
     def pixels(self) -> int:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from convcalc.analysis import Field, Report, Row, Warning, input_field
+from convcalc.analysis import DesignWarning, Field, Report, Row, input_field
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.layers.conv import along
 from convcalc.network import Layer, Network, Node, Sequence
@@ -194,7 +194,7 @@ def lint(network: Network, report: Report) -> Report:
     linter.node(network.body, input_field(network.input_shape), chain)
     linter.chain_done(chain)
     order = {row.path: i for i, row in enumerate(report.rows)}
-    added = [Warning(path, row.type, code, message, row.where)
+    added = [DesignWarning(path, row.type, code, message, row.where)
              for code, message, path, row in linter.found]
     merged = sorted([*report.warnings, *added], key=lambda w: order.get(w.path, len(order)))
     return replace(report, warnings=tuple(merged))
