@@ -3,12 +3,15 @@ clear message, and the bounds users may need to raise have an option."""
 
 from __future__ import annotations
 
+import re
 import time
 import tracemalloc
 
 import pytest
+import yaml
 
 from convcalc.errors import LimitError, SpecError
+from convcalc.spec import source
 from convcalc.spec.parser import parse_text
 from convcalc.spec.source import MAX_NODES, Source, compose
 
@@ -91,12 +94,46 @@ def test_recursive_alias_is_refused():
         parse_text("a: &a [*a]\n" + HEAD + "  - relu\n", "rec.yaml")
 
 
-def test_deeply_nested_values_are_refused_not_a_recursion_error():
-    text = HEAD + "  - conv2d: {out_channels: 3, kernel_size: " + "[" * 5000 + "]" * 5000 + "}\n"
-    # libyaml composes it and convcalc refuses past 50 levels; the pure-Python parser
-    # would recurse too deep first, which is refused as well
-    with pytest.raises(LimitError, match="nest (deeper than 50 levels|too deeply)"):
-        parse_text(text, "deep.yaml")
+class PurePythonLoader(yaml.SafeLoader):
+    """PyYAML built without libyaml: its parser recurses once per nesting level."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """A parser with its own nesting bound, refusing as libyaml does from PyYAML 6.0.4 on
+    (there at 1,000 levels; lower here so that Python's recursion limit is not reached first)."""
+
+    def fetch_flow_collection_start(self, token_class: type) -> None:
+        if self.flow_level >= 200:
+            mark = self.get_mark()
+            raise yaml.scanner.ScannerError("while increasing flow level", mark, "exceeded maximum nesting depth", mark)
+        super().fetch_flow_collection_start(token_class)
+
+
+NESTING_REFUSED = (r"(0 \(conv2d\): lists and mappings nest deeper than 50 levels in this value"
+                   r"|lists and mappings nest too deeply for the YAML parser \(at most 50 levels are useful\))")
+
+
+@pytest.mark.parametrize("loader", [None, PurePythonLoader, BoundedLoader], ids=["installed", "pure-python", "bounded"])
+@pytest.mark.parametrize("depth", [60, 999, 5000])
+@pytest.mark.parametrize("suffix", ["yaml", "json"])
+def test_deeply_nested_values_are_refused_not_a_recursion_error(suffix, depth, loader, run, tmp_path, monkeypatch):
+    # convcalc refuses past 50 levels; libyaml refuses past 1,000 itself from PyYAML 6.0.4 on, and
+    # the pure-Python parser runs out of Python's recursion first. Whichever notices, the user sees
+    # a convcalc limit with its place and exit status 2, never a syntax error or a traceback.
+    if loader is not None:
+        monkeypatch.setattr(source, "_Loader", loader)
+    nested = "[" * depth + "]" * depth
+    text = (HEAD + f"  - conv2d: {{out_channels: 3, kernel_size: {nested}}}\n" if suffix == "yaml" else
+            f'{{"input": [3, 8, 8], "layers": [{{"conv2d": {{"out_channels": 3, "kernel_size": {nested}}}}}]}}\n')
+    line = 3 if suffix == "yaml" else 1
+    with pytest.raises(LimitError):
+        parse_text(text, f"deep.{suffix}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / f"deep.{suffix}").write_text(text)
+    result = run("shapes", f"deep.{suffix}")
+    assert result.exit_code == 2
+    headline = result.stderr.splitlines()[0]
+    assert re.fullmatch(rf"error: deep\.{suffix}:{line}:\d+: {NESTING_REFUSED}", headline), headline
 
 
 def test_deeply_nested_structures_are_refused():

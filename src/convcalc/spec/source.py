@@ -80,18 +80,23 @@ class Source:
 
 def compose(source: Source) -> Node:
     """Parse the text into a node tree, or raise SpecError with the position."""
+    loader = _Loader(source.text)  # what yaml.compose does, keeping the loader for its position
     try:
-        node = yaml.compose(source.text, Loader=_Loader)
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as err:
+        if _too_deep(err):  # libyaml's own bound (PyYAML 6.0.4 on): convcalc's limit, not a syntax error
+            raise _nesting_limit(source, err.problem_mark or err.context_mark) from None
         if source.name.endswith(".json"):
             node = _from_json(source)
         else:
             raise _yaml_error(source, err) from None
     except RecursionError:  # PyYAML's pure-Python parser recurses once per nesting level
-        raise LimitError(f"lists and mappings nest too deeply for the YAML parser (at most"
-                         f" {MAX_NESTING} levels are useful)", where=Location(source.name, 1, 1)) from None
+        get_mark = getattr(loader, "get_mark", None)  # the pure-Python reader's position
+        raise _nesting_limit(source, get_mark() if get_mark else None) from None
     except yaml.YAMLError as err:  # errors without a mark (rare: reader errors)
         raise SpecError(f"not valid YAML: {err}", where=Location(source.name, 1, 1)) from None
+    finally:
+        loader.dispose()
     if node is None:
         raise SpecError("the spec is empty; it needs at least 'input' and 'layers'",
                         where=Location(source.name, 1, 1))
@@ -100,6 +105,18 @@ def compose(source: Source) -> Node:
     if "!" in source.text:  # without a '!' no node carries an explicit tag
         check_tags(node, source)
     return node
+
+
+def _too_deep(err: yaml.MarkedYAMLError) -> bool:
+    """libyaml refuses nesting past its own depth (1,000 levels, flow or block)."""
+    return "maximum nesting depth" in (err.problem or "")
+
+
+def _nesting_limit(source: Source, mark: yaml.Mark | None) -> LimitError:
+    """One message for nesting that the parser itself gives up on, whichever parser it is."""
+    where = Location(source.name, mark.line + 1, mark.column + 1) if mark else Location(source.name, 1, 1)
+    return LimitError(f"lists and mappings nest too deeply for the YAML parser (at most {MAX_NESTING}"
+                      " levels are useful)", where=where)
 
 
 def check_tags(root: Node, source: Source) -> None:
@@ -158,9 +175,11 @@ def _from_json(source: Source) -> Node:
 
     try:
         data = json.loads(source.text)
+        return yaml.SafeDumper(None).represent_data(data)  # type: ignore[arg-type]
+    except RecursionError:  # both recurse once per nesting level
+        raise _nesting_limit(source, None) from None
     except json.JSONDecodeError as err:
         raise SpecError(f"not valid JSON: {err.msg}", where=Location(source.name, err.lineno, err.colno)) from None
-    return yaml.SafeDumper(None).represent_data(data)  # type: ignore[arg-type]
 
 
 def check_size(root: Node, source: Source) -> None:
