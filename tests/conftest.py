@@ -1,7 +1,8 @@
-"""Shared test helpers: paths, spec parsing and the CLI runner."""
+"""Shared test helpers: paths, spec parsing, the CLI runner and the regenerate switches."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,19 @@ from convcalc.spec.parser import parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-golden", action="store_true",
+        help="Rewrite tests/golden/ from the current output instead of comparing (then review the"
+        " git diff). CONVCALC_UPDATE_EXPECTED=1 does the same, as it does for tests/bad_specs/.")
+
+
+@pytest.fixture
+def regen_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the golden files are to be rewritten rather than compared."""
+    return bool(request.config.getoption("--regen-golden") or os.environ.get("CONVCALC_UPDATE_EXPECTED"))
 
 
 def report_of(text: str, **options: object) -> Report:
