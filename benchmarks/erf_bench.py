@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convcalc.fieldwalk import explain, find, steps
+from convcalc.analysis import analyze
+from convcalc.fieldwalk import explain, find
 from convcalc.numeric.backward import effective_field
 from convcalc.spec.parser import parse_text
 
@@ -78,7 +79,7 @@ def main() -> None:
     options = parser.parse_args()
 
     network = parse_text((ROOT / "examples" / "resnet18.yaml").read_text(), "resnet18.yaml")
-    graph = steps(network)
+    graph = analyze(network).rows
     target = find(graph, "layer4.1.relu_out")
     e = explain(network, "layer4.1.relu_out")
     position = e.position

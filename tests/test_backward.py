@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convcalc.fieldwalk import steps
-from convcalc.layers import REGISTRY
-from convcalc.numeric.backward import BACKWARD, layer_backward, network_backward
+from convcalc.analysis import analyze
+from convcalc.layers import MERGE_TYPES, REGISTRY
+from convcalc.numeric.backward import BACKWARD, MERGE_BACKWARD, layer_backward, network_backward
 from convcalc.spec.parser import parse_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "backward"
@@ -29,7 +29,7 @@ def load(path: Path) -> dict:
 
 def ours(case: dict) -> np.ndarray:
     spec = str(case["spec"])
-    (step,) = steps(parse_text(spec, "case.json"))
+    (step,) = analyze(parse_text(spec, "case.json")).rows
     params = {k.removeprefix("param."): v for k, v in case.items() if k.startswith("param.")}
     return layer_backward(step, case["g"], case["x"], params)
 
@@ -49,9 +49,12 @@ def family(name: str) -> str:
 def test_fixtures_cover_every_layer_type():
     covered = {family(next(iter(json.loads(str(load(p)["spec"]))["layers"][0]))) for p in CASES}
     # Dropout variants share one kernel (identity at inference); two are covered.
-    expected = {family(n) for n in REGISTRY.names()} - {"dropout", "featurealphadropout"}
+    # Merges have several inputs: the network tests below check their backward.
+    single = [n for n in REGISTRY.names() if n not in MERGE_TYPES]
+    expected = {family(n) for n in single} - {"dropout", "featurealphadropout"}
     assert expected <= covered, f"no torch fixture for {sorted(expected - covered)}"
-    assert set(REGISTRY.names()) <= set(BACKWARD), sorted(set(REGISTRY.names()) - set(BACKWARD))
+    assert set(single) <= set(BACKWARD), sorted(set(single) - set(BACKWARD))
+    assert set(MERGE_TYPES) <= set(MERGE_BACKWARD), sorted(set(MERGE_TYPES) - set(MERGE_BACKWARD))
 
 
 @pytest.mark.torch
@@ -76,7 +79,7 @@ def test_network_backward_adds_branch_gradients():
     # out = x + conv1x1(x) with weight w: d(sum out)/dx = 1 + w per channel (one channel).
     network = parse_text('{"input": [1, 5], "layers": [{"residual": {"body": ['
                          '{"conv1d": {"out_channels": 1, "kernel_size": 1, "bias": false}}]}}]}', "r.json")
-    graph = steps(network)
+    graph = analyze(network).rows
     w = np.array([[[3.0]]])
     g = np.ones((1, 1, 5))
     gx = network_backward(graph, len(graph) - 1, g, lambda i: None,
@@ -87,7 +90,7 @@ def test_network_backward_adds_branch_gradients():
 def test_network_backward_splits_concat_by_channels():
     network = parse_text('{"input": [2, 4], "layers": [{"parallel": {"merge": "concat", "branches": ['
                          '[], [{"conv1d": {"out_channels": 3, "kernel_size": 1, "bias": false}}]]}}]}', "c.json")
-    graph = steps(network)
+    graph = analyze(network).rows
     w = np.arange(6, dtype=float).reshape(3, 2, 1)
     g = np.zeros((1, 5, 4))
     g[0, 2:, :] = 1.0  # only the conv branch's three channels

@@ -168,13 +168,14 @@ def test_png_pixels_follow_the_ramp():
 @pytest.mark.torch
 def test_erf_matches_torch_autograd_live():
     torch = pytest.importorskip("torch")
-    from convcalc.fieldwalk import centre, find, steps
+    from convcalc.analysis import analyze
+    from convcalc.fieldwalk import centre, find
     from convcalc.numeric.backward import effective_field
     from convcalc.numeric.runner import input_array, trace
     from convcalc.spec.parser import parse_text
 
     network = parse_text(ERF_NET, "erf.yaml")
-    graph = steps(network)
+    graph = analyze(network).rows
     target = find(graph, None)
     position = centre(graph[target].output_shape)
     ours = effective_field(graph, network, target, position, (9.5, 9.5), samples=3, dtype="float64")

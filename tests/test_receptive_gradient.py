@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from conftest import EXAMPLES
 from convcalc.analysis import analyze
 from convcalc.errors import ShapeError, SpecError
-from convcalc.fieldwalk import centre, steps, walk
+from convcalc.fieldwalk import centre, walk
 from convcalc.numeric.backward import structural_gradient
 from convcalc.spec.parser import parse_text
 
@@ -43,7 +43,7 @@ def support(grad: np.ndarray) -> list[tuple[int, ...]]:
 def check(text: str, name: str, targets: int = 4, extra_positions: int = 1, seed: int = 0) -> int:
     """Compare walk and recurrence with the gradient at several layers; returns comparisons made."""
     network = parse_text(text, name)
-    graph = steps(network)
+    graph = analyze(network).rows
     report = analyze(network)
     rows = {row.path: row for row in report.rows}
     spatial = [i for i, s in enumerate(graph) if s.axes is not None and len(s.output_shape) > 1]
@@ -92,7 +92,7 @@ def test_two_convs_then_stride_field_arithmetic():
     network = single("  - conv1d: {out_channels: 2, kernel_size: 3}\n"
                      "  - conv1d: {out_channels: 2, kernel_size: 3, stride: 2}\n"
                      "  - conv1d: {out_channels: 2, kernel_size: 3}\n")
-    grad = structural_gradient(steps(network), 2, (3,))
+    grad = structural_gradient(analyze(network).rows, 2, (3,))
     # output 3 reads outputs 3..5 of the stride-2 conv, which read 2*3..2*5+2 of the first,
     # which read 6..12+2 of the input: r = 1 + 2*1 + 2*1 + 2*2 = 9 pixels.
     assert support(grad) == [tuple(range(2 * 3, 2 * 5 + 2 + 2 + 1))]
@@ -101,7 +101,7 @@ def test_two_convs_then_stride_field_arithmetic():
 
 def test_dilated_conv_reads_a_sparse_set():
     network = single("  - conv1d: {out_channels: 1, kernel_size: 3, dilation: 4}\n")
-    grad = structural_gradient(steps(network), 0, (5,))
+    grad = structural_gradient(analyze(network).rows, 0, (5,))
     assert support(grad) == [(5, 9, 13)]
     assert walk(network, (5,))[0].indices == (5, 9, 13)
 
@@ -110,7 +110,7 @@ def test_stride2_dilation2_transposed_conv_leaves_outputs_unreached():
     # input i, tap t writes output 2*i + 2*t: odd outputs are written by nobody.
     network = single("  - convtranspose1d: {out_channels: 1, kernel_size: 3, stride: 2, dilation: 2}\n",
                      "[1, 8]")
-    graph = steps(network)
+    graph = analyze(network).rows
     for o in (5, 6):
         grad = structural_gradient(graph, 0, (o,))
         expected = () if o % 2 else tuple(i for i in range(8) if o - 2 * i in (0, 2, 4))
@@ -124,7 +124,7 @@ def test_reflection_padding_reads_interior_pixels():
     # reflect pad 3 on inputs 0..9: padded 0 copies input 3, padded 1 copies input 2.
     network = single("  - reflectionpad1d: {padding: 3}\n"
                      "  - conv1d: {out_channels: 1, kernel_size: 2}\n", "[1, 10]")
-    graph = steps(network)
+    graph = analyze(network).rows
     grad = structural_gradient(graph, 1, (0,))
     assert support(grad) == [(2, 3)]
     region = walk(network, (0,), graph=graph)[0]
@@ -134,7 +134,7 @@ def test_reflection_padding_reads_interior_pixels():
 def test_circular_padding_wraps_to_the_far_end():
     network = single("  - conv1d: {out_channels: 1, kernel_size: 3, padding: 1, padding_mode: circular}\n",
                      "[1, 10]")
-    grad = structural_gradient(steps(network), 0, (0,))
+    grad = structural_gradient(analyze(network).rows, 0, (0,))
     assert support(grad) == [(0, 1, 9)]
     assert walk(network, (0,))[0].indices == (0, 1, 9)
 

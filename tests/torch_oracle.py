@@ -18,8 +18,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from convcalc.analysis import Report
+from convcalc.graph import INPUT, Graph
 from convcalc.layers import Args, LayerType
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.network import Network
 
 CLASSES = {name.lower(): getattr(nn, name) for name in dir(nn) if isinstance(getattr(nn, name), type)}
 TORCH_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
@@ -133,52 +134,42 @@ def load(holder: nn.Module, params: Mapping[str, np.ndarray]) -> None:
             target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
 
-class TorchSequence(nn.Module):
-    def __init__(self, items: list[nn.Module]) -> None:
+class TorchGraph(nn.Module):
+    """convcalc's graph run node by node (one module per single-input node)."""
+
+    def __init__(self, graph: Graph, modules: dict[int, nn.Module]) -> None:
         super().__init__()
-        self.items = nn.ModuleList(items)
+        self.graph = graph
+        self.layers = nn.ModuleDict({str(i): m for i, m in modules.items()})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for item in self.items:
-            x = item(x)
-        return x
-
-
-class TorchFork(nn.Module):
-    def __init__(self, branches: list[nn.Module], merge: str) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-        self.merge = merge
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = [b(x) for b in self.branches]
-        if self.merge == "concat":
-            return torch.cat(outputs, dim=1)
-        total = outputs[0]
-        for o in outputs[1:]:
-            total = total + o
-        return total
+        values = {INPUT: x}
+        for i, node in enumerate(self.graph.nodes):
+            xs = [values[j] for j in node.inputs]
+            if node.type.name == "concat":
+                values[i] = torch.cat(xs, dim=1)
+            elif node.type.name == "add":
+                total = xs[0]
+                for other in xs[1:]:
+                    total = total + other
+                values[i] = total
+            else:
+                assert node.type.arity == 1, f"the oracle does not know the merge {node.type.name}"
+                values[i] = self.layers[str(i)](xs[0])
+        return values[self.graph.outputs[0]]
 
 
 def torch_network(network: Network, report: Report, params: Mapping[str, Mapping[str, np.ndarray]],
                   dtype: torch.dtype = torch.float32) -> nn.Module:
     """The network as torch modules in eval mode, with `params[path]` loaded per layer."""
-    rows = iter(report.rows)
-
-    def build(node: Node) -> nn.Module:
-        if isinstance(node, Layer):
-            row = next(rows)
-            module, holder = torch_layer(node.type, node.args, row.input_shape)
+    graph = network.graph
+    modules = {}
+    for i, (node, row) in enumerate(zip(graph.nodes, report.rows)):
+        if node.type.arity == 1:
+            module, holder = torch_layer(node.type, node.args, row.input_shapes[0])
             load(holder, params.get(node.path, {}))
-            return module
-        if isinstance(node, Sequence):
-            return TorchSequence([build(item) for item in node.items])
-        assert isinstance(node, Fork)
-        branches = [build(b) for b in node.branches]
-        next(rows)
-        return TorchFork(branches, node.merge.name)
-
-    return build(network.body).to(dtype).eval()
+            modules[i] = module
+    return TorchGraph(graph, modules).to(dtype).eval()
 
 
 def convcalc_params(network: Network, report: Report, seed: int, dtype: Any = np.float32) -> dict[str, dict]:

@@ -1,7 +1,8 @@
 """Turns a parsed network into per-layer results: the pure core of convcalc.
 
-No I/O, no printing, no click or rich: `analyze` takes a `Network` and returns a `Report`.
-Imports `errors`, `layers`, `network` and `receptive` only.
+No I/O, no printing, no click or rich: `analyze` takes a `Network` and returns a `Report`,
+one row per node of its graph, in the graph's order. Imports `errors`, `graph`, `layers`,
+`network` and `receptive` only.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import field as record_field
 from fractions import Fraction
 
 from convcalc.errors import ConvcalcError, Location, ShapeError
-from convcalc.layers import Inference, Note, Shape
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.graph import INPUT, Graph, Node
+from convcalc.layers import Inference, InputMismatch, Note, Shape
+from convcalc.network import Network
 from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
@@ -23,20 +25,22 @@ Field = tuple[AxisField, ...] | None  # one per spatial axis; None once there ar
 
 @dataclass(frozen=True)
 class Row:
-    """One leaf layer or merge, in execution order."""
+    """What one node of the graph computes; `Report.rows[i]` belongs to `graph.nodes[i]`."""
 
     path: str
     type: str
-    input_shape: Shape | tuple[Shape, ...]  # a merge has one input per branch
+    input_shapes: tuple[Shape, ...]  # one per input; a merge has one per branch
     output_shape: Shape
     params: int
     buffers: int
     macs: int
     activation_bytes: int
     field: Field
-    where: Location | None = None
+    where: Location | None = record_field(default=None, compare=False)
     # How the layer maps each spatial axis (for lints and field walks); None without axes.
     axes: tuple[AxisMap, ...] | None = record_field(default=None, compare=False, repr=False)
+    # The graph node this row describes (its layer type, arguments and inputs).
+    node: Node | None = record_field(default=None, compare=False, repr=False)
 
     @property
     def flops(self) -> int:
@@ -44,7 +48,12 @@ class Row:
 
     @property
     def is_merge(self) -> bool:
-        return self.type in ("add", "concat")
+        return self.node is not None and self.node.type.arity != 1
+
+    @property
+    def input_shape(self) -> Shape | tuple[Shape, ...]:
+        """As the JSON contract shows it: the one input shape, or a merge's list of shapes."""
+        return self.input_shapes if self.is_merge else self.input_shapes[0]
 
 
 @dataclass(frozen=True)
@@ -83,78 +92,64 @@ class Report:
     warnings: tuple[DesignWarning, ...]
 
 
-class _Walker:
-    """Runs shapes and fields through the tree, collecting rows and warnings."""
+class _Analysis:
+    """Shapes and fields through the graph, node by node, collecting rows and warnings."""
 
     def __init__(self, batch_size: int, dtype_bytes: int) -> None:
         self.batch_size = batch_size
         self.bytes_per_element = batch_size * dtype_bytes
         self.rows: list[Row] = []
         self.warnings: list[DesignWarning] = []
-        self.inferred: dict[tuple[int, int, Shape], tuple[object, Inference]] = {}
+        self.inferred: dict[tuple[int, int, tuple[Shape, ...]], tuple[object, Inference]] = {}
 
-    def node(self, node: Node, shape: Shape, field: Field) -> tuple[Shape, Field]:
-        if isinstance(node, Layer):
-            return self.layer(node, shape, field)
-        if isinstance(node, Sequence):
-            for item in node.items:
-                shape, field = self.node(item, shape, field)
-            return shape, field
-        return self.fork(node, shape, field)
+    def run(self, graph: Graph) -> None:
+        shapes: dict[int, Shape] = {INPUT: graph.input_shape}
+        fields: dict[int, Field] = {INPUT: input_field(graph.input_shape)}
+        for i, node in enumerate(graph.nodes):
+            in_shapes = tuple(shapes[j] for j in node.inputs)
+            result = self.infer(node, in_shapes)
+            if node.type.arity == 1:
+                field = self.advance(fields[node.inputs[0]], result, node)
+            else:
+                field = self.merge_fields([fields[j] for j in node.inputs], node)
+            shapes[i], fields[i] = result.output_shape, field
+            self.emit(node, in_shapes, result, field)
 
-    def layer(self, layer: Layer, shape: Shape, field: Field) -> tuple[Shape, Field]:
+    def infer(self, node: Node, shapes: tuple[Shape, ...]) -> Inference:
         # `infer` is pure, and parsed arguments are shared between identical layers, so
         # repeated layers (VGG stages, ResNet blocks, generated stacks) are computed once.
         # The cache holds the args object, so its id cannot be reused while cached.
-        key = (id(layer.type), id(layer.args), shape)
+        key = (id(node.type), id(node.args), shapes)
         hit = self.inferred.get(key)
         if hit is not None:
-            result = hit[1]
-        else:
-            try:
-                result = layer.type.infer(layer.args, shape)
-                check_dims(result.output_shape)
-            except ConvcalcError as err:
-                raise err.located(where=layer.where, path=layer.path, layer_type=layer.type.name) from None
-            self.inferred[key] = (layer.args, result)
-        field = self.advance(field, result, layer.path, layer.type.name, layer.where)
-        self.emit(layer.path, layer.type.name, shape, result, field, layer.where)
-        return result.output_shape, field
-
-    def fork(self, fork: Fork, shape: Shape, field: Field) -> tuple[Shape, Field]:
-        outputs = [self.node(branch, shape, field) for branch in fork.branches]
-        shapes = [s for s, _ in outputs]
-        names = [self.branch_name(b) for b in fork.branches]
+            return hit[1]
         try:
-            result = fork.merge.infer(shapes, names)
+            result = node.type.infer_inputs(node.args, shapes)
             check_dims(result.output_shape)
+        except InputMismatch as err:
+            raise err.named(node.labels).located(where=node.where, path=node.path,
+                                                 layer_type=node.type.name) from None
         except ConvcalcError as err:
-            raise err.located(where=fork.where, path=fork.merge_path, layer_type=fork.merge.name) from None
-        merged = self.merge_fields([f for _, f in outputs], names, fork)
-        self.emit(fork.merge_path, fork.merge.name, tuple(shapes), result, merged, fork.where)
-        return result.output_shape, merged
+            raise err.located(where=node.where, path=node.path, layer_type=node.type.name) from None
+        self.inferred[key] = (node.args, result)
+        return result
 
-    @staticmethod
-    def branch_name(branch: Sequence) -> str:
-        if not branch.items:
-            return f"{branch.path} (identity)" if branch.path else "(identity)"
-        return branch.path
-
-    def merge_fields(self, fields: list[Field], names: list[str], fork: Fork) -> Field:
+    def merge_fields(self, fields: list[Field], node: Node) -> Field:
         if any(f is None for f in fields) or not fields:
             return None
         axes = [f for f in fields if f is not None]
+        names = node.labels
         merged = list(axes[0])
         for other, name in zip(axes[1:], names[1:]):
             for i, (a, b) in enumerate(zip(merged, other)):
                 if a.jump != b.jump:
-                    self.warn(fork.merge_path, fork.merge.name, fork.where, Note(
+                    self.warn(node, Note(
                         "misaligned-branches",
                         f"branches {names[0]} and {name} have different jumps along axis {i + 1}"
                         f" ({_num(a.jump)} vs {_num(b.jump)}): their outputs do not line up",
                     ))
                 elif a.start != b.start:
-                    self.warn(fork.merge_path, fork.merge.name, fork.where, Note(
+                    self.warn(node, Note(
                         "misaligned-branches",
                         f"branches {names[0]} and {name} have field centres {_num(a.start)} and"
                         f" {_num(b.start)} along axis {i + 1}: the merged features are shifted",
@@ -162,7 +157,7 @@ class _Walker:
                 merged[i] = a.union(b)
         return tuple(merged)
 
-    def advance(self, field: Field, result: Inference, path: str, kind: str, where: Location | None) -> Field:
+    def advance(self, field: Field, result: Inference, node: Node) -> Field:
         if field is None or result.axes is None or len(result.axes) != len(field):
             return None
         try:
@@ -171,15 +166,14 @@ class _Walker:
             # memoise per field object.
             return field if all(a is b for a, b in zip(moved, field)) else moved
         except FieldTooIrregular as err:
-            self.warn(path, kind, where, Note("field-untracked", f"receptive field no longer tracked: {err}"))
+            self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
             return None
 
-    def emit(self, path: str, kind: str, shape: Shape | tuple[Shape, ...], result: Inference,
-             field: Field, where: Location | None) -> None:
+    def emit(self, node: Node, shapes: tuple[Shape, ...], result: Inference, field: Field) -> None:
         self.rows.append(Row(
-            path=path,
-            type=kind,
-            input_shape=shape,
+            path=node.path,
+            type=node.type.name,
+            input_shapes=shapes,
             output_shape=result.output_shape,
             params=result.params,
             buffers=result.buffers,
@@ -187,13 +181,14 @@ class _Walker:
             activation_bytes=math.prod(result.output_shape) * self.bytes_per_element,
             field=field,
             axes=result.axes,
-            where=where,
+            where=node.where,
+            node=node,
         ))
         for note in result.notes:
-            self.warn(path, kind, where, note)
+            self.warn(node, note)
 
-    def warn(self, path: str, kind: str, where: Location | None, note: Note) -> None:
-        self.warnings.append(DesignWarning(path, kind, note.code, note.message, where))
+    def warn(self, node: Node, note: Note) -> None:
+        self.warnings.append(DesignWarning(node.path, node.type.name, note.code, note.message, node.where))
 
 
 MAX_DIM = 2**63 - 1  # PyTorch sizes are int64
@@ -218,9 +213,12 @@ def input_field(shape: Shape) -> Field:
 
 def analyze(network: Network, batch_size: int = 1, dtype: str = "float32") -> Report:
     """Every layer's shapes, counts and receptive field, plus totals and warnings."""
-    walker = _Walker(batch_size, DTYPE_BYTES[dtype])
-    output, _ = walker.node(network.body, network.input_shape, input_field(network.input_shape))
+    walker = _Analysis(batch_size, DTYPE_BYTES[dtype])
+    graph = network.graph
+    walker.run(graph)
     rows = tuple(walker.rows)
+    out = graph.outputs[0]
+    output = rows[out].output_shape if out != INPUT else network.input_shape
     params = sum(r.params for r in rows)
     totals = Totals(
         params=params,

@@ -142,7 +142,7 @@ def from_spec(entries: Iterable[tuple[str, object, Location | None]]) -> Budget:
                     raise ValueError(f"budget 'dtype' must be one of {', '.join(DTYPE_BYTES)} (got {value!r})")
                 dtype = str(value)
             else:
-                from convcalc.spec.parser import suggest
+                from convcalc.errors import suggest
 
                 raise ValueError(f"unknown budget key '{key}' (expected one of {', '.join(BUDGET_KEYS)})"
                                  + suggest(key, BUDGET_KEYS))

@@ -6,7 +6,10 @@ in one place; anything else escaping is a bug.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -53,11 +56,12 @@ class ConvcalcError(Exception):
     def located(
         self, *, where: Location | None, path: str | None, layer_type: str | None
     ) -> ConvcalcError:
-        """The same error with the context that the raiser did not know filled in."""
-        self.where = self.where or where
-        self.path = self.path if self.path is not None else path
-        self.layer_type = self.layer_type or layer_type
-        return self
+        """A copy of this error with the context that the raiser did not know filled in."""
+        located = copy.copy(self)
+        located.where = self.where or where
+        located.path = self.path if self.path is not None else path
+        located.layer_type = self.layer_type or layer_type
+        return located
 
     def headline(self) -> str:
         """`file:line:col: path (type): message`, leaving out what is not known."""
@@ -100,3 +104,9 @@ class CheckFailed(ConvcalcError):
     """A budget, expectation or verification did not hold."""
 
     exit_status = ExitStatus.CHECK_FAILED
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the closest option, or nothing: the tail of a message."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -16,40 +16,28 @@ reached region is a union of boxes, kept as such (a 1x7 and a 7x1 branch reach a
 not a square; a box whose axis reaches nothing, e.g. an output of a transposed convolution
 that no input writes, contributes nothing on any axis). Boxes contained in others are
 dropped; past `MAX_BOXES` they are merged into their per-axis hull and the result is
-flagged `approximate`. `explain` gathers what `convcalc rf` shows. Imports `errors`,
-`layers`, `network`, `receptive` (and `analysis` in `explain`); pure (no NumPy).
+flagged `approximate`. `explain` gathers what `convcalc rf` shows. The walk follows the
+graph backwards over the report's rows (`Row.node.inputs`). Imports `analysis`, `errors`,
+`graph`, `layers`, `network` and `receptive` only; pure (no NumPy).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from convcalc.errors import ConvcalcError, ShapeError, SpecError
-from convcalc.layers import Args, Shape
-from convcalc.network import Layer, Network, Node, Sequence
+from convcalc.analysis import DesignWarning, Row, analyze
+from convcalc.errors import ShapeError, SpecError, suggest
+from convcalc.graph import INPUT
+from convcalc.layers import Shape
+from convcalc.layers.base import SPATIAL_NAMES
+from convcalc.network import Network
 from convcalc.receptive import AxisField, AxisMap
 
-INPUT = -1  # the id of the network input in `Step.inputs`
 MAX_BOXES = 256
 
 Box = tuple[frozenset[int], ...]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One leaf layer or merge, in execution order (the same order as `Report.rows`)."""
-
-    path: str
-    type: str
-    inputs: tuple[int, ...]  # ids of the steps feeding it; INPUT is the network input
-    input_shapes: tuple[Shape, ...]
-    output_shape: Shape
-    axes: tuple[AxisMap, ...] | None  # None once the spatial axes are gone (flatten)
-    # The layer type (or merge type) and its validated args, for the numeric passes.
-    kind: Any = field(default=None, compare=False)
-    args: Args | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,63 +61,29 @@ class AxisRegion:
         return self.indices[-1] - self.indices[0] + 1 if self.indices else 0
 
 
-def steps(network: Network) -> list[Step]:
-    """The network as a flat graph of steps (shapes inferred as `analyze` does)."""
-    out: list[Step] = []
-
-    def node(item: Node, source: int, shape: Shape) -> tuple[int, Shape]:
-        if isinstance(item, Layer):
-            try:
-                result = item.type.infer(item.args, shape)
-            except ConvcalcError as err:
-                raise err.located(where=item.where, path=item.path, layer_type=item.type.name) from None
-            out.append(Step(item.path, item.type.name, (source,), (shape,), result.output_shape,
-                            _spatial(result.axes, shape), item.type, item.args))
-            return len(out) - 1, result.output_shape
-        if isinstance(item, Sequence):
-            for child in item.items:
-                source, shape = node(child, source, shape)
-            return source, shape
-        ends = [node(branch, source, shape) for branch in item.branches]
-        shapes = tuple(s for _, s in ends)
-        names = [b.path for b in item.branches]
-        try:
-            result = item.merge.infer(shapes, names)
-        except ConvcalcError as err:
-            raise err.located(where=item.where, path=item.merge_path, layer_type=item.merge.name) from None
-        out.append(Step(item.merge_path, item.merge.name, tuple(i for i, _ in ends), shapes,
-                        result.output_shape, _spatial(result.axes, shapes[0]), item.merge))
-        return len(out) - 1, result.output_shape
-
-    node(network.body, INPUT, network.input_shape)
-    return out
-
-
-def _spatial(axes: tuple[AxisMap, ...] | None, shape: Shape) -> tuple[AxisMap, ...] | None:
-    """Keep the maps only while input and output have the same spatial rank."""
-    if axes is None or len(axes) != len(shape) - 1:
+def spatial_maps(row: Row) -> tuple[AxisMap, ...] | None:
+    """The row's per-axis maps while its input and output have the same spatial rank."""
+    if row.axes is None or len(row.axes) != len(row.input_shapes[0]) - 1:
         return None
-    return axes
+    return row.axes
 
 
-def find(graph: list[Step], path: str | None) -> int:
-    """The id of the step named `path`.
+def find(rows: Sequence[Row], path: str | None) -> int:
+    """The index of the row named `path`.
 
-    None means the last step with spatial axes, preferring one whose output is not a
+    None means the last row with spatial axes, preferring one whose output is not a
     single pixel (global pooling's field is the whole input, which says little).
     """
     if path is None:
-        spatial = [i for i, s in enumerate(graph) if s.axes is not None and len(s.output_shape) > 1]
+        spatial = [i for i, r in enumerate(rows) if spatial_maps(r) is not None and len(r.output_shape) > 1]
         if not spatial:
             raise SpecError("no layer has spatial axes (nothing to take a receptive field of)")
-        wide = [i for i in spatial if any(n > 1 for n in graph[i].output_shape[1:])]
+        wide = [i for i in spatial if any(n > 1 for n in rows[i].output_shape[1:])]
         return (wide or spatial)[-1]
-    for i, step in enumerate(graph):
-        if step.path == path:
+    for i, row in enumerate(rows):
+        if row.path == path:
             return i
-    from convcalc.spec.parser import suggest
-
-    raise SpecError(f"no layer is named '{path}'{suggest(path, [s.path for s in graph])}")
+    raise SpecError(f"no layer is named '{path}'{suggest(path, [r.path for r in rows])}")
 
 
 def centre(shape: Shape) -> tuple[int, ...]:
@@ -138,15 +92,16 @@ def centre(shape: Shape) -> tuple[int, ...]:
 
 
 def walk(network: Network, position: tuple[int, ...] | None = None, at: str | None = None,
-         graph: list[Step] | None = None) -> tuple[AxisRegion, ...]:
+         graph: Sequence[Row] | None = None) -> tuple[AxisRegion, ...]:
     """The input indices (per axis) that output `position` of layer `at` depends on.
 
-    `position` defaults to the centre, `at` to the last spatial layer.
+    `position` defaults to the centre, `at` to the last spatial layer; `graph` is the
+    network's report rows (one per graph node), when already analysed.
     """
-    graph = graph if graph is not None else steps(network)
+    graph = graph if graph is not None else analyze(network).rows
     target = find(graph, at)
     shape = graph[target].output_shape
-    if graph[target].axes is None:
+    if spatial_maps(graph[target]) is None:
         raise ShapeError(
             f"the output {list(shape)} has no spatial axes that map back to the input"
             " (after flatten or linear); pick an earlier layer", path=graph[target].path)
@@ -165,12 +120,12 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
         if i not in boxes:
             continue
         step, here, cut = graph[i], boxes.pop(i), clipped.pop(i)
-        maps = step.axes
+        maps = spatial_maps(step)
         if maps is None or len(maps) != rank:
             raise ShapeError(
                 "the spatial axes are merged here (flatten), so positions after it do not map"
                 " back to input positions per axis", path=step.path, layer_type=step.type)
-        for source, in_shape in zip(step.inputs, step.input_shapes):
+        for source, in_shape in zip(inputs_of(step), step.input_shapes):
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []
@@ -202,6 +157,12 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
         AxisRegion(tuple(sorted(frozenset().union(*(b[a] for b in final)))), cut[a], n,
                    dropped, approximate)
         for a, n in enumerate(network.input_shape[1:]))
+
+
+def inputs_of(row: Row) -> tuple[int, ...]:
+    """The ids of the rows (or INPUT) a row reads: its graph node's inputs."""
+    assert row.node is not None, "rows come from analyze"
+    return row.node.inputs
 
 
 def _prune(boxes: list[Box]) -> list[Box]:
@@ -237,7 +198,7 @@ class Explanation:
     output_shape: Shape
     position: tuple[int, ...]
     axes: tuple[AxisExplanation, ...]
-    warnings: tuple[Any, ...]  # analysis.DesignWarning about fields, up to this layer
+    warnings: tuple[DesignWarning, ...]  # about fields, up to this layer
 
     @property
     def pixels(self) -> int:
@@ -252,15 +213,12 @@ class Explanation:
 
 def explain(network: Network, at: str | None = None, position: tuple[int, ...] | None = None) -> Explanation:
     """The field of layer `at` (default: the last spatial one) and of one of its positions."""
-    from convcalc.analysis import analyze
-    from convcalc.layers.base import SPATIAL_NAMES
-
-    graph = steps(network)
-    target = find(graph, at)
-    step = graph[target]
     report = analyze(network)
-    row = report.rows[target]
-    if row.field is None or step.axes is None:
+    graph = report.rows
+    target = find(graph, at)
+    step = row = graph[target]
+    maps = spatial_maps(step)
+    if row.field is None or maps is None:
         raise ShapeError("the receptive field is not tracked here (the spatial axes were merged"
                          " by flatten, or resampled too irregularly); pick an earlier layer",
                          path=step.path, layer_type=step.type)
@@ -268,7 +226,7 @@ def explain(network: Network, at: str | None = None, position: tuple[int, ...] |
     position = position if position is not None else centre(step.output_shape)
     names = SPATIAL_NAMES.get(len(region), tuple(f"axis{i}" for i in range(len(region))))
     axes = []
-    for name, f, amap, o, r in zip(names, row.field, step.axes, position, region):
+    for name, f, amap, o, r in zip(names, row.field, maps, position, region):
         counts = [len(amap.taps(p)) for p in range(min(amap.period, 4096))]
         axes.append(AxisExplanation(name, f, min(counts), max(counts), f.at(o), r))
     paths = {s.path for s in graph[: target + 1]}

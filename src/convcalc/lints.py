@@ -5,19 +5,21 @@ are notes of the layer types themselves; this module walks the network beside it
 adds the warnings that need a stack of layers, and knows every warning code by name so the
 CLI can silence them (`--ignore CODE`, the spec's `ignore:`) or fail on them (`--strict`).
 
-Pure: imports `analysis`, `layers`, `network` and `receptive` only.
+Pure: imports `analysis`, `errors`, `graph`, `layers`, `network` and `receptive` only.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from convcalc.analysis import DesignWarning, Field, Report, Row, input_field
+from convcalc.errors import suggest
+from convcalc.graph import INPUT, Graph
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.layers.conv import along
-from convcalc.network import Layer, Network, Node, Sequence
+from convcalc.network import Network
 from convcalc.receptive import Window
 
 # Every warning code, with what it means; `--ignore` accepts exactly these.
@@ -37,56 +39,53 @@ CODES = {
 
 @dataclass(frozen=True)
 class _Step:
-    """One leaf layer as executed: the record, its row and the field entering it."""
+    """One layer as executed: its row and the field entering it."""
 
-    layer: Layer
     row: Row
     field_in: Field
 
 
 class _Linter:
     def __init__(self, report: Report) -> None:
-        self.rows: Iterator[Row] = iter(report.rows)
         self.input_shape = report.input_shape
         self.found: list[tuple[str, str, str, Row]] = []  # (code, message, path, row)
         self.head_seen = False
-        self.depth = 0
 
     def warn(self, code: str, message: str, row: Row) -> None:
         self.found.append((code, message, row.path, row))
 
-    # The walk mirrors analysis._Walker, so rows come out in the same order.
-    def node(self, node: Node, field: Field, chain: list[_Step]) -> Field:
-        if isinstance(node, Layer):
-            row = next(self.rows)
-            assert row.path == node.path, (row.path, node.path)
-            step = _Step(node, row, field)
-            self.layer(step)
-            chain.append(step)
-            return row.field
-        if isinstance(node, Sequence):
-            for item in node.items:
-                field = self.node(item, field, chain)
-            return field
-        self.chain_done(chain)
-        chain.clear()
-        self.depth += 1  # a global pool inside a branch (squeeze-excite) is not the head
-        for branch in node.branches:
-            sub: list[_Step] = []
-            self.node(branch, field, sub)
-            self.chain_done(sub)
-        self.depth -= 1
-        merge = next(self.rows)
-        assert merge.path == node.merge_path, (merge.path, node.merge_path)
-        return merge.field
+    def run(self, graph: Graph, report: Report) -> None:
+        """Each layer in graph order; then gridding along every chain.
 
-    def layer(self, step: _Step) -> None:
+        A chain is a run of layers each read only by the next (a fork or a merge ends it).
+        The head is the first flatten, linear or global pool on every path to the output
+        (a global pool inside a branch, as in squeeze-excite, is not the head).
+        """
+        rows = report.rows
+        start = input_field(report.input_shape)
+        chains: dict[int, list[_Step]] = {}  # open chains by the id of their last layer
+        for i, node in enumerate(graph.nodes):
+            if node.type.arity != 1:
+                continue
+            source = node.inputs[0]
+            step = _Step(rows[i], start if source == INPUT else rows[source].field)
+            self.layer(step, graph.on_every_path[i])
+            chain = chains.pop(source, None) if self.continues(graph, source) else None
+            chains[i] = [*(chain or []), step]
+        for chain in chains.values():
+            self.chain_done(chain)
+
+    @staticmethod
+    def continues(graph: Graph, source: int) -> bool:
+        return source != INPUT and graph.nodes[source].type.arity == 1 and len(graph.consumers[source]) == 1
+
+    def layer(self, step: _Step, on_every_path: bool) -> None:
         row, before = step.row, step.field_in
         if row.field is not None and before is not None and row.field is not before and len(row.field) == len(before):
             self.empty_field(step)
-        if not self.head_seen and self.depth == 0 and before is not None and row.field is None:
+        if not self.head_seen and on_every_path and before is not None and row.field is None:
             self.head_seen = True  # flatten or linear: position-specific weights see everything
-        elif not self.head_seen and self.depth == 0 and before is not None and self.global_pool(row):
+        elif not self.head_seen and on_every_path and before is not None and self.global_pool(row):
             self.head_seen = True
             self.small_head(step)
 
@@ -112,9 +111,8 @@ class _Linter:
     @staticmethod
     def global_pool(row: Row) -> bool:
         """A layer that pools every spatial axis down to 1: the head of a pooled classifier."""
-        spatial_in, spatial_out = row.input_shape[1:], row.output_shape[1:]
-        return bool(spatial_out) and all(n == 1 for n in spatial_out) and any(
-            n > 1 for n in spatial_in)  # type: ignore[operator]
+        spatial_in, spatial_out = row.input_shapes[0][1:], row.output_shape[1:]
+        return bool(spatial_out) and all(n == 1 for n in spatial_out) and any(n > 1 for n in spatial_in)
 
     def small_head(self, step: _Step) -> None:
         assert step.field_in is not None
@@ -169,7 +167,7 @@ class _Linter:
         if not facts:
             return
         layers = [s for s, m in run if any(w.kernel > 1 for w in m)]
-        paths = ", ".join(s.layer.path for s in layers)
+        paths = ", ".join(s.row.path for s in layers)
         text = "; ".join(
             f"rates {', '.join(map(str, rates))} along {along(axes)} share the factor {g}, so only"
             f" {n} of the {span} input positions in each output's field reach it"
@@ -190,9 +188,7 @@ def reached_offsets(windows: Iterable[Window]) -> set[int]:
 def lint(network: Network, report: Report) -> Report:
     """`report` with the multi-layer design warnings added, all in execution order."""
     linter = _Linter(report)
-    chain: list[_Step] = []
-    linter.node(network.body, input_field(network.input_shape), chain)
-    linter.chain_done(chain)
+    linter.run(network.graph, report)
     order = {row.path: i for i, row in enumerate(report.rows)}
     added = [DesignWarning(path, row.type, code, message, row.where)
              for code, message, path, row in linter.found]
@@ -210,11 +206,7 @@ def silence(report: Report, codes: Iterable[str]) -> Report:
 
 def check_codes(codes: Iterable[str]) -> str | None:
     """A message naming the first unknown warning code (with a suggestion), or None."""
-    import difflib
-
     for code in codes:
         if code not in CODES:
-            close = difflib.get_close_matches(code, list(CODES), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            return f"unknown warning code '{code}'{hint} (known: {', '.join(CODES)})"
+            return f"unknown warning code '{code}'{suggest(code, CODES)} (known: {', '.join(CODES)})"
     return None

@@ -4,15 +4,25 @@
 its items in order, `Fork` runs every branch on the same input and merges them (a residual
 is a fork whose second branch is the shortcut). Source locations are kept out of equality.
 
-Imports `errors` and `layers` only.
+The tree keeps what a person wrote (which block a sequence expands, with which arguments,
+how many times an item repeats), for the consumers that show blocks: it is not walked for
+numbers. `Network.graph` is the tree lowered once (`convcalc.graph`), which every
+analysis iterates.
+
+Imports `errors` and `layers` only (and `graph`, lazily, to lower itself).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from convcalc.errors import Location
-from convcalc.layers import Args, LayerType, MergeType, Shape
+from convcalc.layers import Args, LayerType, Shape
+
+if TYPE_CHECKING:
+    from convcalc.graph import Graph
 
 
 @dataclass(frozen=True)
@@ -25,8 +35,14 @@ class Layer:
 
 @dataclass(frozen=True)
 class Sequence:
+    """Items run in order: a layer list, a branch, a block's body or a repeat's copies."""
+
     path: str
     items: tuple[Node, ...] = ()
+    block: str | None = field(default=None, compare=False)  # the block it expands, if any
+    block_args: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    repeat: int | None = field(default=None, compare=False)  # `items` are copies of one item
+    where: Location | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,7 @@ class Fork:
 
     path: str
     branches: tuple[Sequence, ...]
-    merge: MergeType
+    merge: LayerType  # a merge (arity None): add or concat
     merge_path: str
     where: Location | None = field(default=None, compare=False)
 
@@ -54,18 +70,13 @@ class Network:
     # Warning codes silenced by the spec (`ignore:`), with where each was written.
     ignore: tuple[tuple[str, Location | None], ...] = field(default=(), compare=False)
 
-    def leaves(self) -> list[Layer]:
-        out: list[Layer] = []
+    @cached_property
+    def graph(self) -> Graph:
+        """The tree lowered to the ordered graph every analysis walks (built once)."""
+        from convcalc.graph import lower
 
-        def walk(node: Node) -> None:
-            if isinstance(node, Layer):
-                out.append(node)
-            elif isinstance(node, Sequence):
-                for item in node.items:
-                    walk(item)
-            else:
-                for branch in node.branches:
-                    walk(branch)
+        return lower(self)
 
-        walk(self.body)
-        return out
+    def leaves(self) -> list[Any]:
+        """Every layer of the graph (merges included), in execution order."""
+        return list(self.graph.nodes)

@@ -6,7 +6,7 @@ a `$` expression (a string mentioning `$name` or `$(...)`, as the parser defines
 accepted too. Block names are the user's, so an item that is a one-key mapping to a name that
 is not a layer type or structure is accepted as a block call.
 
-Pure: imports `budget`, `layers`, `lints` and `spec.parser` constants only.
+Pure: imports `analysis`, `budget`, `layers`, `lints` and `spec.parser` constants only.
 """
 
 from __future__ import annotations
@@ -148,11 +148,12 @@ def structure_definitions() -> dict[str, Any]:
 def spec_schema() -> dict[str, Any]:
     """The whole schema, as a JSON-ready dict."""
     definitions: dict[str, Any] = {"expression": EXPRESSION_DEF, **RESERVED_DEFS}
-    for name in REGISTRY.names():
+    names = REGISTRY.names()
+    for name in names:
         definitions.update(layer_definitions(REGISTRY[name]))
     definitions.update(structure_definitions())
-    taken = [*REGISTRY.names(), *STRUCTURES, *MERGE_TYPES]
-    bare = [n for n in REGISTRY.names() if not any(a.required for a in REGISTRY[n].args)]
+    taken = [*names, *STRUCTURES]
+    bare = [n for n in names if not any(a.required for a in REGISTRY[n].args)]
     definitions["block_call"] = {
         "type": "object",
         "description": "A block defined under `blocks:`, with its arguments.",
@@ -165,7 +166,7 @@ def spec_schema() -> dict[str, Any]:
         {"enum": bare, "description": "A layer type without required arguments."},
         {"type": "string", "pattern": r"^[A-Za-z0-9_]+$", "not": {"enum": taken},
          "description": "A block without arguments."},
-        *(ref(f"layer.{n}") for n in REGISTRY.names()),
+        *(ref(f"layer.{n}") for n in names),
         *(ref(f"structure.{s}") for s in STRUCTURES),
         ref("block_call"),
     ]}

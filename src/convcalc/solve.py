@@ -5,7 +5,7 @@
 - `scan_inputs`: for a spec, the smallest valid input size and the sizes for which no layer
   leaves input pixels unread.
 
-Pure: imports `errors`, `geometry`, `layers` and `network` only; the formulas are
+Pure: imports `errors`, `geometry`, `graph`, `layers` and `network` only; the formulas are
 geometry's, and the spec scan runs each layer type's own `infer`.
 """
 
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.geometry import conv_output, effective_kernel, transposed_output, unread
+from convcalc.graph import INPUT
 from convcalc.layers import Shape
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.network import Network
 
 
 @dataclass(frozen=True)
@@ -94,34 +95,26 @@ class InputScan:
     exact: tuple[int, ...]  # valid sizes for which no layer leaves input pixels unread
 
 
-def _walk(node: Node, shape: Shape, unread_seen: list[bool]) -> Shape:
-    """Shapes only (no fields): the fast path for trying many input sizes."""
-    if isinstance(node, Layer):
-        result = node.type.infer(node.args, shape)
-        if any(note.code == "unread-pixels" for note in result.notes):
-            unread_seen[0] = True
-        return result.output_shape
-    if isinstance(node, Sequence):
-        for item in node.items:
-            shape = _walk(item, shape, unread_seen)
-        return shape
-    assert isinstance(node, Fork)
-    shapes = [_walk(branch, shape, unread_seen) for branch in node.branches]
-    return node.merge.infer(shapes, [b.path for b in node.branches]).output_shape
-
-
 def try_size(network: Network, size: int, axis: int | None) -> tuple[bool, bool]:
-    """(valid, exact) for the network's input with its spatial size(s) set to `size`."""
+    """(valid, exact) for the network's input with its spatial size(s) set to `size`.
+
+    Shapes only (no fields): the fast path for trying many input sizes.
+    """
     shape = list(network.input_shape)
     for i in range(1, len(shape)):
         if axis is None or i - 1 == axis:
             shape[i] = size
-    seen = [False]
+    shapes: dict[int, Shape] = {INPUT: tuple(shape)}
+    exact = True
     try:
-        _walk(network.body, tuple(shape), seen)
+        for i, node in enumerate(network.graph.nodes):
+            result = node.type.infer_inputs(node.args, tuple(shapes[j] for j in node.inputs))
+            if any(note.code == "unread-pixels" for note in result.notes):
+                exact = False
+            shapes[i] = result.output_shape
     except ConvcalcError:
         return False, False
-    return True, not seen[0]
+    return True, exact
 
 
 def scan_inputs(network: Network, low: int, high: int, axis: int | None = None) -> InputScan:

@@ -20,19 +20,21 @@ torch 2.13 on CPU in training mode):
 - not counted: activation gradients alive during backward, framework workspaces, the
   allocator's rounding, and anything held by a data loader. The total is a lower bound.
 
-Pure: imports `analysis`, `errors` and `network` only.
+Pure: imports `analysis`, `errors`, `graph` and `network` only.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from convcalc.analysis import DTYPE_BYTES, Report, Row
 from convcalc.errors import SpecError
-from convcalc.network import Layer, Network, Node, Sequence
+from convcalc.graph import INPUT as NETWORK_INPUT
+from convcalc.graph import Graph, Node
+from convcalc.network import Network
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
 INDEX_BYTES = 8  # int64 indices of max pooling
@@ -133,6 +135,8 @@ SAVES: dict[str, Saves] = {
     "upsamplingbilinear2d": NOTHING,
     "pixelshuffle": NOTHING,
     "pixelunshuffle": NOTHING,
+    "add": NOTHING,
+    "concat": NOTHING,
     **{f"{mode}pad{r}d": NOTHING for mode in ("zero", "constant", "circular") for r in (1, 2, 3)},
     **{f"{mode}pad{r}d": INPUT for mode in ("reflection", "replication") for r in (1, 2, 3)},
 }
@@ -161,55 +165,49 @@ class TrainingMemory:
         return self.saved_bytes + self.weight_bytes + self.gradient_bytes + self.optimizer_bytes
 
 
-class _Walker:
+class _Saved:
+    """What each node keeps for backward, in graph order; tensors named by the row that made them."""
+
     def __init__(self, report: Report) -> None:
-        self.rows: Iterator[Row] = iter(report.rows)
         self.sizes: dict[str, int] = {"<input>": math.prod(report.input_shape)}
         self.grad: dict[str, bool] = {"<input>": False}  # does the tensor need a gradient?
         self.element = DTYPE_BYTES[report.dtype]
         self.batch = report.batch_size
         self.layers: list[LayerMemory] = []
 
-    def node(self, node: Node, tensor: str) -> str:
-        if isinstance(node, Layer):
-            return self.layer(node, next(self.rows), tensor)
-        if isinstance(node, Sequence):
-            for item in node.items:
-                tensor = self.node(item, tensor)
-            return tensor
-        outputs = [self.node(branch, tensor) for branch in node.branches]
-        merge = next(self.rows)
-        self.sizes[merge.path] = math.prod(merge.output_shape)
-        self.grad[merge.path] = any(self.grad[t] for t in outputs)
-        self.layers.append(LayerMemory(merge.path, (), 0))  # add and concat keep nothing
-        return merge.path
+    def run(self, graph: Graph, report: Report) -> None:
+        tensor_of = {NETWORK_INPUT: "<input>"}
+        for i, (node, row) in enumerate(zip(graph.nodes, report.rows)):
+            tensor_of[i] = self.node(node, row, [tensor_of[j] for j in node.inputs])
 
-    def layer(self, layer: Layer, row: Row, tensor: str) -> str:
-        rule = SAVES.get(layer.type.name)
+    def node(self, node: Node, row: Row, tensors: list[str]) -> str:
+        """The name of the tensor `node` outputs, after noting what it keeps."""
+        rule = SAVES.get(node.type.name)
         if rule is None:
-            raise SpecError(f"training memory does not know what {layer.type.name} keeps for"
-                            " backward", path=layer.path, layer_type=layer.type.name)
-        inplace = bool(layer.args.get("inplace", False))
+            raise SpecError(f"training memory does not know what {node.type.name} keeps for"
+                            " backward", path=node.path, layer_type=node.type.name)
+        tensor = tensors[0]
+        inplace = bool(node.args.get("inplace", False))
         out = tensor if rule.view or (inplace and rule.keeps) else row.path
         if out == row.path:
             self.sizes[out] = math.prod(row.output_shape)
-        self.grad[out] = self.grad[tensor] or row.params > 0
+        self.grad[out] = any(self.grad[t] for t in tensors) or row.params > 0
         if not self.grad[out]:  # no gradient flows through it: autograd keeps nothing
             self.layers.append(LayerMemory(row.path, (), 0))
             return out
         keeps = rule.inplace_keeps if inplace and rule.inplace_keeps else rule.keeps
-        shape = row.input_shape  # a leaf's input is one shape
+        shape = row.input_shapes[0]
         if keeps == "adaptive":
-            keeps = _adaptive_avg(layer.args, shape, row.output_shape)  # type: ignore[arg-type]
+            keeps = _adaptive_avg(node.args, shape, row.output_shape)
         kept: tuple[str, ...] = ()
         if keeps == "input":
-            kept = (tensor,)
+            kept = tuple(tensors)
         elif keeps == "output":
             kept = (out,)
         elif keeps == "copy":
             kept = (f"{row.path}#copy",)
-            self.sizes[kept[0]] = math.prod(shape)  # type: ignore[arg-type]
-        per_sample, per_batch, size = (rule.extra or _nothing)(layer.args, shape, row.output_shape)
+            self.sizes[kept[0]] = math.prod(shape)
+        per_sample, per_batch, size = (rule.extra or _nothing)(node.args, shape, row.output_shape)
         extra = (per_sample * self.batch + per_batch) * (size or self.element)
         self.layers.append(LayerMemory(row.path, kept, extra))
         return out
@@ -219,8 +217,8 @@ def training_memory(network: Network, report: Report, optimizer: str = "none") -
     """Bytes kept for one training step of `report`'s batch (see the module's assumptions)."""
     if optimizer not in OPTIMIZER_STATES:
         raise SpecError(f"unknown optimizer '{optimizer}' (expected one of {', '.join(OPTIMIZER_STATES)})")
-    walker = _Walker(report)
-    walker.node(network.body, "<input>")
+    walker = _Saved(report)
+    walker.run(network.graph, report)
     seen: set[str] = set()
     per_layer = []
     for mem in walker.layers:

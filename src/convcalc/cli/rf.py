@@ -184,11 +184,12 @@ def heat_text(heat: Any, width: int) -> Any:
 
 def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samples: int, seed: int,
             dtype: str) -> tuple[Any, Explanation]:
-    from convcalc.fieldwalk import explain, find, steps
+    from convcalc.analysis import analyze
+    from convcalc.fieldwalk import explain, find
     from convcalc.numeric.backward import effective_field
 
     e = explain(network, at, position)
-    graph = steps(network)
+    graph = analyze(network).rows
     target = find(graph, e.path)
     centre = tuple((a.theory[0] + a.theory[1]) / 2 if a.theory else (a.region.size - 1) / 2 for a in e.axes)
     if not sys.stderr.isatty():

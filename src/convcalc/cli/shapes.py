@@ -194,10 +194,13 @@ def list_layers(name: str | None) -> None:
 
     if name is not None:
         if name not in REGISTRY:
-            from convcalc.spec.parser import suggest
+            from convcalc.errors import suggest
 
             raise SpecError(f"unknown layer type '{name}'{suggest(name, REGISTRY.names())}")
         lt = REGISTRY[name]
+        if not lt.args:
+            click.echo(f"{name}: {lt.summary}\nIt takes no arguments.")
+            return
         table = Table(title=f"{name}: {lt.summary}", title_justify="left", box=None, header_style="bold")
         for column in ("Argument", "Default", "Meaning"):
             table.add_column(column)

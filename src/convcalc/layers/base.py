@@ -322,13 +322,15 @@ class LayerType:
     """Base of all layer types. Subclasses set `name`, `args` and implement `infer`.
 
     `rank` is the number of spatial axes the layer requires (conv2d: 2), or None when
-    it takes any input (activations, linear, ...).
+    it takes any input (activations, linear, ...). `arity` is the number of inputs: 1, or
+    None for merges, which take two or more (`layers.merge`).
     """
 
     name: str
     args: tuple[Arg, ...] = ()
     rank: int | None = None
-    summary: ClassVar[str] = ""
+    arity: ClassVar[int | None] = 1
+    summary: str = ""
 
     def __init__(self, name: str, rank: int | None = None) -> None:
         self.name = name
@@ -373,6 +375,10 @@ class LayerType:
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         raise NotImplementedError
+
+    def infer_inputs(self, args: Args, shapes: Sequence[Shape]) -> Inference:
+        """`infer` for a node of the graph, which has one shape per input."""
+        return self.infer(args, shapes[0])
 
     # helpers for subclasses
 

@@ -16,7 +16,9 @@ exactly where the output depends on the input: the ground truth of the receptive
 
 Normalisation with batch statistics (instance, group and layer norm) is differentiated
 exactly, statistics included; BatchNorm uses its running statistics (inference).
-Imports NumPy, `convcalc.numeric` and `convcalc.fieldwalk`.
+The network pass walks the graph backwards over the report's rows (`Row.node.inputs`); a
+merge hands each input its share (`MERGE_BACKWARD`). Imports NumPy, `convcalc.numeric`,
+`convcalc.analysis`, `convcalc.graph` and `convcalc.layers`.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from convcalc.fieldwalk import INPUT, Step
+from convcalc.analysis import Row
+from convcalc.graph import INPUT
 from convcalc.layers import Args, Shape
 from convcalc.numeric.conv import conv, conv_transpose
 from convcalc.numeric.windows import windows
 
 Params = Mapping[str, np.ndarray]
+Index = tuple[Any, ...]  # a NumPy index built from per-axis parts
 Backward = Callable[[Any, Args, Shape, np.ndarray, "np.ndarray | None", Params], np.ndarray]
 
 # --- padding ----------------------------------------------------------------------------
@@ -98,7 +102,7 @@ def transposed_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x
     for (pl, pr), op in zip(args["padding"], args["output_padding"]):
         pads.append((pl, max(0, pr - op)))
     gx = conv(g, params["weight"], None, stride, pads, dilation, args["groups"])
-    index = (Ellipsis, *(slice(0, n) for n in in_shape[1:]))
+    index: Index = (Ellipsis, *(slice(0, n) for n in in_shape[1:]))
     return np.ascontiguousarray(gx[index])
 
 
@@ -119,7 +123,8 @@ def _scatter_taps(g: np.ndarray, taps: Sequence[np.ndarray] | None, weight: np.n
     spread = g * weight if weight is not None else g
     for index, tap in enumerate(itertools.product(*(range(k) for k in kernel))):
         where = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilation, out, stride))
-        gp[(Ellipsis, *where)] += spread if taps is None else g * taps[index]
+        at: Index = (Ellipsis, *where)
+        gp[at] += spread if taps is None else g * taps[index]
     return gp
 
 
@@ -139,6 +144,7 @@ def avgpool_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: n
     ones = (1,) * rank
     n = in_shape[1:]
     out = g.shape[2:]
+    divisor: Any
     if args["divisor_override"] is not None and rank > 1:
         divisor = np.full(out, float(args["divisor_override"]))
     else:
@@ -151,7 +157,8 @@ def avgpool_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: n
 
 
 def _crop(gp: np.ndarray, pads: Sequence[tuple[int, int]], n: Sequence[int]) -> np.ndarray:
-    return np.ascontiguousarray(gp[(Ellipsis, *(slice(pl, pl + a) for (pl, _), a in zip(pads, n)))])
+    index: Index = (Ellipsis, *(slice(pl, pl + a) for (pl, _), a in zip(pads, n)))
+    return np.ascontiguousarray(gp[index])
 
 
 def maxpool_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
@@ -168,7 +175,8 @@ def maxpool_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: n
         taps = [view[(Ellipsis, *tap)] for tap in itertools.product(*(range(k) for k in kernel))]
         return _crop(_scatter_taps(g, taps, None, shape, kernel, stride, dilation), pads, n)
     xp = np.full((*x.shape[:2], *shape), -np.inf, dtype=x.dtype)
-    xp[(Ellipsis, *(slice(pl, pl + a) for (pl, _), a in zip(pads, n)))] = x
+    interior: Index = (Ellipsis, *(slice(pl, pl + a) for (pl, _), a in zip(pads, n)))
+    xp[interior] = x
     view = windows(xp, kernel, stride, dilation, out)
     flat = view.reshape(*view.shape[: 2 + len(out)], -1)
     nan = np.isnan(flat)
@@ -210,13 +218,15 @@ def adaptive_max_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray,
     lead = x.shape[:2]
     for position in itertools.product(*(range(len(s)) for s in spans)):
         window = tuple(slice(*spans[a][p]) for a, p in enumerate(position))
-        patch = x[(Ellipsis, *window)].reshape(*lead, -1)
+        at: Index = (Ellipsis, *window)
+        patch = x[at].reshape(*lead, -1)
         best = patch.argmax(-1)
         shape = [b - a for a, b in (spans[a][p] for a, p in enumerate(position))]
         local = np.unravel_index(best, shape)
         bi, ci = np.indices(lead)
-        index = (bi, ci, *(loc + spans[a][p][0] for a, (loc, p) in enumerate(zip(local, position))))
-        np.add.at(gx, index, g[(Ellipsis, *position)])
+        index: Index = (bi, ci, *(loc + spans[a][p][0] for a, (loc, p) in enumerate(zip(local, position))))
+        here: Index = (Ellipsis, *position)
+        np.add.at(gx, index, g[here])
     return gx
 
 
@@ -497,23 +507,53 @@ def _table() -> dict[str, Backward]:
 BACKWARD = _table()
 
 
-def layer_backward(step: Step, g: np.ndarray, x: np.ndarray | None, params: Params) -> np.ndarray:
-    """The input gradient of one leaf step."""
-    return BACKWARD[step.type](step.kind, step.args or {}, step.input_shapes[0], g, x, params)
+def add_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray) -> tuple[np.ndarray, ...]:
+    return (g,) * len(in_shapes)
+
+
+def concat_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray) -> tuple[np.ndarray, ...]:
+    bounds = np.cumsum([0, *(shape[0] for shape in in_shapes)])
+    return tuple(g[:, start:stop] for start, stop in zip(bounds[:-1], bounds[1:]))
+
+
+# The gradient of each input of a merge, given the output's.
+MergeBackward = Callable[[Args, Sequence[Shape], np.ndarray], tuple[np.ndarray, ...]]
+MERGE_BACKWARD: dict[str, MergeBackward] = {"add": add_backward, "concat": concat_backward}
+
+
+def _node(step: Row) -> Any:
+    assert step.node is not None, "rows come from analyze"
+    return step.node
+
+
+def layer_backward(step: Row, g: np.ndarray, x: np.ndarray | None, params: Params) -> np.ndarray:
+    """The input gradient of one single-input node."""
+    node = _node(step)
+    return BACKWARD[step.type](node.type, node.args, step.input_shapes[0], g, x, params)
+
+
+def node_backward(step: Row, g: np.ndarray, xs: Sequence[np.ndarray] | None,
+                  params: Params) -> tuple[np.ndarray, ...]:
+    """The gradient of each input of one node (`xs=None`: linearised)."""
+    node = _node(step)
+    if node.type.arity == 1:
+        return (layer_backward(step, g, xs[0] if xs is not None else None, params),)
+    return MERGE_BACKWARD[step.type](node.args, step.input_shapes, g)
 
 
 # --- the network ------------------------------------------------------------------------
 
-Inputs = Callable[[int], "np.ndarray | None"]
+Inputs = Callable[[int], "Sequence[np.ndarray] | None"]
 ParamsOf = Callable[[int], Params]
 
 
-def network_backward(graph: Sequence[Step], target: int, seed: np.ndarray, inputs: Inputs,
+def network_backward(graph: Sequence[Row], target: int, seed: np.ndarray, inputs: Inputs,
                      params: ParamsOf) -> np.ndarray:
     """d(seed . output of step `target`)/d(network input), stepping back through `graph`.
 
-    `inputs(i)` is step i's forward input (None: linearised), `params(i)` its parameters.
-    A tensor read by several branches receives the sum of their gradients.
+    `graph` is the report's rows; `inputs(i)` is step i's forward inputs (None:
+    linearised), `params(i)` its parameters. A tensor read by several nodes receives the
+    sum of their gradients.
     """
     grads: dict[int, np.ndarray] = {target: seed}
 
@@ -527,26 +567,18 @@ def network_backward(graph: Sequence[Step], target: int, seed: np.ndarray, input
         if i not in grads:
             continue
         step, g = graph[i], grads.pop(i)
-        if step.type == "add":
-            for source in step.inputs:
-                give(source, g)
-        elif step.type == "concat":
-            start = 0
-            for source, shape in zip(step.inputs, step.input_shapes):
-                give(source, g[:, start:start + shape[0]])
-                start += shape[0]
-        else:
-            give(step.inputs[0], layer_backward(step, g, inputs(i), params(i)))
+        for source, grad in zip(_node(step).inputs, node_backward(step, g, inputs(i), params(i))):
+            give(source, grad)
     return grads.get(INPUT, np.zeros((seed.shape[0], *graph[0].input_shapes[0]), dtype=seed.dtype))
 
 
-def positive_params(step: Step, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def positive_params(step: Row, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """All-positive weights for the structural oracle: uniform 0.5..1.5 over the fan-in.
 
     Dividing by the fan-in keeps the gradient's magnitude near 1 through deep networks
     (plain 0.5..1.5 overflows float64 in DenseNet-121).
     """
-    args, shape = step.args or {}, step.input_shapes[0]
+    args, shape = _node(step).args, step.input_shapes[0]
     if step.type.startswith("convtranspose"):
         w = (shape[0], args["out_channels"] // args["groups"], *args["kernel_size"])
     elif step.type.startswith("conv"):
@@ -558,7 +590,7 @@ def positive_params(step: Step, rng: np.random.Generator) -> dict[str, np.ndarra
     return {"weight": rng.uniform(0.5, 1.5, w) / math.prod(w[1:])}
 
 
-def structural_gradient(graph: Sequence[Step], target: int, position: Sequence[int],
+def structural_gradient(graph: Sequence[Row], target: int, position: Sequence[int],
                         seed: int = 0) -> np.ndarray:
     """d(sum over channels of output `position` of `target`)/d(input) of the linearised network.
 
@@ -569,7 +601,8 @@ def structural_gradient(graph: Sequence[Step], target: int, position: Sequence[i
     weights = {i: positive_params(graph[i], rng) for i in range(target + 1)}
     out = graph[target].output_shape
     g = np.zeros((1, *out))
-    g[(0, slice(None), *position)] = 1.0
+    at: Index = (0, slice(None), *position)
+    g[at] = 1.0
     return network_backward(graph, target, g, lambda i: None, lambda i: weights[i])[0]
 
 
@@ -608,7 +641,7 @@ def mass_radius(heat: np.ndarray, centre: Sequence[float], share: float) -> floa
     return float(distance[order][min(index, distance.size - 1)])
 
 
-def effective_field(graph: Sequence[Step], network: Any, target: int, position: Sequence[int],
+def effective_field(graph: Sequence[Row], network: Any, target: int, position: Sequence[int],
                     centre: Sequence[float], samples: int = 8, seed: int = 0, dtype: str = "float32",
                     progress: Callable[[int, int], None] | None = None) -> EffectiveField:
     """The ERF of output `position` of step `target`: random weights, real activations."""
@@ -639,11 +672,12 @@ def effective_field(graph: Sequence[Step], network: Any, target: int, position: 
     for ours, theirs in zip(graph, trace):
         assert ours.path == theirs.path, (ours.path, theirs.path)
     seed_grad = np.zeros((samples, *graph[target].output_shape), dtype=x.dtype)
-    seed_grad[(slice(None), slice(None), *position)] = 1
+    at: Index = (slice(None), slice(None), *position)
+    seed_grad[at] = 1
 
-    def inputs(i: int) -> np.ndarray:
+    def inputs(i: int) -> Sequence[np.ndarray]:
         tick()
-        return trace[i].inputs[0]
+        return trace[i].inputs
 
     grad = network_backward(graph, target, seed_grad, inputs, lambda i: trace[i].params)
     heat = np.abs(grad).sum(axis=1).mean(axis=0).astype(np.float64)

@@ -1,29 +1,31 @@
-"""The table of NumPy kernels: every layer-type name -> `Kernel`, every merge -> function.
+"""The table of NumPy kernels: every layer-type name (merges included) -> `Kernel`.
 
 A layer type registered in `convcalc.layers.REGISTRY` without an entry here fails
-`tests/test_numeric_kernels.py`. Use `forward_layer` / `forward_merge` to run one step,
-`layer_params` to draw its random parameters.
+`tests/test_numeric_kernels.py`. Use `forward_node` to run one node of the graph
+(`forward_layer` / `forward_merge` for one input / several), `layer_params` to draw its
+random parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from convcalc.layers import Args, LayerType, MergeType, Shape
-from convcalc.numeric import activation, conv, norm, pool, reshape
+from convcalc.layers import Args, LayerType, Shape
+from convcalc.numeric import activation, conv, merge, norm, pool, reshape
 from convcalc.numeric.base import Kernel, Output, Params, ParamSpec, init_params
 
 KERNELS: dict[str, Kernel] = {}
-for _module in (conv, pool, norm, activation, reshape):
+for _module in (conv, pool, norm, activation, reshape, merge):
     for _name, _kernel in _module.KERNELS.items():
         if _name in KERNELS:
             raise ValueError(f"kernel for {_name} defined twice")
         KERNELS[_name] = _kernel
 
-MERGE_KERNELS: Mapping[str, Callable[[MergeType, Sequence[np.ndarray]], Output]] = reshape.MERGE_KERNELS
+MERGE_KERNELS: Mapping[str, Kernel] = merge.KERNELS
+NO_ARGS: Args = {}
 
 
 def param_specs(lt: LayerType, args: Args, input_shape: Shape) -> Mapping[str, ParamSpec]:
@@ -42,5 +44,14 @@ def forward_layer(lt: LayerType, args: Args, x: np.ndarray, params: Params, save
     return KERNELS[lt.name].forward(lt, args, x, params, save=save)
 
 
-def forward_merge(mt: MergeType, xs: Sequence[np.ndarray]) -> Output:
-    return MERGE_KERNELS[mt.name](mt, xs)
+def forward_merge(mt: LayerType, xs: Sequence[np.ndarray], args: Args = NO_ARGS) -> Output:
+    """Run a merge on its batched inputs."""
+    return KERNELS[mt.name].forward(mt, args, xs, {})
+
+
+def forward_node(lt: LayerType, args: Args, xs: Sequence[np.ndarray], params: Params,
+                 save: bool = False) -> Output:
+    """Run one node of the graph on its inputs (one array, or a merge's several)."""
+    if lt.arity == 1:
+        return forward_layer(lt, args, xs[0], params, save=save)
+    return KERNELS[lt.name].forward(lt, args, xs, params, save=save)

@@ -1,4 +1,4 @@
-"""Linear, flatten, upsampling, pixel (un)shuffle, padding layers and merges, in NumPy.
+"""Linear, flatten, upsampling, pixel (un)shuffle and padding layers, in NumPy.
 
 Upsampling is separable: per spatial axis, a gather of 1, 2 or 4 input indices and a
 weighted sum, with PyTorch's index rules (UpSample.h): scale = 1/scale_factor when a
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from convcalc.layers import Args, LayerType, MergeType, Shape
+from convcalc.layers import Args, LayerType, Shape
 from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
 from convcalc.numeric.windows import pad
 
@@ -172,20 +172,3 @@ KERNELS: Mapping[str, Kernel] = {
     "pixelunshuffle": Kernel(pixelunshuffle_forward),
     **{f"{mode}pad{r}d": Kernel(pad_forward) for mode in PAD_MODES for r in (1, 2, 3)},
 }
-
-
-# --- merges -------------------------------------------------------------------------------
-
-
-def add_forward(mt: MergeType, xs: Sequence[np.ndarray]) -> Output:
-    total = xs[0].copy()
-    for x in xs[1:]:
-        total += x
-    return Output(total)
-
-
-def concat_forward(mt: MergeType, xs: Sequence[np.ndarray]) -> Output:
-    return Output(np.concatenate(xs, axis=1))
-
-
-MERGE_KERNELS = {"add": add_forward, "concat": concat_forward}

@@ -2,7 +2,7 @@
 
 One `LayerCheck` per report row, in execution order: the computed output shape and the
 shape the forward pass produced (None when that layer did not run because an earlier one
-failed). `Verification.ok` is the overall verdict.
+failed). `Verification.ok` is the overall verdict. Imports `errors` only.
 """
 
 from __future__ import annotations

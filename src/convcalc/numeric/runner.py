@@ -1,10 +1,10 @@
 """Runs a `Network` forward in NumPy and checks every layer's shape against the `Report`.
 
-`run` walks the tree (Layer / Sequence / Fork) in execution order, the same order as
-`Report.rows`, and hands each `Step` (inputs, output, parameters, saved arrays) to a
-callback; it keeps nothing itself, so memory stays at the live activations plus one
-layer's parameters and temporaries. `verify` uses it to compare shapes; `trace` keeps
-every step (for a backward pass).
+`run` executes the network's graph node by node (the order of `Report.rows`) and hands
+each `Step` (inputs, output, parameters, saved arrays) to a callback. It frees each value
+after its last reader (`Graph.last_use`, the same liveness `estimate_memory` counts), so
+memory stays at the live activations plus one layer's parameters and temporaries.
+`verify` uses it to compare shapes; `trace` keeps every step (for a backward pass).
 
 Weights are random and seeded: layer parameters come from `seed` and the layer's path
 (`param_rng`), so a layer's weights do not depend on the rest of the network.
@@ -24,10 +24,11 @@ import numpy as np
 
 from convcalc.analysis import Report, Row
 from convcalc.errors import ConvcalcError, LimitError
+from convcalc.graph import INPUT, Node
 from convcalc.layers import Shape
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.network import Network
 from convcalc.numeric.base import Output
-from convcalc.numeric.kernels import KERNELS, forward_layer, forward_merge, layer_params
+from convcalc.numeric.kernels import KERNELS, forward_node, layer_params
 from convcalc.numeric.result import LayerCheck, Verification
 
 VERIFY_DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -51,45 +52,24 @@ def input_array(shape: Shape, batch_size: int, seed: int, dtype: str = "float32"
 
 @dataclass(frozen=True)
 class Step:
-    """One executed layer or merge. `node` is the `Layer`, or the `Fork` for a merge."""
+    """One executed node of the graph, with its arrays."""
 
-    path: str
-    type: str
-    node: Layer | Fork
+    node: Node
     inputs: tuple[np.ndarray, ...]
     output: Output
     params: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def path(self) -> str:
+        return self.node.path
+
+    @property
+    def type(self) -> str:
+        return self.node.type.name
+
 
 OnStep = Callable[[Step], None]
 ParamTable = Mapping[str, Mapping[str, np.ndarray]]
-
-
-class _Runner:
-    def __init__(self, seed: int, dtype: str, save: bool, on_step: OnStep, params: ParamTable | None) -> None:
-        self.seed = seed
-        self.params = params
-        self.dtype = VERIFY_DTYPES[dtype]
-        self.save = save
-        self.on_step = on_step
-
-    def node(self, node: Node, x: np.ndarray) -> np.ndarray:
-        if isinstance(node, Layer):
-            if self.params is not None and node.path in self.params:
-                params = dict(self.params[node.path])
-            else:
-                params = layer_params(node.type, node.args, x.shape[1:], param_rng(self.seed, node.path), self.dtype)
-            out = forward_layer(node.type, node.args, x, params, save=self.save)
-            self.on_step(Step(node.path, node.type.name, node, (x,), out, params))
-            return out.y
-        if isinstance(node, Sequence):
-            for item in node.items:
-                x = self.node(item, x)
-            return x
-        outputs = tuple(self.node(branch, x) for branch in node.branches)
-        out = forward_merge(node.merge, outputs)
-        self.on_step(Step(node.merge_path, node.merge.name, node, outputs, out))
-        return out.y
 
 
 def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save: bool = False,
@@ -99,8 +79,26 @@ def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save
     Parameters are drawn from `seed` per layer path, except for paths in `params`
     (path -> {name: array}, PyTorch names and layouts), which are used as given.
     """
-    dtype = "float64" if x.dtype == np.float64 else "float32"
-    return _Runner(seed, dtype, save, on_step, params).node(network.body, x)
+    dtype = VERIFY_DTYPES["float64" if x.dtype == np.float64 else "float32"]
+    graph = network.graph
+    last_use = graph.last_use
+    values: dict[int, np.ndarray] = {INPUT: x}
+    for i, node in enumerate(graph.nodes):
+        xs = tuple(values[j] for j in node.inputs)
+        if params is not None and node.path in params:
+            weights = dict(params[node.path])
+        elif node.type.arity == 1:
+            weights = layer_params(node.type, node.args, xs[0].shape[1:], param_rng(seed, node.path), dtype)
+        else:
+            weights = {}
+        out = forward_node(node.type, node.args, xs, weights, save=save)
+        values[i] = out.y
+        on_step(Step(node, xs, out, weights))
+        del xs, out, weights
+        for j in {*node.inputs, i}:
+            if last_use[j] == i:
+                del values[j]
+    return values[graph.outputs[0]]
 
 
 def trace(network: Network, x: np.ndarray, *, seed: int = 0, save: bool = True,
@@ -117,48 +115,31 @@ def trace(network: Network, x: np.ndarray, *, seed: int = 0, save: bool = True,
 def estimate_memory(network: Network, report: Report, dtype: str = "float32") -> tuple[int, str]:
     """Estimated peak bytes of `verify`, and the path of the step where it peaks.
 
-    Per step: live activations (the step's input and output, plus whatever enclosing forks
-    hold: their input and finished branch outputs), one layer's parameters and its
+    Per step: the values alive then (made earlier and read at this step or later, as
+    `run` frees them: `Graph.last_use`), the step's output, one layer's parameters and its
     temporaries (`Kernel.workspace`). Uses the report's shapes; allocates nothing.
     """
     itemsize = np.dtype(VERIFY_DTYPES[dtype]).itemsize
     batch = report.batch_size
-    rows = iter(report.rows)
-    peak = [0, ""]
-
-    def elements(shape: Shape) -> int:
-        return math.prod(shape) * batch
-
-    def note(total: int, path: str) -> None:
-        if total > peak[0]:
-            peak[0], peak[1] = total, path
-
-    def walk(node: Node, shape: Shape, held: int) -> Shape:
-        if isinstance(node, Layer):
-            row = next(rows)
-            out = row.output_shape
-            kernel = KERNELS[node.type.name]
-            params = sum(math.prod(s.shape) for s in kernel.params(node.type, node.args, shape).values())
-            work = kernel.workspace(node.type, node.args, shape, out) * batch
-            note((held + elements(shape) + elements(out) + params + work) * itemsize, node.path)
-            return out
-        if isinstance(node, Sequence):
-            for item in node.items:
-                shape = walk(item, shape, held)
-            return shape
-        finished = 0
-        shapes = []
-        for branch in node.branches:
-            branch_out = walk(branch, shape, held + elements(shape) + finished)
-            shapes.append(branch_out)
-            finished += elements(branch_out)
-        row = next(rows)
-        note((held + elements(shape) + 2 * finished + elements(row.output_shape)) * itemsize, node.merge_path)
-        return row.output_shape
-
-    note(elements(network.input_shape) * itemsize, "(input)")
-    walk(network.body, network.input_shape, 0)
-    return int(peak[0]), str(peak[1])
+    graph = network.graph
+    last_use = graph.last_use
+    size = {INPUT: math.prod(network.input_shape) * batch}
+    live = size[INPUT]
+    peak, where = live * itemsize, "(input)"
+    for i, (node, row) in enumerate(zip(graph.nodes, report.rows)):
+        kernel = KERNELS[node.type.name]
+        shape = row.input_shapes[0]
+        params = sum(math.prod(s.shape) for s in kernel.params(node.type, node.args, shape).values())
+        work = kernel.workspace(node.type, node.args, shape, row.output_shape) * batch
+        size[i] = math.prod(row.output_shape) * batch
+        live += size[i]
+        total = (live + params + work) * itemsize
+        if total > peak:
+            peak, where = total, node.path
+        for j in {*node.inputs, i}:
+            if last_use[j] == i:
+                live -= size[j]
+    return int(peak), where
 
 
 def human(n: float) -> str:

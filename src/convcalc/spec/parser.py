@@ -10,15 +10,14 @@ column and the item's module path.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
-from convcalc.errors import ArgumentError, ConvcalcError, LimitError, Location, SpecError
+from convcalc.errors import ArgumentError, ConvcalcError, LimitError, Location, SpecError, suggest
 from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import describe
 from convcalc.network import Fork, Layer, Network, Node, Sequence
@@ -40,11 +39,6 @@ MAX_DEPTH = 100
 @dataclass(frozen=True)
 class Limits:
     max_layers: int = DEFAULT_MAX_LAYERS
-
-
-def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 @dataclass(frozen=True)
@@ -111,7 +105,7 @@ class Parser:
             name = str(value)
         input_shape = self.input_shape(top["input"][1])
         body = self.items(top["layers"][1], "", scope, depth=0)
-        budget = ()
+        budget: tuple[tuple[str, Any, Location | None], ...] = ()
         if "budget" in top:
             budget = tuple(
                 (key, to_python(value, self.source), self.where(key_node))
@@ -211,8 +205,7 @@ class Parser:
         out: list[Node] = []
         names: dict[str, yaml.Node] = {}
         for item in node.value:
-            for built in self.item(item, prefix, len(out), scope, depth, names):
-                out.append(built)
+            out.extend(self.item(item, prefix, _numbered(out, prefix), scope, depth, names))
         return out
 
     def item(self, node: yaml.Node, prefix: str, index: int, scope: Mapping[str, Any], depth: int,
@@ -230,10 +223,14 @@ class Parser:
         if name is not None and repeat != 1:
             group = _join(prefix, name)
             children = [self.build(kind, kind_node, args_node, group, str(i), scope, depth) for i in range(repeat)]
-            return [Sequence(group, tuple(children))]
+            return [Sequence(group, tuple(children), repeat=repeat, where=self.where(kind_node))]
         if name is not None:
             return [self.build(kind, kind_node, args_node, prefix, name, scope, depth)]
-        return [self.build(kind, kind_node, args_node, prefix, str(index + i), scope, depth) for i in range(repeat)]
+        copies = [self.build(kind, kind_node, args_node, prefix, str(index + i), scope, depth) for i in range(repeat)]
+        if "repeat" not in reserved:
+            return copies
+        # An unnamed repeat adds no path segment: its copies are numbered among their siblings.
+        return [Sequence(prefix, tuple(copies), repeat=repeat, where=self.where(kind_node))]
 
     def split_item(self, node: yaml.Node, prefix: str, index: int
                    ) -> tuple[str, yaml.Node, yaml.Node | None, dict[str, yaml.Node]]:
@@ -319,6 +316,10 @@ class Parser:
     def build(self, kind: str, kind_node: yaml.Node, args_node: yaml.Node | None, prefix: str,
               segment: str, scope: Mapping[str, Any], depth: int) -> Node:
         path = _join(prefix, segment)
+        if kind in MERGE_TYPES:
+            raise self.error(
+                f"'{kind}' is where branches meet; write it as 'residual:' or 'parallel:' with"
+                f" merge: {kind}", kind_node, path)
         if kind in REGISTRY:
             return self.layer(kind, kind_node, args_node, path, scope)
         if kind == "sequential":
@@ -338,11 +339,7 @@ class Parser:
             return self.parallel(kind_node, args_node, path, scope, depth)
         if kind in self.ctx.blocks:
             return self.block(kind, kind_node, args_node, path, scope, depth)
-        if kind in MERGE_TYPES:
-            raise self.error(
-                f"'{kind}' is where branches meet; write it as 'residual:' or 'parallel:' with"
-                f" merge: {kind}", kind_node, path)
-        known = REGISTRY.names() + list(self.ctx.blocks) + list(STRUCTURES)
+        known = [n for n in REGISTRY.names() if n not in MERGE_TYPES] + list(self.ctx.blocks) + list(STRUCTURES)
         raise self.error(f"unknown layer type '{kind}'{suggest(kind.lower(), known)}"
                          " (see `convcalc layers` for the list)", kind_node, path)
 
@@ -422,7 +419,7 @@ class Parser:
         after: list[Node] = []
         names: dict[str, yaml.Node] = {}
         for item in after_node.value:
-            after.extend(self.item(item, path, first_index + len(after), scope, depth + 1, names))
+            after.extend(self.item(item, path, first_index + _numbered(after, path), scope, depth + 1, names))
         return Sequence(path, (fork, *after))
 
     def parallel(self, kind_node: yaml.Node, node: yaml.Node | None, path: str,
@@ -485,10 +482,18 @@ class Parser:
         self.ctx.stack.append(kind)
         try:
             if block.body_key == "layers":
-                return Sequence(path, tuple(self.items(block.body, path, inner, depth + 1)))
-            return self.build(block.body_key, kind_node, block.body, *_split(path), inner, depth + 1)
+                body: Node = Sequence(path, tuple(self.items(block.body, path, inner, depth + 1)))
+            else:
+                body = self.build(block.body_key, kind_node, block.body, *_split(path), inner, depth + 1)
         finally:
             self.ctx.stack.pop()
+        # The tree remembers the call (which block, with which arguments) for the
+        # consumers that show blocks; the graph only sees its layers.
+        called = tuple((arg, inner[arg]) for arg, _ in block.params)
+        where = self.where(kind_node)
+        if isinstance(body, Sequence):
+            return replace(body, block=kind, block_args=called, where=where)
+        return Sequence(path, (body,), block=kind, block_args=called, where=where)
 
 
 REQUIRED_HINTS = {
@@ -504,6 +509,16 @@ def node_kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
     return f"the single value {node.value!r}"
+
+
+def _numbered(items: list[Node], prefix: str) -> int:
+    """How many item numbers `items` of the list at `prefix` used.
+
+    Each item uses one, except an unnamed repeat (a `Sequence` at the list's own path),
+    whose copies are numbered among their siblings.
+    """
+    return sum(len(item.items) if isinstance(item, Sequence) and item.repeat is not None
+               and item.path == prefix else 1 for item in items)
 
 
 def _join(prefix: str, segment: str) -> str:
