@@ -132,14 +132,14 @@ def structure_definitions() -> dict[str, Any]:
     assert set(parallel["properties"]) - set(RESERVED) == set(PARALLEL_KEYS)  # type: ignore[arg-type]
     bodies = {"residual": {"anyOf": [listed, residual]}, "parallel": parallel, "sequential": sequential}
     out = {}
-    for kind, body in bodies.items():
-        out[f"structure.{kind}"] = {
+    for structure, body in bodies.items():
+        out[f"structure.{structure}"] = {
             "type": "object",
             "description": {"residual": "Body added to a shortcut (identity when left out).",
                             "parallel": "Branches on the same input, merged by concat or add.",
-                            "sequential": "A group of layers with its own path segment."}[kind],
-            "properties": {kind: body, **RESERVED_PROPS},
-            "required": [kind],
+                            "sequential": "A group of layers with its own path segment."}[structure],
+            "properties": {structure: body, **RESERVED_PROPS},
+            "required": [structure],
             "additionalProperties": False,
         }
     return out
