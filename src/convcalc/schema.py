@@ -128,8 +128,8 @@ def structure_definitions() -> dict[str, Any]:
     }
     sequential = {"anyOf": [listed, {"type": "object", "properties": {"layers": listed, **RESERVED_PROPS},
                                      "required": ["layers"], "additionalProperties": False}]}
-    assert set(residual["properties"]) - set(RESERVED) == set(RESIDUAL_KEYS)  # type: ignore[arg-type]
-    assert set(parallel["properties"]) - set(RESERVED) == set(PARALLEL_KEYS)  # type: ignore[arg-type]
+    assert _own_keys(residual) == set(RESIDUAL_KEYS)
+    assert _own_keys(parallel) == set(PARALLEL_KEYS)
     bodies = {"residual": {"anyOf": [listed, residual]}, "parallel": parallel, "sequential": sequential}
     out = {}
     for structure, body in bodies.items():
@@ -144,6 +144,12 @@ def structure_definitions() -> dict[str, Any]:
         }
     return out
 
+
+
+def _own_keys(structure: dict[str, Any]) -> set[str]:
+    """The keys of a structure's schema, less the reserved ones (name, repeat, when)."""
+    properties: dict[str, Any] = structure["properties"]
+    return set(properties) - set(RESERVED)
 
 def spec_schema() -> dict[str, Any]:
     """The whole schema, as a JSON-ready dict."""
