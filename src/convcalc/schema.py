@@ -128,22 +128,28 @@ def structure_definitions() -> dict[str, Any]:
     }
     sequential = {"anyOf": [listed, {"type": "object", "properties": {"layers": listed, **RESERVED_PROPS},
                                      "required": ["layers"], "additionalProperties": False}]}
-    assert set(residual["properties"]) - set(RESERVED) == set(RESIDUAL_KEYS)
-    assert set(parallel["properties"]) - set(RESERVED) == set(PARALLEL_KEYS)
+    assert _own_keys(residual) == set(RESIDUAL_KEYS)
+    assert _own_keys(parallel) == set(PARALLEL_KEYS)
     bodies = {"residual": {"anyOf": [listed, residual]}, "parallel": parallel, "sequential": sequential}
     out = {}
-    for kind, body in bodies.items():
-        out[f"structure.{kind}"] = {
+    for structure, body in bodies.items():
+        out[f"structure.{structure}"] = {
             "type": "object",
             "description": {"residual": "Body added to a shortcut (identity when left out).",
                             "parallel": "Branches on the same input, merged by concat or add.",
-                            "sequential": "A group of layers with its own path segment."}[kind],
-            "properties": {kind: body, **RESERVED_PROPS},
-            "required": [kind],
+                            "sequential": "A group of layers with its own path segment."}[structure],
+            "properties": {structure: body, **RESERVED_PROPS},
+            "required": [structure],
             "additionalProperties": False,
         }
     return out
 
+
+
+def _own_keys(structure: dict[str, Any]) -> set[str]:
+    """The keys of a structure's schema, less the reserved ones (name, repeat, when)."""
+    properties: dict[str, Any] = structure["properties"]
+    return set(properties) - set(RESERVED)
 
 def spec_schema() -> dict[str, Any]:
     """The whole schema, as a JSON-ready dict."""

@@ -1,8 +1,10 @@
 """The command line: a thin click layer over the parser, the core and the renderers.
 
-This package is the only place that prints, reads files or knows about click. Every
-deliberate error is a `ConvcalcError`, caught here in one place and turned into one
-message and its exit status (0 ok, 1 a check failed, 2 bad input); `--traceback` re-raises.
+This package is the only place that prints or knows about click. The terminal (ttys, colour,
+width) is decided once, when a command starts, as a `render.env.Terminal` in `ctx.obj` (tests
+may pass their own: `CliRunner().invoke(cli, args, obj=Terminal(...))`). Every deliberate
+error is a `ConvcalcError`, caught here in one place and turned into one message and its exit
+status (0 ok, 1 a check failed, 2 bad input); `--traceback` re-raises.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import click
 
 from convcalc import __version__
 from convcalc.errors import ConvcalcError, ExitStatus
+from convcalc.render.env import Terminal
 
 HELP = """Shapes, receptive fields, parameters and costs of convolutional networks.
 
@@ -56,12 +59,14 @@ class ConvcalcGroup(click.Group):
         return self.commands.get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        if not isinstance(ctx.obj, Terminal):
+            ctx.obj = Terminal.detect()
         try:
             return super().invoke(ctx)
         except ConvcalcError as err:
             if ctx.meta.get("convcalc.traceback"):
                 raise
-            from convcalc.cli.common import format_error
+            from convcalc.render.error import format_error
 
             click.echo(format_error(err, ctx.meta.get("convcalc.sources", {})), err=True)
             ctx.exit(int(err.exit_status))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from convcalc.analysis import DTYPE_BYTES, analyze
 from convcalc.cli import cli
-from convcalc.cli.common import format_error, load_network, max_layers_option
+from convcalc.cli.common import load_network, max_layers_option
 from convcalc.cli.lint import linted_report, strict_option
 from convcalc.cli.shapes import ignore_option
 from convcalc.errors import ConvcalcError
+from convcalc.render.check import check_json, error_dict, result_text
+from convcalc.render.error import format_error
 
 
 class Number(click.ParamType):
@@ -46,21 +47,13 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
               max_layers: int) -> dict[str, Any]:
     """One spec's result as the JSON object; ConvcalcError escapes for bad input."""
     from convcalc.budget import Budget, evaluate, from_spec, override
+    from convcalc.render.check import check_dict
 
     network = load_network(path, max_layers)
     budget: Budget = override(from_spec(network.budget), limits, expect, batch_size, dtype)
     report = analyze(network, budget.batch_size or 1, budget.dtype or "float32")
     report = linted_report(network, report, ignore)
-    outcomes = evaluate(report, budget)
-    checks = [{"name": o.name, "measured": list(o.measured) if o.name == "expect_output" else o.measured,
-               "limit": list(o.limit) if o.name == "expect_output" else o.limit, "ok": o.ok,
-               "origin": o.origin, "text": o.describe()} for o in outcomes]
-    warnings = [{"path": w.path, "type": w.layer_type, "code": w.code, "message": w.message,
-                 "line": w.where.line if w.where else None} for w in report.warnings]
-    ok = all(o.ok for o in outcomes) and not (strict and warnings)
-    return {"file": path, "name": network.name, "ok": ok, "status": 0 if ok else 1,
-            "batch_size": report.batch_size, "dtype": report.dtype, "checks": checks,
-            "warnings": warnings, "error": None}
+    return check_dict(path, network.name, report, evaluate(report, budget), strict)
 
 
 @cli.command()
@@ -114,34 +107,14 @@ def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, 
             if ctx.meta.get("convcalc.traceback"):
                 raise
             message = format_error(err, ctx.meta.get("convcalc.sources", {}))
-            results.append({"file": path, "ok": False, "status": int(err.exit_status),
-                            "error": err.headline(), "message": message})
+            results.append(error_dict(path, int(err.exit_status), err.headline(), message))
     status = max(r["status"] for r in results)
     if fmt == "json":
-        click.echo(json.dumps({"schema_version": 1, "ok": status == 0, "status": status,
-                               "specs": [{k: v for k, v in r.items() if k != "message"} for r in results]},
-                              indent=2))
+        click.echo(check_json(results, status))
     else:
         for result in results:
-            echo_text(result, strict)
+            if result.get("error"):  # the details, with the caret, go to stderr
+                click.echo(result["message"], err=True)
+            click.echo(result_text(result, strict))
     ctx.exit(status)
 
-
-def echo_text(result: dict[str, Any], strict: bool) -> None:
-    """`PASS file (n checks)` or `FAIL file` with each failure; details of errors on stderr."""
-    if result.get("error"):
-        click.echo(result["message"], err=True)
-        click.echo(f"ERROR {result['file']}")
-        return
-    failed = [c for c in result["checks"] if not c["ok"]]
-    warned = result["warnings"]
-    word = "PASS" if result["ok"] else "FAIL"
-    held = f"{len(result['checks']) - len(failed)} of {len(result['checks'])} checks hold" \
-        if result["checks"] else "no budgets"
-    extra = f", {len(warned)} warning{'s' if len(warned) != 1 else ''}" if warned else ""
-    click.echo(f"{word} {result['file']} ({held}{extra})")
-    for c in failed:
-        click.echo(f"  failed: {c['text']}")
-    for w in warned:
-        mark = "failed" if strict else "warning"
-        click.echo(f"  {mark}: {w['path']} ({w['type']}) [{w['code']}]: {w['message']}")

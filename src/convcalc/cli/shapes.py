@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
 from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
-from convcalc.cli.common import echo_lines, echo_rich, format_option, load_network, max_layers_option, memory_options
+from convcalc.cli.common import emit, format_option, load_network, max_layers_option, memory_options, terminal
 from convcalc.cli.lint import fail_on_warnings, linted_report, strict_option, training_options
 from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.errors import ConvcalcError, SpecError
@@ -18,59 +18,17 @@ from convcalc.network import Network
 from convcalc.spec.parser import Limits, Parser
 from convcalc.spec.source import Source
 
+if TYPE_CHECKING:
+    from convcalc.numeric.result import Verification
+    from convcalc.training import TrainingMemory
 
-def emit_report(report: Report, fmt: str, verification: Any = None, training: Any = None) -> None:
-    """Print a report in the chosen format.
 
-    With a `verification` (--verify), the table gains a Verified column and JSON the
-    `verified` fields; csv and markdown get a summary line on stderr. `training` (--training)
-    adds a column, a summary and a JSON object likewise.
-    """
-    if fmt == "table":
-        from convcalc.render.table import Column, Line, report_table
+def emit_report(report: Report, fmt: str, verification: Verification | None = None,
+                training: TrainingMemory | None = None) -> None:
+    """Print a report in the chosen format (see `render.report`)."""
+    from convcalc.render.report import render_report
 
-        columns: tuple[Column, ...] = ()
-        if verification is not None:
-            from convcalc.cli.verify import summary, verified_cells
-
-            columns = (Column("Verified", verified_cells(verification)),)
-        if training is not None:
-            from convcalc.render.training import saved_cells
-
-            columns = (*columns, Column("Kept for backward", saved_cells(training), right=True))
-        lines = report_table(report, columns)
-        if verification is not None:
-            lines += [[], [(summary(verification), "bold green" if verification.ok else "bold red")]]
-        if training is not None:
-            from convcalc.render.training import summary_lines
-
-            summary_text: list[Line] = [[(text, None)] for text in summary_lines(training, report.batch_size)]
-            lines += [[], *summary_text]
-        echo_lines(lines)
-        return
-    from convcalc.render import plain
-
-    if fmt == "json":
-        sections = None
-        if training is not None:
-            from convcalc.render.training import training_dict
-
-            sections = {"training": training_dict(training, report.totals.buffers)}
-        text = plain.to_json(report, verification, sections)
-    else:
-        text = {"csv": plain.to_csv, "markdown": plain.to_markdown}[fmt](report)
-    click.echo(text, nl=False)
-    if verification is not None and fmt != "json":
-        from convcalc.cli.verify import summary
-
-        click.echo(summary(verification), err=True)
-    if training is not None and fmt != "json":
-        from convcalc.render.training import summary_lines
-
-        click.echo("\n".join(summary_lines(training, report.batch_size)), err=True)
-    if fmt == "csv":
-        for w in report.warnings:
-            click.echo(f"warning: {w.path} ({w.layer_type}) [{w.code}]: {w.message}", err=True)
+    emit(render_report(report, fmt, verification, training))
 
 
 ignore_option = click.option(
@@ -105,7 +63,7 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
     """
     network = load_network(spec, max_layers)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
-    verification = verify_report(network, report, seed, max_memory) if verify else None
+    verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
     memory = None
     if training:
         from convcalc.training import training_memory
@@ -179,7 +137,7 @@ def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch
     except ConvcalcError as err:
         err.path = None  # the one layer's path ("0") means nothing on a command line
         raise
-    verification = verify_report(network, report, seed, max_memory) if verify else None
+    verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
     emit_report(report, fmt, verification=verification)
     if verification is not None:
         finish_verification(verification)
@@ -189,30 +147,10 @@ def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch
 @click.argument("name", required=False)
 def list_layers(name: str | None) -> None:
     """Every layer type a spec may use, or one type's arguments in detail."""
-    from rich.table import Table
+    from convcalc.render.layers import render_layers
 
-    from convcalc.layers.base import describe
+    if name is not None and name not in REGISTRY:
+        from convcalc.errors import suggest
 
-    if name is not None:
-        if name not in REGISTRY:
-            from convcalc.errors import suggest
-
-            raise SpecError(f"unknown layer type '{name}'{suggest(name, REGISTRY.names())}")
-        lt = REGISTRY[name]
-        if not lt.args:
-            click.echo(f"{name}: {lt.summary}\nIt takes no arguments.")
-            return
-        table = Table(title=f"{name}: {lt.summary}", title_justify="left", box=None, header_style="bold")
-        for column in ("Argument", "Default", "Meaning"):
-            table.add_column(column)
-        for arg in lt.args:
-            table.add_row(arg.name, "required" if arg.required else describe(arg.default), arg.doc)
-        echo_rich(table)
-        return
-    table = Table(box=None, header_style="bold")
-    table.add_column("Type", style="cyan", no_wrap=True)
-    table.add_column("Arguments (torch.nn names; * required)")
-    for type_name in REGISTRY.names():
-        lt = REGISTRY[type_name]
-        table.add_row(type_name, ", ".join(a.name + ("*" if a.required else "") for a in lt.args) or "-")
-    echo_rich(table)
+        raise SpecError(f"unknown layer type '{name}'{suggest(name, REGISTRY.names())}")
+    emit(render_layers(name))

@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from typing import Any
 
 import click
 
 from convcalc.cli import cli
-from convcalc.cli.common import echo_lines, format_option, load_network, max_layers_option
+from convcalc.cli.common import emit, format_option, load_network, max_layers_option
 
 
-def emit(title: str, fields: dict[str, Any], notes: list[str], fmt: str) -> None:
-    """One result: `fields` as a two-column table, one JSON object, one CSV row or Markdown."""
-    def text(value: Any) -> str:
-        if isinstance(value, (list, tuple)):
-            return "x".join(map(str, value)) if all(isinstance(v, int) for v in value) else str(value)
-        return "-" if value is None else str(value)
+def emit_solution(title: str, fields: dict[str, Any], notes: list[str], fmt: str) -> None:
+    from convcalc.render.solve import render_solution
 
-    if fmt == "json":
-        click.echo(json.dumps({**fields, "notes": notes}, indent=2))
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(list(fields))
-        writer.writerow([";".join(map(str, v)) if isinstance(v, (list, tuple)) else text(v)
-                         for v in fields.values()])
-        click.echo(buffer.getvalue(), nl=False)
-        for note in notes:
-            click.echo(f"note: {note}", err=True)
-    elif fmt == "markdown":
-        lines = [f"### {title}", "", "| | |", "|---|---:|"]
-        lines += [f"| {key} | {text(value)} |" for key, value in fields.items()]
-        lines += ["", *(f"- {note}" for note in notes)] if notes else []
-        click.echo("\n".join(lines))
-    else:
-        width = max(len(k) for k in fields)
-        out: list[Any] = [[(title, "bold")]]
-        out += [[(key.ljust(width) + "  ", "cyan"), (text(value), None)] for key, value in fields.items()]
-        out += [[(note, None)] for note in notes]
-        echo_lines(out)
+    emit(render_solution(title, fields, notes, fmt))
 
 
 @cli.group()
@@ -92,7 +64,7 @@ def solve_padding_command(n: int, kernel_size: int, stride: int, dilation: int, 
     lost = sol.unread - sol.after
     if lost > 0:
         notes.append(f"the last {lost} input positions are never read with this padding")
-    emit(f"padding for {target} outputs", {
+    emit_solution(f"padding for {target} outputs", {
         "input": n, "kernel_size": kernel_size, "stride": stride, "dilation": dilation,
         "output": target, "padding_before": sol.before, "padding_after": sol.after,
         "symmetric": sol.symmetric}, notes, fmt)
@@ -114,7 +86,7 @@ def solve_output_padding_command(n: int, kernel_size: int, stride: int, dilation
     from convcalc.solve import solve_output_padding
 
     sol = solve_output_padding(n, kernel_size, stride, dilation, (padding, padding))
-    emit("output_padding that inverts the conv", {
+    emit_solution("output_padding that inverts the conv", {
         "input": n, "kernel_size": kernel_size, "stride": stride, "dilation": dilation,
         "padding": padding, "conv_output": sol.conv_output, "output_padding": sol.output_padding,
     }, [f"PyTorch: ConvTranspose(kernel_size={kernel_size}, stride={stride}, padding={padding},"
@@ -156,4 +128,4 @@ def solve_input_command(spec: str, low: int, high: int | None, axis: int | None,
     notes = [f"sizes of {where} in {low}..{high}"]
     if scan.smallest_valid is None:
         notes.append(f"no size up to {high} is valid; raise --max")
-    emit(f"input sizes of {network.name}", fields, notes, fmt)
+    emit_solution(f"input sizes of {network.name}", fields, notes, fmt)

@@ -1,7 +1,7 @@
 """`--verify` for any command that shows shapes: options, progress bar, column, verdict.
 
 A command adds `@verify_options`, then calls `verify_report(...)` after `analyze` and
-`finish_verification(...)` after printing. NumPy is imported only inside
+`finish_verification(...)` after printing; `render.verification` formats the results. NumPy is imported only inside
 `verify_report`, so commands stay light without `--verify`.
 """
 
@@ -18,6 +18,7 @@ from convcalc.analysis import Report
 from convcalc.errors import CheckFailed
 from convcalc.network import Network
 from convcalc.render.data import shape_text
+from convcalc.render.env import Terminal
 
 if TYPE_CHECKING:
     from convcalc.numeric.result import Verification
@@ -58,11 +59,13 @@ def verify_options(func: F) -> F:
     return func
 
 
-def verify_report(network: Network, report: Report, seed: int, max_memory: int) -> Verification:
+def verify_report(network: Network, report: Report, seed: int, max_memory: int,
+                  terminal: Terminal | None = None) -> Verification:
     """Run the forward pass; a progress bar on stderr when stderr is a terminal."""
     from convcalc.numeric.runner import verify
 
-    if not sys.stderr.isatty():
+    terminal = terminal or Terminal.detect()
+    if not terminal.stderr_tty:
         return verify(network, report, seed=seed, dtype=report.dtype, max_memory=max_memory)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -77,30 +80,6 @@ def verify_report(network: Network, report: Report, seed: int, max_memory: int) 
 
         return verify(network, report, seed=seed, dtype=report.dtype, max_memory=max_memory,
                       progress=progress)
-
-
-def verified_cells(verification: Verification) -> list[str]:
-    """One cell per report row: `ok`, `MISMATCH 64x57x57`, `ERROR` or `-` (not run)."""
-    cells = []
-    for check in verification.checks:
-        status = check.status
-        if status == "mismatch":
-            cells.append(f"MISMATCH {shape_text(check.actual)}")
-        else:
-            cells.append({"ok": "ok", "error": "ERROR", "not-run": "-"}[status])
-    return cells
-
-
-def summary(verification: Verification) -> str:
-    v = verification
-    how = f"NumPy forward pass ({v.dtype}, seed {v.seed}, batch {v.batch_size}, {v.seconds:.2f} s)"
-    if v.ok:
-        text = f"Verified: {how} confirmed all {len(v.checks)} output shapes."
-    else:
-        text = f"Verification FAILED: {how}; see the error below."
-    if v.nonfinite:
-        text += f" Note: non-finite values from {v.nonfinite[0]} on (random weights overflowed)."
-    return text
 
 
 def finish_verification(verification: Verification) -> None:

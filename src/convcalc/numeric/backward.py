@@ -1,6 +1,7 @@
 """Input gradients of every layer type in NumPy, and the backward pass over a network.
 
-`layer_backward(kind, args, in_shape, g, x, params)` returns d(loss)/d(input) given
+`BACKWARD[name](layer_type, args, in_shape, g, x, params)` (through `layer_backward(step, ...)`,
+`layer_type` being the registered `LayerType` object) returns d(loss)/d(input) given
 d(loss)/d(output) `g` `(N, *out_shape)`, the layer's forward input `x` and parameters
 (PyTorch names and layouts, as `numeric.base.init_params` draws them). Convolution backward
 is the transposed convolution with the same weight (a full correlation with the kernel
@@ -81,10 +82,10 @@ def unpad(gp: np.ndarray, pads: Sequence[tuple[int, int]], n: Sequence[int], mod
 # --- convolution ------------------------------------------------------------------------
 
 
-def conv_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def conv_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                   params: Params) -> np.ndarray:
     """Transposed convolution of `g` with the same weight, onto the padded input, then folded."""
-    pads = kind.padding(args)
+    pads = layer_type.padding(args)
     stride, dilation, kernel = args["stride"], args["dilation"], args["kernel_size"]
     full = [n + pl + pr for n, (pl, pr) in zip(in_shape[1:], pads)]
     # Trailing rows no window reached: the transposed conv's output_padding restores them.
@@ -94,7 +95,7 @@ def conv_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.n
     return unpad(gp, pads, in_shape[1:], args["padding_mode"])
 
 
-def transposed_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def transposed_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                         params: Params) -> np.ndarray:
     """A strided convolution of `g` (input `i` read output `i*s - pl + t*d`)."""
     stride, dilation = args["stride"], args["dilation"]
@@ -137,7 +138,7 @@ def _window_lengths(n: int, out: int, k: int, s: int, pl: int, pr: int, clip: bo
     return (end - start).astype(np.float64)
 
 
-def avgpool_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def avgpool_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                      params: Params) -> np.ndarray:
     kernel, stride, pads = args["kernel_size"], args["stride"], args["padding"]
     rank = len(kernel)
@@ -161,7 +162,7 @@ def _crop(gp: np.ndarray, pads: Sequence[tuple[int, int]], n: Sequence[int]) -> 
     return np.ascontiguousarray(gp[index])
 
 
-def maxpool_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def maxpool_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                      params: Params) -> np.ndarray:
     """Each output's gradient goes to its arg-max; linearised: spread over taps in the input."""
     kernel, stride, pads, dilation = args["kernel_size"], args["stride"], args["padding"], args["dilation"]
@@ -198,7 +199,7 @@ def _along(g: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(g)
 
 
-def adaptive_avg_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def adaptive_avg_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                           params: Params) -> np.ndarray:
     matrices = []
     for n, o in zip(in_shape[1:], g.shape[2:]):
@@ -209,10 +210,10 @@ def adaptive_avg_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray,
     return _along(g, matrices)
 
 
-def adaptive_max_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def adaptive_max_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                           params: Params) -> np.ndarray:
     if x is None:
-        return adaptive_avg_backward(kind, args, in_shape, g, x, params)
+        return adaptive_avg_backward(layer_type, args, in_shape, g, x, params)
     gx = np.zeros_like(x, dtype=g.dtype)
     spans = [_adaptive_windows(n, o) for n, o in zip(in_shape[1:], g.shape[2:])]
     lead = x.shape[:2]
@@ -279,14 +280,14 @@ PASS_THROUGH = ("identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "a
                 "featurealphadropout")
 
 
-def elementwise_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def elementwise_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                          params: Params) -> np.ndarray:
-    if x is None or kind.name in PASS_THROUGH:
+    if x is None or layer_type.name in PASS_THROUGH:
         return g
-    return g * DERIVATIVES[kind.name](x, args)
+    return g * DERIVATIVES[layer_type.name](x, args)
 
 
-def prelu_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def prelu_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                    params: Params) -> np.ndarray:
     if x is None:
         return g
@@ -296,7 +297,7 @@ def prelu_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.
     return g * np.where(x > 0, 1.0, slope).astype(g.dtype)
 
 
-def softmax_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def softmax_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                      params: Params) -> np.ndarray:
     dim = args["dim"] if args["dim"] >= 0 else args["dim"] + g.ndim
     if x is None:  # every output reads the whole axis: a positive all-ones map
@@ -304,7 +305,7 @@ def softmax_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: n
     shifted = x - x.max(axis=dim, keepdims=True)
     y = np.exp(shifted)
     y /= y.sum(axis=dim, keepdims=True)
-    if kind.name == "logsoftmax":
+    if layer_type.name == "logsoftmax":
         return g - y * g.sum(axis=dim, keepdims=True)
     return y * (g - (g * y).sum(axis=dim, keepdims=True))
 
@@ -325,13 +326,13 @@ def _normalised_backward(g: np.ndarray, x: np.ndarray, axes: tuple[int, ...], ep
     return inv * (g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True))
 
 
-def batchnorm_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def batchnorm_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                        params: Params) -> np.ndarray:
     """Inference mode: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias."""
     if x is None:
         return g
     spatial = tuple(range(2, g.ndim))
-    if kind.name.startswith("instancenorm") and not args["track_running_stats"]:
+    if layer_type.name.startswith("instancenorm") and not args["track_running_stats"]:
         gh = g * _channel(params["weight"], g.ndim) if args["affine"] else g
         return _normalised_backward(gh, x, spatial, args["eps"])
     scale = np.ones(g.shape[1], dtype=g.dtype)
@@ -342,7 +343,7 @@ def batchnorm_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x:
     return g * _channel(scale.astype(g.dtype), g.ndim)
 
 
-def groupnorm_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def groupnorm_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                        params: Params) -> np.ndarray:
     if x is None:
         return g
@@ -354,7 +355,7 @@ def groupnorm_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x:
     return gx.reshape(x.shape)
 
 
-def layernorm_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def layernorm_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                        params: Params) -> np.ndarray:
     if x is None:
         return g
@@ -363,7 +364,7 @@ def layernorm_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x:
     return _normalised_backward(gh, x, tuple(range(g.ndim - dims, g.ndim)), args["eps"])
 
 
-def lrn_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def lrn_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                  params: Params) -> np.ndarray:
     """b_c = a_c / D_c^beta, D_c = k + alpha/size * sum of a^2 over channels c-size//2..c+(size-1)//2."""
     if x is None:
@@ -385,12 +386,12 @@ def lrn_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.nd
 # --- reshaping --------------------------------------------------------------------------
 
 
-def linear_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def linear_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                     params: Params) -> np.ndarray:
     return g @ params["weight"].astype(g.dtype, copy=False)
 
 
-def flatten_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def flatten_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                      params: Params) -> np.ndarray:
     return g.reshape(g.shape[0], *in_shape)
 
@@ -440,7 +441,7 @@ def interpolation_matrix(n: int, out: int, mode: str, align_corners: bool, scale
     return m
 
 
-def upsample_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def upsample_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                       params: Params) -> np.ndarray:
     rank = len(in_shape) - 1
     scales = args["scale_factor"]
@@ -456,14 +457,14 @@ def upsample_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: 
     return _along(g, matrices)
 
 
-def pixelshuffle_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def pixelshuffle_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                           params: Params) -> np.ndarray:
     r = args["upscale_factor"]
     b, c, h, w = g.shape
     return g.reshape(b, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4).reshape(b, c * r * r, h // r, w // r)
 
 
-def pixelunshuffle_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def pixelunshuffle_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                             params: Params) -> np.ndarray:
     r = args["downscale_factor"]
     b, crr, h, w = g.shape
@@ -475,9 +476,9 @@ PAD_MODES = {"zero": "zeros", "constant": "zeros", "reflection": "reflect",
              "replication": "replicate", "circular": "circular"}
 
 
-def pad_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+def pad_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                  params: Params) -> np.ndarray:
-    return unpad(g, args["padding"], in_shape[1:], PAD_MODES[kind.mode])
+    return unpad(g, args["padding"], in_shape[1:], PAD_MODES[layer_type.mode])
 
 
 def _table() -> dict[str, Backward]:

@@ -83,15 +83,15 @@ def init_params(specs: Mapping[str, ParamSpec], rng: np.random.Generator, dtype:
     Always drawn in float32 (then cast), so float32 and float64 runs use the same weights.
     """
     out: dict[str, np.ndarray] = {}
-    kind = np.float32
+    drawn = np.float32
     for name, spec in specs.items():
         if spec.init == "fan_in":
             bound = math.sqrt(6.0 / max(1, spec.fan_in))
             low, high = -bound, bound
         else:
             low, high = INIT_RANGES[spec.init]
-        values = rng.random(spec.shape, dtype=kind)
-        values *= kind(high - low)  # in place and in `dtype`: no float64 temporaries
-        values += kind(low)
+        values = rng.random(spec.shape, dtype=drawn)
+        values *= drawn(high - low)  # in place and in `dtype`: no float64 temporaries
+        values += drawn(low)
         out[name] = values.astype(dtype, copy=False)
     return out

@@ -15,25 +15,48 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from convcalc.analysis import Field, Report, Row
+from convcalc.analysis import DesignWarning, Field, Report, Row
 
 SCHEMA_VERSION = 1
 
 
-def number(value: Fraction | int) -> int | float:
-    """Fractions as JSON numbers: ints when whole."""
+def number(value: Fraction | int | None) -> int | float | None:
+    """Fractions as JSON numbers: ints when whole (None stays None)."""
     if isinstance(value, Fraction):
         return value.numerator if value.denominator == 1 else float(value)
     return value
 
 
-def field_dict(field: Field) -> dict[str, list[int | float]] | None:
+def fraction_text(value: Fraction | int | None) -> str:
+    """`3`, `1/2`, or `-` for None."""
+    if value is None:
+        return "-"
+    if isinstance(value, Fraction) and value.denominator != 1:
+        return f"{value.numerator}/{value.denominator}"
+    return str(int(value))
+
+
+def warning_dict(warning: DesignWarning, line: bool = True) -> dict[str, Any]:
+    """One design warning as JSON: path, type, code, message and (with `line`) its source line."""
+    data: dict[str, Any] = {"path": warning.path, "type": warning.layer_type, "code": warning.code,
+                            "message": warning.message}
+    if line:
+        data["line"] = warning.where.line if warning.where else None
+    return data
+
+
+def warning_text(warning: DesignWarning) -> str:
+    """`path (type) [code]: message`, as the plain formats and stderr show a warning."""
+    return f"{warning.path} ({warning.layer_type}) [{warning.code}]: {warning.message}"
+
+
+def field_dict(field: Field) -> dict[str, list[int | float | None]] | None:
     if field is None:
         return None
     return {
         "size": [f.size for f in field],
         "jump": [number(f.jump) for f in field],
-        "start": [number(f.start) if f.start is not None else None for f in field],  # type: ignore[misc]
+        "start": [number(f.start) for f in field],
     }
 
 
@@ -82,11 +105,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "activation_bytes": t.activation_bytes,
             "param_bytes": t.param_bytes,
         },
-        "warnings": [
-            {"path": w.path, "type": w.layer_type, "code": w.code, "message": w.message,
-             "line": w.where.line if w.where else None}
-            for w in report.warnings
-        ],
+        "warnings": [warning_dict(w) for w in report.warnings],
     }
 
 
@@ -124,14 +143,10 @@ def field_text(field: Field) -> tuple[str, str]:
     if field is None:
         return "-", "-"
     sizes = {f.size for f in field}
-    jumps = {_fraction_text(f.jump) for f in field}
+    jumps = {fraction_text(f.jump) for f in field}
     size = str(field[0].size) if len(sizes) == 1 else "x".join(str(f.size) for f in field)
-    jump = jumps.pop() if len(jumps) == 1 else "x".join(_fraction_text(f.jump) for f in field)
+    jump = jumps.pop() if len(jumps) == 1 else "x".join(fraction_text(f.jump) for f in field)
     return size, jump
-
-
-def _fraction_text(value: Fraction | int) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
 
 def human_bytes(n: int) -> str:

@@ -31,8 +31,8 @@ def colour(value: float) -> tuple[int, int, int]:
     return RAMP[-1][1]
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def _chunk(chunk_type: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + chunk_type + data + struct.pack(">I", zlib.crc32(chunk_type + data))
 
 
 def heatmap_png(rows: Sequence[Sequence[float]], min_size: int = 256) -> bytes:

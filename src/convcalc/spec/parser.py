@@ -73,8 +73,8 @@ class Parser:
         return self.source.where(node)
 
     def error(self, message: str, node: yaml.Node | None, path: str | None = None,
-              layer_type: str | None = None, kind: type[SpecError] = SpecError) -> SpecError:
-        return kind(message, where=self.where(node), path=path, layer_type=layer_type)
+              layer_type: str | None = None, error_class: type[SpecError] = SpecError) -> SpecError:
+        return error_class(message, where=self.where(node), path=path, layer_type=layer_type)
 
     # --- top level ------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ class Parser:
     def items(self, node: yaml.Node, prefix: str, scope: Mapping[str, Any], depth: int) -> list[Node]:
         if depth > MAX_DEPTH:
             raise self.error(f"branches and blocks nest deeper than {MAX_DEPTH} levels", node,
-                             prefix or None, kind=LimitError)
+                             prefix or None, error_class=LimitError)
         if isinstance(node, yaml.ScalarNode) and scalar(node, self.source) is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
@@ -213,7 +213,7 @@ class Parser:
 
     def item(self, node: yaml.Node, prefix: str, index: int, scope: Mapping[str, Any], depth: int,
              names: dict[str, yaml.Node]) -> list[Node]:
-        kind, kind_node, args_node, reserved = self.split_item(node, prefix, index)
+        head, head_node, args_node, reserved = self.split_item(node, prefix, index)
         when = reserved.get("when")
         if when is not None and not self.truth(when, scope, _join(prefix, str(index))):
             return []
@@ -225,48 +225,49 @@ class Parser:
             name = self.name(reserved["name"], scope, names)
         if name is not None and repeat != 1:
             group = _join(prefix, name)
-            children = [self.build(kind, kind_node, args_node, group, str(i), scope, depth) for i in range(repeat)]
-            return [Sequence(group, tuple(children), repeat=repeat, where=self.where(kind_node))]
+            children = [self.build(head, head_node, args_node, group, str(i), scope, depth) for i in range(repeat)]
+            return [Sequence(group, tuple(children), repeat=repeat, where=self.where(head_node))]
         if name is not None:
-            return [self.build(kind, kind_node, args_node, prefix, name, scope, depth)]
-        copies = [self.build(kind, kind_node, args_node, prefix, str(index + i), scope, depth) for i in range(repeat)]
+            return [self.build(head, head_node, args_node, prefix, name, scope, depth)]
+        copies = [self.build(head, head_node, args_node, prefix, str(index + i), scope, depth) for i in range(repeat)]
         if "repeat" not in reserved:
             return copies
         # An unnamed repeat adds no path segment: its copies are numbered among their siblings.
-        return [Sequence(prefix, tuple(copies), repeat=repeat, where=self.where(kind_node))]
+        return [Sequence(prefix, tuple(copies), repeat=repeat, where=self.where(head_node))]
 
     def split_item(self, node: yaml.Node, prefix: str, index: int
                    ) -> tuple[str, yaml.Node, yaml.Node | None, dict[str, yaml.Node]]:
-        """(kind, its key node, its value node, reserved keys) of one list item."""
+        """(head: the layer type, block or structure word; its key node; its value node; reserved
+        keys) of one list item."""
         path = _join(prefix, str(index))
         if isinstance(node, yaml.ScalarNode):
-            kind = scalar(node, self.source)
-            if not isinstance(kind, str):
-                raise self.error(f"a layer item must be a layer type or a mapping, got {describe(kind)}", node, path)
-            return kind, node, None, {}
+            head = scalar(node, self.source)
+            if not isinstance(head, str):
+                raise self.error(f"a layer item must be a layer type or a mapping, got {describe(head)}", node, path)
+            return head, node, None, {}
         if isinstance(node, yaml.SequenceNode):
             raise self.error("a layer item cannot be a list; to group layers write"
                              " 'sequential: [...]'", node, path)
         reserved: dict[str, yaml.Node] = {}
-        kinds = []
+        heads = []
         for key, key_node, value in mapping_items(node, self.source):
             if key in RESERVED:
                 reserved[key] = value
             else:
-                kinds.append((key, key_node, value))
-        if len(kinds) != 1:
-            if not kinds:
+                heads.append((key, key_node, value))
+        if len(heads) != 1:
+            if not heads:
                 raise self.error("this item has no layer type (only "
                                  f"{', '.join(reserved)})", node, path)
             raise self.error(
-                f"one item has several layer keys ({', '.join(k for k, _, _ in kinds)}); each list"
-                " item is one layer, so put each on its own '- ' line", kinds[1][1], path)
-        kind, key_node, value = kinds[0]
+                f"one item has several layer keys ({', '.join(k for k, _, _ in heads)}); each list"
+                " item is one layer, so put each on its own '- ' line", heads[1][1], path)
+        head, key_node, value = heads[0]
         if not isinstance(value, yaml.MappingNode) or not any(
             k.value in RESERVED or k.tag == MERGE for k, _ in value.value
         ):
-            return kind, key_node, value, reserved
-        if kind not in ("residual", "parallel"):
+            return head, key_node, value, reserved
+        if head not in ("residual", "parallel"):
             inner = []
             for key, inner_key, inner_value in mapping_items(value, self.source):
                 if key in RESERVED:
@@ -285,7 +286,7 @@ class Parser:
                         reserved[key] = inner_value
             value = yaml.MappingNode(value.tag, [(k, v) for k, v in value.value if k.value not in RESERVED],
                                      value.start_mark, value.end_mark)
-        return kind, key_node, value, reserved
+        return head, key_node, value, reserved
 
     def truth(self, node: yaml.Node, scope: Mapping[str, Any], path: str) -> bool:
         value = self.value(node, scope)
@@ -300,7 +301,7 @@ class Parser:
         if value > self.ctx.limits.max_layers:
             raise self.error(
                 f"'repeat: {value}' exceeds the limit of {self.ctx.limits.max_layers:,} layers"
-                " (raise it with --max-layers)", node, path, kind=LimitError)
+                " (raise it with --max-layers)", node, path, error_class=LimitError)
         return value
 
     def name(self, node: yaml.Node, scope: Mapping[str, Any], names: dict[str, yaml.Node]) -> str:
@@ -316,16 +317,16 @@ class Parser:
         names[text] = node
         return text
 
-    def build(self, kind: str, kind_node: yaml.Node, args_node: yaml.Node | None, prefix: str,
+    def build(self, head: str, head_node: yaml.Node, args_node: yaml.Node | None, prefix: str,
               segment: str, scope: Mapping[str, Any], depth: int) -> Node:
         path = _join(prefix, segment)
-        if kind in MERGE_TYPES:
+        if head in MERGE_TYPES:
             raise self.error(
-                f"'{kind}' is where branches meet; write it as 'residual:' or 'parallel:' with"
-                f" merge: {kind}", kind_node, path)
-        if kind in REGISTRY:
-            return self.layer(kind, kind_node, args_node, path, scope)
-        if kind == "sequential":
+                f"'{head}' is where branches meet; write it as 'residual:' or 'parallel:' with"
+                f" merge: {head}", head_node, path)
+        if head in REGISTRY:
+            return self.layer(head, head_node, args_node, path, scope)
+        if head == "sequential":
             node = args_node
             if isinstance(node, yaml.MappingNode):
                 entries = {k: (kn, v) for k, kn, v in mapping_items(node, self.source)}
@@ -334,58 +335,58 @@ class Parser:
                     raise self.error("'sequential' takes a list of layers, or {layers: [...]}", node, path)
                 node = entries["layers"][1]
             if node is None:
-                raise self.error("'sequential' needs a list of layers", kind_node, path)
+                raise self.error("'sequential' needs a list of layers", head_node, path)
             return Sequence(path, tuple(self.items(node, path, scope, depth + 1)))
-        if kind == "residual":
-            return self.residual(kind_node, args_node, path, scope, depth)
-        if kind == "parallel":
-            return self.parallel(kind_node, args_node, path, scope, depth)
-        if kind in self.ctx.blocks:
-            return self.block(kind, kind_node, args_node, path, scope, depth)
+        if head == "residual":
+            return self.residual(head_node, args_node, path, scope, depth)
+        if head == "parallel":
+            return self.parallel(head_node, args_node, path, scope, depth)
+        if head in self.ctx.blocks:
+            return self.block(head, head_node, args_node, path, scope, depth)
         known = [n for n in REGISTRY.names() if n not in MERGE_TYPES] + list(self.ctx.blocks) + list(STRUCTURES)
-        raise self.error(f"unknown layer type '{kind}'{suggest(kind.lower(), known)}"
-                         " (see `convcalc layers` for the list)", kind_node, path)
+        raise self.error(f"unknown layer type '{head}'{suggest(head.lower(), known)}"
+                         " (see `convcalc layers` for the list)", head_node, path)
 
-    def layer(self, kind: str, kind_node: yaml.Node, args_node: yaml.Node | None, path: str,
+    def layer(self, type_name: str, head_node: yaml.Node, args_node: yaml.Node | None, path: str,
               scope: Mapping[str, Any]) -> Layer:
-        layer_type = REGISTRY[kind]
+        layer_type = REGISTRY[type_name]
         raw: dict[str, Any] = {}
         arg_nodes: dict[str, yaml.Node] = {}
         if args_node is not None and not (isinstance(args_node, yaml.ScalarNode)
                                            and scalar(args_node, self.source) is None):
             if not isinstance(args_node, yaml.MappingNode):
                 raise self.error(
-                    f"the arguments of {kind} must be a mapping like {{kernel_size: 3}}, got"
-                    f" {describe(to_python(args_node, self.source))}", args_node, path, kind)
+                    f"the arguments of {type_name} must be a mapping like {{kernel_size: 3}}, got"
+                    f" {describe(to_python(args_node, self.source))}", args_node, path, type_name)
             for arg, arg_key, value in mapping_items(args_node, self.source):
                 if arg not in layer_type.arg_names:
                     expected = ", ".join(layer_type.arg_names) or "none"
                     raise self.error(f"unknown argument '{arg}'{suggest(arg, layer_type.arg_names)}"
-                                     f" ({kind} takes: {expected})", arg_key, path, kind, ArgumentError)
+                                     f" ({type_name} takes: {expected})", arg_key, path, type_name, ArgumentError)
                 try:
                     raw[arg] = self.value(value, scope)
                 except ConvcalcError as err:
-                    raise err.located(where=None, path=path, layer_type=kind) from None
+                    raise err.located(where=None, path=path, layer_type=type_name) from None
                 arg_nodes[arg] = value
         try:
             args = layer_type.parse_args(raw)
         except ArgumentError as err:
-            node = arg_nodes.get(err.arg or "", kind_node)
-            raise err.located(where=self.where(node), path=path, layer_type=kind) from None
+            node = arg_nodes.get(err.arg or "", head_node)
+            raise err.located(where=self.where(node), path=path, layer_type=type_name) from None
         self.ctx.leaves += 1
         if self.ctx.leaves > self.ctx.limits.max_layers:
             raise self.error(f"the spec expands to more than {self.ctx.limits.max_layers:,} layers"
-                             " (raise the limit with --max-layers)", kind_node, path, kind, LimitError)
-        return Layer(path, layer_type, args, self.where(kind_node))
+                             " (raise the limit with --max-layers)", head_node, path, type_name, LimitError)
+        return Layer(path, layer_type, args, self.where(head_node))
 
-    def structure_keys(self, kind: str, node: yaml.Node | None, allowed: tuple[str, ...], path: str
+    def structure_keys(self, structure: str, node: yaml.Node | None, allowed: tuple[str, ...], path: str
                        ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
-            raise self.error(f"'{kind}' takes a mapping with {', '.join(allowed)}", node, path)
+            raise self.error(f"'{structure}' takes a mapping with {', '.join(allowed)}", node, path)
         entries = {k: (kn, v) for k, kn, v in mapping_items(node, self.source)}
         for key, (kn, _) in entries.items():
             if key not in allowed:
-                raise self.error(f"unknown key '{key}' in {kind} (expected {', '.join(allowed)})"
+                raise self.error(f"unknown key '{key}' in {structure} (expected {', '.join(allowed)})"
                                  + suggest(key, allowed), kn, path)
         return entries
 
@@ -457,49 +458,50 @@ class Parser:
         fork = Fork(path, tuple(branches), MERGE_TYPES[merge], _join(path, merge), self.where(kind_node))
         return self.with_after(fork, entries, path, len(branches), scope, depth)
 
-    def block(self, kind: str, kind_node: yaml.Node, args_node: yaml.Node | None, path: str,
+    def block(self, block_name: str, head_node: yaml.Node, args_node: yaml.Node | None, path: str,
               scope: Mapping[str, Any], depth: int) -> Node:
-        block = self.ctx.blocks[kind]
-        if kind in self.ctx.stack:
-            chain = " -> ".join([*self.ctx.stack[self.ctx.stack.index(kind):], kind])
-            raise self.error(f"block '{kind}' uses itself ({chain})", kind_node, path)
+        block = self.ctx.blocks[block_name]
+        if block_name in self.ctx.stack:
+            chain = " -> ".join([*self.ctx.stack[self.ctx.stack.index(block_name):], block_name])
+            raise self.error(f"block '{block_name}' uses itself ({chain})", head_node, path)
         given: dict[str, Any] = {}
         if args_node is not None and not (isinstance(args_node, yaml.ScalarNode)
                                            and scalar(args_node, self.source) is None):
             if not isinstance(args_node, yaml.MappingNode):
-                raise self.error(f"the arguments of block '{kind}' must be a mapping", args_node, path, kind)
+                raise self.error(f"the arguments of block '{block_name}' must be a mapping", args_node, path,
+                                 block_name)
             names = [n for n, _ in block.params]
             for arg, arg_key, value in mapping_items(args_node, self.source):
                 if arg not in names:
-                    raise self.error(f"block '{kind}' has no argument '{arg}'{suggest(arg, names)}"
-                                     f" (it takes: {', '.join(names) or 'none'})", arg_key, path, kind)
+                    raise self.error(f"block '{block_name}' has no argument '{arg}'{suggest(arg, names)}"
+                                     f" (it takes: {', '.join(names) or 'none'})", arg_key, path, block_name)
                 try:
                     given[arg] = self.value(value, scope)
                 except ConvcalcError as err:
-                    raise err.located(where=None, path=path, layer_type=kind) from None
+                    raise err.located(where=None, path=path, layer_type=block_name) from None
         inner = dict(scope)
         for arg, default in block.params:
             if arg in given:
                 inner[arg] = given[arg]
             elif default is REQUIRED_ARG:
-                raise self.error(f"block '{kind}' needs argument '{arg}'", kind_node, path, kind)
+                raise self.error(f"block '{block_name}' needs argument '{arg}'", head_node, path, block_name)
             else:
                 inner[arg] = default
-        self.ctx.stack.append(kind)
+        self.ctx.stack.append(block_name)
         try:
             if block.body_key == "layers":
                 body: Node = Sequence(path, tuple(self.items(block.body, path, inner, depth + 1)))
             else:
-                body = self.build(block.body_key, kind_node, block.body, *_split(path), inner, depth + 1)
+                body = self.build(block.body_key, head_node, block.body, *_split(path), inner, depth + 1)
         finally:
             self.ctx.stack.pop()
         # The tree remembers the call (which block, with which arguments) for the
         # consumers that show blocks; the graph only sees its layers.
         called = tuple((arg, inner[arg]) for arg, _ in block.params)
-        where = self.where(kind_node)
+        where = self.where(head_node)
         if isinstance(body, Sequence):
-            return replace(body, block=kind, block_args=called, where=where)
-        return Sequence(path, (body,), block=kind, block_args=called, where=where)
+            return replace(body, block=block_name, block_args=called, where=where)
+        return Sequence(path, (body,), block=block_name, block_args=called, where=where)
 
 
 REQUIRED_HINTS = {

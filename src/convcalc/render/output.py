@@ -1,0 +1,16 @@
+"""What a command prints, as data: the renderers build it, the CLI writes it.
+
+`stdout` is plain text (written as is), styled lines (`render.table.Line`, coloured on a
+terminal) or a rich renderable; `stderr` holds messages written after it, one per line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rendered:
+    stdout: Any
+    stderr: tuple[str, ...] = ()

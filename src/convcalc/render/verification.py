@@ -1,0 +1,34 @@
+"""`--verify` results as table cells and the one-line verdict."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from convcalc.render.data import shape_text
+
+if TYPE_CHECKING:
+    from convcalc.numeric.result import Verification
+
+
+def verified_cells(verification: Verification) -> list[str]:
+    """One cell per report row: `ok`, `MISMATCH 64x57x57`, `ERROR` or `-` (not run)."""
+    cells = []
+    for check in verification.checks:
+        status = check.status
+        if status == "mismatch":
+            cells.append(f"MISMATCH {shape_text(check.actual)}")
+        else:
+            cells.append({"ok": "ok", "error": "ERROR", "not-run": "-"}[status])
+    return cells
+
+
+def summary(verification: Verification) -> str:
+    v = verification
+    how = f"NumPy forward pass ({v.dtype}, seed {v.seed}, batch {v.batch_size}, {v.seconds:.2f} s)"
+    if v.ok:
+        text = f"Verified: {how} confirmed all {len(v.checks)} output shapes."
+    else:
+        text = f"Verification FAILED: {how}; see the error below."
+    if v.nonfinite:
+        text += f" Note: non-finite values from {v.nonfinite[0]} on (random weights overflowed)."
+    return text
