@@ -213,3 +213,19 @@ def test_dot_text_names_every_box(run):
 def test_bad_options_are_status_2(run, args, message):
     result = run("draw", str(EXAMPLES / "lenet.yaml"), *args)
     assert (result.exit_code, result.stderr) == (2, message)
+
+
+def test_the_readme_diagram_is_committed_and_current():
+    from conftest import ROOT
+
+    assert "docs/resnet18.svg" in (ROOT / "README.md").read_text()
+    svg = ET.fromstring((ROOT / "docs" / "resnet18.svg").read_bytes())
+    texts = {"".join(t.itertext()) for t in svg.iter("{http://www.w3.org/2000/svg}text")}
+    network = load_network(str(EXAMPLES / "resnet18.yaml"))
+    report = analyze(network)
+    diagram = build(network, report, 2)
+    from convcalc.render.diagram import box_lines
+
+    expected = {line for box in diagram.boxes for line in box_lines(box)}
+    assert expected <= texts, f"regenerate: convcalc draw examples/resnet18.yaml --depth 2 -o docs/resnet18.svg;" \
+                              f" missing {sorted(expected - texts)[:5]}"

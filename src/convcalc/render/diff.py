@@ -278,7 +278,8 @@ def to_markdown(diff: Diff, show_all: bool, growth: Sequence[dict[str, Any]]) ->
     if growth:
         lines += ["", "Growth limits: " + "; ".join(
             f"{r['text']} ({'ok' if r['ok'] else '**exceeded**'})" for r in growth)]
-    rows = [cells(c) for c in shown(diff, show_all)]
+    changes = shown(diff, show_all)
+    rows = [cells(c) for c in changes]
     lines += ["", f"<details><summary>Totals and {len(rows)} changed row{'s' if len(rows) != 1 else ''}"
               " (convcalc diff)</summary>",
               "", f"Batch {diff.batch_size}, {diff.dtype}.", "",
@@ -290,9 +291,10 @@ def to_markdown(diff: Diff, show_all: bool, growth: Sequence[dict[str, Any]]) ->
         head = "Layer" if diff.depth is None else f"Item (depth {diff.depth})"
         lines += ["", f"| Change | {head} | Type | Output | Params | +/- | MACs | +/- | RF/Jump |",
                   "|---|---|---|---|---:|---:|---:|---:|---:|"]
-        for r in rows:
-            lines.append("| " + " | ".join([
-                r["status"], f"`{_md(r['path'])}`", _md(r["type"]), _md(r["output"]), r["params"],
+        for change, r in zip(changes, rows):
+            path = f"`{_md(r['path'])}`"
+            lines.append("| " + " | ".join([  # a subtotal in bold, its items follow
+                r["status"], f"**{path}**" if change.subtotal else path, _md(r["type"]), _md(r["output"]), r["params"],
                 r["params_change"], r["macs"], r["macs_change"], _md(r["rf"])]) + " |")
     lines += [""] + [f"> {note}" for note in notes(diff)] + ([""] if notes(diff) else [])
     lines += ["</details>"]

@@ -81,7 +81,7 @@ def to_table(sweep: Sweep) -> list[Line]:
     swept = "Size" if sweep.swept == "size" else sweep.swept
     points = sweep.points
     valid = sum(1 for p in points if p.ok)
-    optimizer = "" if sweep.optimizer == "none" else f", {sweep.optimizer} state"
+    optimizer = "" if sweep.optimizer == "none" else f" ({sweep.optimizer})"
     title = (f"{sweep.name}: {len(points)} {'sizes' if sweep.swept == 'size' else 'values of ' + sweep.swept},"
              f" {valid} valid; batch {sweep.batch_size}, {sweep.dtype}")
     columns = [
@@ -142,7 +142,7 @@ def plot_png(sweep: Sweep) -> bytes:
         if bad:
             axes.plot(bad, [0] * len(bad), linestyle="none", marker="x", color="#b30000", markersize=7,
                       clip_on=False, label="invalid")
-        axes.legend(loc="upper left")
+        axes.legend(loc="best")
     figure.suptitle(f"{sweep.name}: {len(good)} of {len(points)} valid")
     out = io.BytesIO()
     figure.savefig(out, format="png")
