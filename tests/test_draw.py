@@ -123,6 +123,21 @@ def test_repeats_collapse_at_a_depth(run):
     assert {label[0]: label for _, label in resnet.nodes.values()}["layer3.1..5"][1] == "bottleneck x5"
 
 
+def test_a_repeat_below_the_depth_is_drawn_as_its_first_copy(run):
+    parsed = mermaid(run, "densenet121", "--depth", "4")
+    titles = {title: members for _, title, members in parsed.subgraphs}
+    frame = "features.denseblock1.0..5: dense_layer x6 (the first drawn, 335.04K params and 1.04G MACs in all)"
+    assert [parsed.nodes[n][1][0] for n in titles[frame]] == ["features.denseblock1.0.new",
+                                                                "features.denseblock1.0.concat"]
+    by_title = {label[0]: node for node, (_, label) in parsed.nodes.items()}
+    # the dense connection: the block's input joins the new features in the concat
+    concat = by_title["features.denseblock1.0.concat"]
+    assert sorted(s for a, b, s in parsed.edges if b == concat) == ["32x56x56", "64x56x56"]
+    # out of the frame flows what the last copy makes: 64 + 6 x 32 channels
+    assert (concat, by_title["features.transition1.norm"], f"{64 + 6 * 32}x56x56") in parsed.edges
+    assert not any("denseblock1.1" in label[0] for _, label in parsed.nodes.values())
+
+
 def test_densenet_at_depth_2_is_small(run):
     parsed = mermaid(run, "densenet121", "--depth", "2")
     assert len(parsed.nodes) == 18 and len(parsed.edges) == 17
@@ -131,14 +146,19 @@ def test_densenet_at_depth_2_is_small(run):
 
 
 @pytest.mark.parametrize("spec", sorted(p.stem for p in EXAMPLES.glob("*.yaml")))
-@pytest.mark.parametrize("depth", [None, 1, 2, 3])
+@pytest.mark.parametrize("depth", [None, 1, 2, 3, 4, 5])
 def test_every_box_and_tensor_is_accounted_for(spec, depth):
     network = load_network(str(EXAMPLES / f"{spec}.yaml"))
     report = analyze(network)
     diagram = build(network, report, depth)
-    assert sum(b.params for b in diagram.boxes) == report.totals.params
-    assert sum(b.macs for b in diagram.boxes) == report.totals.macs
-    assert sum(b.layers for b in diagram.boxes) == len(report.rows)
+    hidden = [report.rows[i] for i in diagram.hidden]  # later copies of a repeat drawn as its first
+    assert sum(b.params for b in diagram.boxes) + sum(r.params for r in hidden) == report.totals.params
+    assert sum(b.macs for b in diagram.boxes) + sum(r.macs for r in hidden) == report.totals.macs
+    assert sum(b.layers for b in diagram.boxes) + len(hidden) == len(report.rows)
+    for cluster in diagram.clusters:  # a repeat's frame holds what all its copies hold
+        if cluster.rolled is not None:
+            first = [b for b in diagram.boxes if b.title == cluster.path or b.title.startswith(cluster.path + ".")]
+            assert cluster.rolled.params >= sum(b.params for b in first)
     ids = [b.id for b in diagram.boxes]
     assert ids == list(range(len(ids)))
     assert all(e.source < e.target for e in diagram.edges)  # execution order: no cycle

@@ -102,7 +102,16 @@ def nest(diagram: Diagram, node: Callable[[Box], list[str]],
 
 
 def cluster_title(cluster: Cluster) -> str:
-    return f"{cluster.path}: {cluster.kind}" if cluster.kind else cluster.path
+    """`layer1: stage`; for a repeat drawn as its first copy, `layer1.1..2: bottleneck x2`, what
+    the copies hold together, and that only the first is drawn."""
+    rolled = cluster.rolled
+    if rolled is None:
+        return f"{cluster.path}: {cluster.kind}" if cluster.kind else cluster.path
+    kind = f": {rolled.kind}" if rolled.kind else ""
+    costs = [f"{human_count(n)} {unit}" for n, unit in ((rolled.params, "params"), (rolled.macs, "MACs")) if n]
+    total = f", {' and '.join(costs)} in all" if costs else ""
+    return (f"{cluster.path}..{rolled.last.rpartition('.')[2]}{kind} x{rolled.repeat}"
+            f" (the first drawn{total})")
 
 
 # --- Mermaid ------------------------------------------------------------------------------
