@@ -77,7 +77,8 @@ def test_module_imports_only_what_its_docstring_declares(path):
 
 def test_the_declarations_cover_the_core():
     core = ["analysis", "budget", "errors", "fieldwalk", "geometry", "graph", "layers.base", "layers.merge",
-            "lints", "network", "receptive", "schema", "solve", "training", "numeric.backward", "numeric.base"]
+            "lints", "network", "receptive", "schema", "solve", "training", "numeric.backward", "numeric.base",
+            "diff", "sweep", "diagram"]
     missing = [m for m in core if declared(PACKAGE / (m.replace(".", "/") + ".py")) is None]
     assert missing == []
 

@@ -65,9 +65,12 @@ class _Context:
 class Parser:
     """One spec's reader; use `parse_spec` or `parse_text`."""
 
-    def __init__(self, source: Source, limits: Limits) -> None:
+    def __init__(self, source: Source, limits: Limits, overrides: Mapping[str, Any] | None = None) -> None:
         self.source = source
         self.ctx = _Context(source, {}, limits)
+        # Values replacing the spec's `vars` of the same name (`convcalc sweep --set`); later
+        # vars and every expression see the replacement.
+        self.overrides = dict(overrides or {})
 
     def where(self, node: yaml.Node | None) -> Location | None:
         return self.source.where(node)
@@ -94,6 +97,11 @@ class Parser:
         scope: dict[str, Any] = {}
         if "vars" in top:
             scope = self.vars(top["vars"][1])
+        unknown = [name for name in self.overrides if name not in scope]
+        if unknown:
+            have = f"its vars: {', '.join(scope)}" if scope else "it has no 'vars'"
+            raise SpecError(f"{self.source.name}: the spec has no var '{unknown[0]}' ({have})"
+                            + suggest(unknown[0], scope))
         if "blocks" in top:
             self.blocks(top["blocks"][1])
         name = "network"
@@ -130,7 +138,7 @@ class Parser:
         for key, key_node, value in mapping_items(node, self.source):
             if not NAME_RE.match(key):
                 raise self.error(f"variable name {key!r} must be letters, digits and _", key_node)
-            scope[key] = self.value(value, scope)
+            scope[key] = self.overrides[key] if key in self.overrides else self.value(value, scope)
         return scope
 
     def input_shape(self, node: yaml.Node) -> tuple[int, ...]:
@@ -546,6 +554,16 @@ def _substitute(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: _substitute(v, scope) for k, v in value.items()}
     return value
+
+
+def declared_vars(root: yaml.Node, source: Source) -> tuple[str, ...]:
+    """The names under the spec's top-level `vars`, in order (none when it has no vars)."""
+    if not isinstance(root, yaml.MappingNode):
+        return ()
+    for key, _, value in mapping_items(root, source):
+        if key == "vars" and isinstance(value, yaml.MappingNode):
+            return tuple(name for name, _, _ in mapping_items(value, source))
+    return ()
 
 
 def parse_text(text: str, name: str = "<spec>", limits: Limits | None = None) -> Network:
