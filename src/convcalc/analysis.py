@@ -1,8 +1,8 @@
 """Turns a parsed network into per-layer results: the pure core of convcalc.
 
 No I/O, no printing, no click or rich: `analyze` takes a `Network` and returns a `Report`,
-one row per node of its graph, in the graph's order. Imports `errors`, `graph`, `layers`,
-`network` and `receptive` only.
+one row per node of its graph, in the graph's order. Imports `branches`, `errors`, `graph`,
+`layers`, `network` and `receptive` only.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from dataclasses import field as record_field
-from fractions import Fraction
 
+from convcalc.branches import alignment, mismatch
 from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
@@ -101,21 +101,25 @@ class _Analysis:
         self.rows: list[Row] = []
         self.warnings: list[DesignWarning] = []
         self.inferred: dict[tuple[int, int, tuple[Shape, ...]], tuple[object, Inference]] = {}
+        self.graph: Graph
+        self.shapes: dict[int, Shape] = {}
+        self.fields: dict[int, Field] = {}
 
     def run(self, graph: Graph) -> None:
-        shapes: dict[int, Shape] = {INPUT: graph.input_shape}
-        fields: dict[int, Field] = {INPUT: input_field(graph.input_shape)}
+        self.graph = graph
+        shapes = self.shapes = {INPUT: graph.input_shape}
+        fields = self.fields = {INPUT: input_field(graph.input_shape)}
         for i, node in enumerate(graph.nodes):
             in_shapes = tuple(shapes[j] for j in node.inputs)
-            result = self.infer(node, in_shapes)
+            result = self.infer(i, node, in_shapes)
             if node.type.arity == 1:
                 field = self.advance(fields[node.inputs[0]], result, node)
             else:
-                field = self.merge_fields([fields[j] for j in node.inputs], node)
+                field = self.merge_fields(i, result.output_shape)
             shapes[i], fields[i] = result.output_shape, field
             self.emit(node, in_shapes, result, field)
 
-    def infer(self, node: Node, shapes: tuple[Shape, ...]) -> Inference:
+    def infer(self, i: int, node: Node, shapes: tuple[Shape, ...]) -> Inference:
         # `infer` is pure, and parsed arguments are shared between identical layers, so
         # repeated layers (VGG stages, ResNet blocks, generated stacks) are computed once.
         # The cache holds the args object, so its id cannot be reused while cached.
@@ -127,41 +131,34 @@ class _Analysis:
             result = node.type.infer_inputs(node.args, shapes)
             check_dims(result.output_shape)
         except InputMismatch as err:
-            raise err.named(node.labels).located(where=node.where, path=node.path,
-                                                 layer_type=node.type.name) from None
+            maps = {j: row.axes for j, row in enumerate(self.rows)}
+            raise mismatch(self.graph, i, err, self.shapes, maps) from None
         except ConvcalcError as err:
             raise err.located(where=node.where, path=node.path, layer_type=node.type.name) from None
         self.inferred[key] = (node.args, result)
         return result
 
-    def merge_fields(self, fields: list[Field], node: Node) -> Field:
+    def merge_fields(self, i: int, out_shape: Shape) -> Field:
+        """The union of the branches' fields, with a warning when they do not line up."""
+        node = self.graph.nodes[i]
+        fields = [self.fields[j] for j in node.inputs]
         if any(f is None for f in fields) or not fields:
             return None
         axes = [f for f in fields if f is not None]
-        names = node.labels
+        note = alignment(self.graph, i, self.fields, out_shape)
+        if note is not None:
+            self.warn(node, note)
         merged = list(axes[0])
-        for other, name in zip(axes[1:], names[1:]):
-            for i, (a, b) in enumerate(zip(merged, other)):
-                if a.jump != b.jump:
-                    self.warn(node, Note(
-                        "misaligned-branches",
-                        f"branches {names[0]} and {name} have different jumps along axis {i + 1}"
-                        f" ({_num(a.jump)} vs {_num(b.jump)}): their outputs do not line up",
-                    ))
-                elif a.start != b.start:
-                    self.warn(node, Note(
-                        "misaligned-branches",
-                        f"branches {names[0]} and {name} have field centres {_num(a.start)} and"
-                        f" {_num(b.start)} along axis {i + 1}: the merged features are shifted",
-                    ))
-                merged[i] = a.union(b)
-        return tuple(merged)
+        for other in axes[1:]:
+            merged = [a.union(b) for a, b in zip(merged, other)]
+        return tuple(f.bounded(n) for f, n in zip(merged, out_shape[1:]))
 
     def advance(self, field: Field, result: Inference, node: Node) -> Field:
         if field is None or result.axes is None or len(result.axes) != len(field):
             return None
         try:
-            moved = tuple(f.through(m) for f, m in zip(field, result.axes))
+            moved = tuple(f.through(m).bounded(n)
+                          for f, m, n in zip(field, result.axes, result.output_shape[1:]))
             # Keep the same object when nothing changed (element-wise layers): renderers
             # memoise per field object.
             return field if all(a is b for a, b in zip(moved, field)) else moved
@@ -199,12 +196,6 @@ def check_dims(shape: Shape) -> None:
     if max(shape) > MAX_DIM:
         raise ShapeError(f"an output size of {max(shape):.3e} is beyond 2^63 - 1, the largest size a"
                          " PyTorch tensor can have")
-
-
-def _num(value: object) -> str:
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return str(value.numerator)
-    return f"{float(value):g}" if isinstance(value, Fraction) else str(value)
 
 
 def input_field(shape: Shape) -> Field:

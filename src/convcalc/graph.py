@@ -94,6 +94,23 @@ class Graph:
             farthest = max(farthest, max(self.consumers[i], default=i))
         return tuple(out)
 
+    def branches(self, merge: int) -> tuple[int, tuple[tuple[int, ...], ...]]:
+        """Where the inputs of node `merge` fork, and each input's nodes since, in execution order.
+
+        Each input is followed back along first inputs (a fork nested inside a branch is part
+        of it) until all meet: the fork is the latest node (or INPUT) on every line. Costs the
+        branches' length, not the network's.
+        """
+        heads = list(self.nodes[merge].inputs)
+        walked: list[list[int]] = [[] for _ in heads]
+        while len(set(heads)) > 1:
+            latest = max(heads)  # > INPUT, since the heads differ
+            for b, head in enumerate(heads):
+                if head == latest:
+                    walked[b].append(head)
+                    heads[b] = self.nodes[head].inputs[0]
+        return heads[0], tuple(tuple(reversed(w)) for w in walked)
+
     def find(self, path: str) -> int | None:
         """The id of the node at `path` (None if there is none)."""
         return self.index.get(path)

@@ -61,8 +61,9 @@ def explanation_table(e: Explanation) -> Any:
     row("jump", [fraction_text(f.jump) for f in fields])
     row("start", [fraction_text(f.start) for f in fields])
     if any(f.period > 1 for f in fields):
-        row("period (outputs)", [str(f.period) for f in fields])
-        row("unreached phases", [f"{f.unreached} of {f.period}" for f in fields])
+        row("period (outputs)", [str(f.period) if f.phases == f.period else f"{f.period} ({f.phases} here)"
+                                 for f in fields])
+        row("unreached phases", [f"{f.unreached} of {f.phases}" for f in fields])
     if any(a.taps_min != a.taps_max for a in e.axes):
         row("this layer's inputs/output", [f"{a.taps_min}..{a.taps_max}" for a in e.axes])
     row("position", [str(p) for p in e.position])
