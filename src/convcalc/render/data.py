@@ -45,9 +45,15 @@ def warning_dict(warning: DesignWarning, line: bool = True) -> dict[str, Any]:
     return data
 
 
+def warning_place(warning: DesignWarning) -> str:
+    """`file:line: ` of the layer a warning is about (as JSON's `line`), or nothing when unknown."""
+    where = warning.where
+    return f"{where.file}:{where.line}: " if where is not None else ""
+
+
 def warning_text(warning: DesignWarning) -> str:
-    """`path (type) [code]: message`, as the plain formats and stderr show a warning."""
-    return f"{warning.path} ({warning.layer_type}) [{warning.code}]: {warning.message}"
+    """`file:line: path (type) [code]: message`, as the plain formats and stderr show a warning."""
+    return f"{warning_place(warning)}{warning.path} ({warning.layer_type}) [{warning.code}]: {warning.message}"
 
 
 def field_dict(field: Field) -> dict[str, list[int | float | None]] | None:

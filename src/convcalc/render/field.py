@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from convcalc.render.data import fraction_text, number, warning_dict
+from convcalc.render.data import fraction_text, number, warning_dict, warning_place
 from convcalc.render.output import Rendered
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ def explanation_table(e: Explanation) -> Any:
         parts.append(Text("Too many distinct branch paths: the region is the per-axis union (may be larger).",
                           style="yellow"))
     for w in e.warnings:
-        parts.append(Text.assemble("  ", (w.path, "cyan"), f" ({w.layer_type}) ", (f"[{w.code}]", "yellow"),
+        parts.append(Text.assemble("  ", (warning_place(w), "dim"), (w.path, "cyan"), f" ({w.layer_type}) ",
+                                   (f"[{w.code}]", "yellow"),
                                    f" {w.message}"))
     return Group(*parts)
 
