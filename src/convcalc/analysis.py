@@ -7,6 +7,7 @@ one row per node of its graph, in the graph's order. Imports `branches`, `errors
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from dataclasses import field as record_field
@@ -134,6 +135,12 @@ class _Analysis:
             maps = {j: row.axes for j, row in enumerate(self.rows)}
             raise mismatch(self.graph, i, err, self.shapes, maps) from None
         except ConvcalcError as err:
+            hint = input_hint(shapes[0], node.type.rank) if shapes[0] == self.graph.input_shape else None
+            if hint is not None:  # the layer meets the network input as written: say how to write it
+                err = copy.copy(err)
+                # the input is what is wrong, not the declared channels
+                message = err.message.removesuffix("; leave in_channels out to infer it")
+                err.message = f"{message}; {hint}"
             raise err.located(where=node.where, path=node.path, layer_type=node.type.name) from None
         self.inferred[key] = (node.args, result)
         return result
@@ -196,6 +203,22 @@ def check_dims(shape: Shape) -> None:
     if max(shape) > MAX_DIM:
         raise ShapeError(f"an output size of {max(shape):.3e} is beyond 2^63 - 1, the largest size a"
                          " PyTorch tensor can have")
+
+
+def looks_channels_last(shape: Shape) -> bool:
+    """An image written [H, W, C] (or [D, H, W, C]): 1, 3 or 4 last, every other size 16 or more."""
+    return len(shape) >= 3 and shape[-1] in (1, 3, 4) and all(n >= 16 for n in shape[:-1])
+
+
+def input_hint(shape: Shape, rank: int | None) -> str | None:
+    """How the spec's `input:` was probably meant, when a layer cannot take it as written."""
+    if rank is not None and len(shape) == rank + 2:
+        fixed = list(shape[2:]) if shape[0] == 1 and looks_channels_last(shape[1:]) else list(shape[1:])
+        return f"the input {list(shape)} seems to include the batch: leave it out, input: {fixed}"
+    if looks_channels_last(shape):
+        return (f"the input {list(shape)} looks channels-last: channels come first,"
+                f" input: {[shape[-1], *shape[:-1]]}")
+    return None
 
 
 def input_field(shape: Shape) -> Field:

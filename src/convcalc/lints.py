@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from convcalc.analysis import DesignWarning, Field, Report, Row, input_field
+from convcalc.analysis import DesignWarning, Field, Report, Row, input_field, looks_channels_last
 from convcalc.errors import suggest
 from convcalc.graph import INPUT, Graph
 from convcalc.layers.base import SPATIAL_NAMES
@@ -34,6 +34,8 @@ CODES = {
     "small-head-field": "the features a global-pooling head averages each see less than half the input",
     "misaligned-branches": "merged branches whose fields have different jumps or centres",
     "field-untracked": "the receptive field became too irregular to track",
+    "channels-last-input": "the input looks like an image written channels-last ([H, W, C])",
+    "unflattened-linear": "a linear layer on an input with spatial axes acts on the last axis only",
 }
 
 
@@ -63,6 +65,14 @@ class _Linter:
         """
         rows = report.rows
         start = input_field(report.input_shape)
+        readers = graph.consumers[INPUT]
+        shape = report.input_shape
+        if readers and looks_channels_last(shape):
+            spatial = "x".join(map(str, shape[1:]))
+            self.warn("channels-last-input",
+                      f"the input {list(shape)} looks channels-last: convcalc reads it as {shape[0]} channels"
+                      f" of {spatial}; channels come first, without the batch: input:"
+                      f" {[shape[-1], *shape[:-1]]}", rows[readers[0]])
         chains: dict[int, list[_Step]] = {}  # open chains by the id of their last layer
         for i, node in enumerate(graph.nodes):
             if node.type.arity != 1:
@@ -202,7 +212,9 @@ def lint(network: Network, report: Report) -> Report:
     order = {row.path: i for i, row in enumerate(report.rows)}
     added = [DesignWarning(path, row.type, code, message, row.where)
              for code, message, path, row in linter.found]
-    merged = sorted([*report.warnings, *added], key=lambda w: order.get(w.path, len(order)))
+    # In execution order; at the first layer, a channels-last input comes first (it explains the rest).
+    merged = sorted([*report.warnings, *added],
+                    key=lambda w: (order.get(w.path, len(order)), w.code != "channels-last-input"))
     return replace(report, warnings=tuple(merged))
 
 

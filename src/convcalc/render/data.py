@@ -145,12 +145,12 @@ def shape_text(shape: Any) -> str:
 
 
 def field_text(field: Field) -> tuple[str, str]:
-    """(size, jump) as short text: `427` when all axes agree, else `427x300`."""
+    """(size, jump) as short text: `427` when all axes agree, else `427x300`; `1,051` as counts are."""
     if field is None:
         return "-", "-"
     sizes = {f.size for f in field}
     jumps = {fraction_text(f.jump) for f in field}
-    size = str(field[0].size) if len(sizes) == 1 else "x".join(str(f.size) for f in field)
+    size = f"{field[0].size:,}" if len(sizes) == 1 else "x".join(f"{f.size:,}" for f in field)
     jump = jumps.pop() if len(jumps) == 1 else "x".join(fraction_text(f.jump) for f in field)
     return size, jump
 
