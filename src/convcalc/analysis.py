@@ -73,8 +73,12 @@ class Totals:
     params: int
     buffers: int
     macs: int
-    activation_bytes: int
+    activation_bytes: int  # every layer's output (what a training forward keeps)
     param_bytes: int
+    # Inference: the largest sum of live tensors at one step (CONVENTIONS.md, "Memory"), and
+    # the path of that step ("(input)" when the input alone is the peak).
+    peak_activation_bytes: int = 0
+    peak_activation_at: str = "(input)"
 
     @property
     def flops(self) -> int:
@@ -234,12 +238,17 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32") -> Re
     out = graph.outputs[0]
     output = rows[out].output_shape if out != INPUT else network.input_shape
     params = sum(r.params for r in rows)
+    sizes = {INPUT: math.prod(network.input_shape) * walker.bytes_per_element,
+             **{i: r.activation_bytes for i, r in enumerate(rows)}}
+    peak, step = graph.live_peak(sizes)
     totals = Totals(
         params=params,
         buffers=sum(r.buffers for r in rows),
         macs=sum(r.macs for r in rows),
         activation_bytes=sum(r.activation_bytes for r in rows),
         param_bytes=params * DTYPE_BYTES[dtype],
+        peak_activation_bytes=peak,
+        peak_activation_at=rows[step].path if step != INPUT else "(input)",
     )
     return Report(
         name=network.name,

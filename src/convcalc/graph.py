@@ -16,6 +16,7 @@ Imports `errors`, `layers` and `network` only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -78,6 +79,27 @@ class Graph:
         for out in self.outputs:
             last[out] = end
         return last
+
+    def live_peak(self, size: Mapping[int, int]) -> tuple[int, int]:
+        """The largest sum of live values over a forward pass in execution order, and the step.
+
+        `size` maps a node id (and INPUT) to the size of its output. At step i the values made
+        earlier and still to be read (`last_use`) are live with i's output, a merge's inputs
+        included; after the step, each value whose last use it was is freed, the input too.
+        The step is INPUT when the input alone is the peak. The NumPy runner frees its arrays
+        by the same rule (`numeric.runner.run`).
+        """
+        last = self.last_use
+        live = peak = size[INPUT]
+        at = INPUT
+        for i, node in enumerate(self.nodes):
+            live += size[i]
+            if live > peak:
+                peak, at = live, i
+            for j in {*node.inputs, i}:
+                if last[j] == i:
+                    live -= size[j]
+        return peak, at
 
     @cached_property
     def on_every_path(self) -> tuple[bool, ...]:

@@ -1,13 +1,14 @@
 """The JSON contract (schema_version 1) and the plain values every format shares.
 
 Contract: top level `schema_version`, `name`, `input_shape`, `output_shape`, `batch_size`,
-`dtype`, `layers`, `totals`, `warnings`. Each layer: `path`, `type`, `input_shape` (a list of
-shapes for `add`/`concat`), `output_shape`, `params`, `buffers`, `macs`, `flops`,
-`activation_bytes`, `receptive_field` ({size, jump, start} per spatial axis, or null).
-Shapes leave out the batch. Numbers are exact; a fractional jump or start is a float.
-With `--verify` (`add_verification`): top-level `verified` (bool) and `verification`
-({seed, dtype, batch_size, seconds, memory_estimate, nonfinite, failure}); each layer gains
-`verified` (true, false, or null when it did not run) and `actual_shape`.
+`dtype`, `layers`, `totals` (with `peak_activation_bytes`, the inference peak), `warnings`.
+Each layer: `path`, `type`, `input_shape` (a list of shapes for `add`/`concat`),
+`output_shape`, `params`, `buffers`, `macs`, `flops`, `activation_bytes`, `receptive_field`
+({size, jump, start} per spatial axis, or null). Shapes leave out the batch. Numbers are
+exact; a fractional jump or start is a float. With `--verify` (`add_verification`): top-level
+`verified` (bool) and `verification` ({seed, dtype, batch_size, seconds, memory_estimate,
+live_peak_bytes, nonfinite, failure}); each layer gains `verified` (true, false, or null when
+it did not run) and `actual_shape`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "flops": t.flops,
             "activation_bytes": t.activation_bytes,
             "param_bytes": t.param_bytes,
+            "peak_activation_bytes": t.peak_activation_bytes,
         },
         "warnings": [warning_dict(w) for w in report.warnings],
     }
@@ -128,6 +130,7 @@ def add_verification(data: dict[str, Any], verification: Any) -> dict[str, Any]:
         "batch_size": verification.batch_size,
         "seconds": round(verification.seconds, 3),
         "memory_estimate": verification.memory_estimate,
+        "live_peak_bytes": verification.live_peak_bytes,
         "nonfinite": list(verification.nonfinite),
         "failure": None if failure is None else {
             "path": failure.path, "type": failure.type, "expected": list(failure.expected),

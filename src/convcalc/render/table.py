@@ -76,7 +76,9 @@ def report_table(report: Report, extra: Sequence[Column] = ()) -> list[Line]:
         [("MACs ", "bold"), (f"{t.macs:,} ({human_count(t.macs)}; conv + linear only)", None),
          ("   FLOPs ", "bold"), (f"{t.flops:,} (= 2 x MACs)", None)],
         [("Activations ", "bold"),
-         (f"{human_bytes(t.activation_bytes)} (every layer's output, batch {report.batch_size})", None)],
+         (f"{human_bytes(t.activation_bytes)} (every layer's output, batch {report.batch_size})", None),
+         ("   Inference peak ", "bold"),
+         (f"{human_bytes(t.peak_activation_bytes)} (live tensors, at {t.peak_activation_at})", None)],
     ]
     if report.warnings:
         count = len(report.warnings)
