@@ -49,7 +49,8 @@ ignore_option = click.option(
 @max_layers_option
 @verify_options
 def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], strict: bool,
-           training: bool, optimizer: str, max_layers: int, verify: bool, seed: int, max_memory: int) -> None:
+           training: bool, amp: bool, amp_dtype: str, optimizer: str, max_layers: int, verify: bool, seed: int,
+           max_memory: int) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
@@ -63,15 +64,16 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
       convcalc shapes net.yaml --format json > shapes.json
       convcalc shapes net.yaml --batch-size 32 --dtype float16
       convcalc shapes net.yaml --verify --seed 1
+      convcalc shapes net.yaml --training --amp --optimizer adam -b 32
     """
     network = load_network(spec, max_layers)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
     verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
     memory = None
-    if training:
+    if training or amp:
         from convcalc.training import training_memory
 
-        memory = training_memory(network, report, optimizer)
+        memory = training_memory(network, report, optimizer, amp_dtype if amp else None)
     emit_report(report, fmt, verification, memory)
     if verification is not None:
         finish_verification(verification)
