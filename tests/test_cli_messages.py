@@ -119,3 +119,75 @@ def test_rf_column_has_thousands_separators(run, tmp_path):
     row = next(line for line in result.stdout.splitlines() if line.startswith("0 "))
     assert row.split()[-2:] == ["1,500", "1"]
     assert "| 1,500 | 1 |" in run("shapes", path, "--format", "markdown").stdout
+
+
+# --- receptive fields on outputs shorter than the period (the issue's repros) ---------------
+
+REPRO_1 = ("input: [1, 1]\nlayers:\n"
+           "  - convtranspose1d: {out_channels: 1, kernel_size: 3, stride: 2, padding: 1, output_padding: 1}\n"
+           "  - conv1d: {out_channels: 1, kernel_size: 1, stride: 3}\n")
+REPRO_2 = "input: [1, 1]\nlayers:\n  - convtranspose1d: {out_channels: 1, kernel_size: 4, stride: 3, padding: 1}\n"
+
+
+def test_repro_fields_are_over_the_outputs_there_are(run, tmp_path):
+    one = json.loads(run("shapes", spec(tmp_path, REPRO_1), "--format", "json").stdout)
+    # the one output reads output 0 of the transposed conv, which reads input 0 alone
+    assert one["layers"][1]["receptive_field"]["size"] == [1]
+    two = json.loads(run("shapes", spec(tmp_path, REPRO_2, "two.yaml"), "--format", "json").stdout)
+    # (1 - 1)*3 - 2 + 4 = 2 outputs, each reading input 0 alone; the phase reading two does not exist
+    assert two["layers"][0]["receptive_field"]["size"] == [1]
+    assert [w["code"] for w in two["warnings"]] == []
+
+
+def test_repro_rf_explanation(run, tmp_path):
+    result = run("rf", spec(tmp_path, REPRO_2))
+    assert result.exit_code == 0
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert lines[:7] == [
+        "0 (convtranspose1d): input 1x1 -> output 1x2",
+        "                            L",
+        "field size (max)            1",
+        "jump                      1/3",
+        "start                       0",
+        "period (outputs)   3 (2 here)",
+        "unreached phases       0 of 2",
+    ]
+    assert "inputs/output" not in result.stdout  # every output reads one input
+    data = json.loads(run("rf", spec(tmp_path, REPRO_2), "--format", "json").stdout)["axes"][0]
+    assert (data["size"], data["size_min"], data["period"], data["layer_inputs_per_output"]) == (1, 1, 3, [1, 1])
+
+
+def test_empty_field_on_a_short_axis_counts_the_positions_there_are(run, tmp_path):
+    # stride 4 with output_padding 2 on one pixel: 3 outputs, only output 0 is written
+    path = spec(tmp_path, "input: [1, 1]\nlayers:\n"
+                "  - convtranspose1d: {out_channels: 1, kernel_size: 1, stride: 4, output_padding: 2}\n")
+    assert warning_lines(run("shapes", path).stdout) == [
+        f"  {path}:3: 0 (convtranspose1d) [uneven-overlap] kernel span 1 is not a multiple of stride 4 along L:"
+        " outputs receive 0 or 1 inputs (checkerboard artefacts); use a kernel divisible by the stride (e.g. 4),"
+        " or resize + conv",
+        f"  {path}:3: 0 (convtranspose1d) [empty-field] 2 of the 3 output positions along L have an empty"
+        " receptive field (no input reaches them, they hold only the bias); use a kernel span of at least the"
+        " stride, with dilation 1",
+    ]
+
+
+def test_misaligned_branches_through_the_cli(run, tmp_path):
+    unet = spec(tmp_path, "input: [8, 32, 32]\nlayers:\n  - parallel:\n      branches:\n        - []\n"
+                "        - [maxpool2d: {kernel_size: 2}, convtranspose2d: {out_channels: 8, kernel_size: 2, stride: 2}]\n")
+    assert run("shapes", unet, "--strict").exit_code == 0
+    shifted = spec(tmp_path, "input: [8, 32, 32]\nlayers:\n  - parallel:\n      merge: add\n      branches:\n"
+                   "        - [conv2d: {out_channels: 8, kernel_size: 3, padding: 1}]\n"
+                   "        - [avgpool2d: {kernel_size: 2}, upsample: {scale_factor: 2}]\n", "shifted.yaml")
+    result = run("shapes", shifted)
+    # avgpool 2/2 centres pooled pixel j on 2j + 0.5, and nearest upsampling repeats it at 2j and 2j + 1:
+    # +0.5 and -0.5 from the conv's centres, no shift. So no warning here either.
+    assert "misaligned-branches" not in result.stdout
+    real = spec(tmp_path, "input: [8, 32, 32]\nlayers:\n  - parallel:\n      merge: add\n      branches:\n"
+                "        - [conv2d: {out_channels: 8, kernel_size: 3, stride: 2, padding: 1}]\n"
+                "        - [avgpool2d: {kernel_size: 2}]\n", "real.yaml")
+    assert warning_lines(run("shapes", real).stdout) == [
+        f"  {real}:3: 0.add (add) [misaligned-branches] branch 0.1's field centres lie 0.5 input pixels after"
+        " (along H and W) those of branch 0.0, on average over a period (off-centre windows: 0.1.0 (+0.5)),"
+        " so the merged features are shifted; centre every window in both branches (odd kernels with padding"
+        " (k_eff - 1) / 2) or shift both alike",
+    ]
