@@ -27,6 +27,7 @@ from convcalc.layers.conv import along
 from convcalc.receptive import AxisField, AxisMap, Window
 
 Maps = tuple[AxisMap, ...] | None
+ZERO = Fraction(0)
 Fields = tuple[AxisField, ...] | None
 
 
@@ -226,12 +227,13 @@ def mean_centre(field: AxisField) -> Fraction | None:
 def mean_offset(a: AxisField, b: AxisField, n: int) -> Fraction:
     """How far `b`'s field centres lie after `a`'s, averaged over a period of outputs (both with
     the same jump, on an axis of `n` outputs); positions either leaves unreached do not count."""
-    offsets = []
+    total = count = 0  # twice the offsets, summed: integers until the one division
     for o in range(min(math.lcm(a.period, b.period), n)):
         sa, sb = a.at(o), b.at(o)
         if sa is not None and sb is not None:
-            offsets.append(Fraction(sb[0] + sb[1] - sa[0] - sa[1], 2))
-    return sum(offsets, Fraction(0)) / len(offsets) if offsets else Fraction(0)
+            total += sb[0] + sb[1] - sa[0] - sa[1]
+            count += 1
+    return Fraction(total, 2 * count) if total else ZERO
 
 
 def _movers(graph: Graph, merge: int, branches: tuple[int, ...], fields: Mapping[int, Fields],
