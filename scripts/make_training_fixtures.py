@@ -9,6 +9,9 @@ batch 2, float32, under `torch.autograd.graph.saved_tensors_hooks`; the fixture 
 
 - saved_bytes: the bytes of every tensor autograd saved, each storage counted once, leaving
   out parameters and buffers (they are counted as weights, not activations);
+- amp_saved_bytes: the same under `torch.autocast("cpu", dtype=torch.bfloat16)` (mixed
+  precision: fp32 weights and input; the bfloat16 casts of inputs and weights that conv,
+  linear and PReLU save count, being new storages);
 - params: sum of numel over parameters (gradients are that many elements);
 - sgd_momentum_state and adam_state: elements of the optimizer state after one step
   (momentum_buffer; exp_avg + exp_avg_sq, leaving out Adam's scalar step counters).
@@ -136,7 +139,15 @@ def sequential(shape: list[int], items: list[Any]) -> Any:
     return nn.Sequential(*modules)
 
 
-def measure(model: Any, shape: list[int]) -> dict[str, int]:
+def saved_bytes(model: Any, shape: list[int], amp: str | None = None) -> tuple[int, Any]:
+    """Bytes autograd saves in one forward pass (each storage once, weights left out), and the output.
+
+    `amp` ("bfloat16" or "float16") runs the pass under CPU autocast, as mixed precision does:
+    fp32 weights and input, low-precision casts where autocast makes them. The casts of the
+    weights that conv, linear and PReLU save are new storages, so they count.
+    """
+    import contextlib
+
     import torch
 
     torch.manual_seed(0)
@@ -150,8 +161,18 @@ def measure(model: Any, shape: list[int]) -> dict[str, int]:
             saved[storage.data_ptr()] = storage.nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    autocast = torch.autocast("cpu", dtype=getattr(torch, amp)) if amp else contextlib.nullcontext()
+    with autocast, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         output = model(torch.randn(BATCH, *shape))
+    return sum(saved.values()), output
+
+
+def measure(model: Any, shape: list[int]) -> dict[str, int]:
+    import torch
+
+    amp_saved, _ = saved_bytes(model, shape, "bfloat16")
+    model.zero_grad(set_to_none=True)
+    fp32_saved, output = saved_bytes(model, shape)
     output.float().sum().backward()
     states = {}
     for name, make in (("sgd_momentum_state", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
@@ -160,7 +181,7 @@ def measure(model: Any, shape: list[int]) -> dict[str, int]:
         optimizer.step()
         states[name] = sum(v.numel() for s in optimizer.state.values() for k, v in s.items()
                            if k != "step")
-    return {"saved_bytes": sum(saved.values()),
+    return {"saved_bytes": fp32_saved, "amp_saved_bytes": amp_saved,
             "params": sum(p.numel() for p in model.parameters()), **states}
 
 

@@ -32,11 +32,26 @@ def write(tmp_path, text=SPEC, name="net.yaml"):
     return str(path)
 
 
+def test_check_count_wording(run, tmp_path):
+    spec = write(tmp_path)
+    one = run("check", spec, "--ignore", "small-head-field", "--max-params", "1", "--max-macs", "1G",
+              "--expect-output", "10")
+    assert one.stdout.splitlines()[0] == f"FAIL {spec} (1 of 3 checks failed)"
+    single = write(tmp_path, SPEC.replace("  max_params: 1K\n  expect_output: [10]\n", "  max_params: 1\n"),
+                   "single.yaml")
+    assert run("check", single, "--ignore", "small-head-field").stdout.splitlines()[0] == (
+        f"FAIL {single} (1 check failed)")
+    assert run("check", single, "--ignore", "small-head-field", "--max-params", "1M").stdout == (
+        f"PASS {single} (1 check holds)\n")
+    assert run("check", single, "--ignore", "small-head-field", "--max-params", "1",
+               "--expect-output", "3").stdout.splitlines()[0] == f"FAIL {single} (all 2 checks failed)"
+
+
 def test_pass_with_spec_budget(run, tmp_path):
     spec = write(tmp_path)
     result = run("check", spec, "--ignore", "small-head-field")
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"PASS {spec} (2 of 2 checks hold)\n"
+    assert result.stdout == f"PASS {spec} (2 checks hold)\n"
 
 
 def test_failure_lists_measured_value_and_limit(run, tmp_path):
@@ -44,7 +59,7 @@ def test_failure_lists_measured_value_and_limit(run, tmp_path):
     result = run("check", spec, "--max-macs", "0.1M", "--max-params", "100", "--ignore", "small-head-field")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"FAIL {spec} (1 of 3 checks hold)",
+        f"FAIL {spec} (2 of 3 checks failed)",
         f"  failed: params {PARAMS:,} > limit 100 (--max-params)",
         f"  failed: macs {MACS:,} > limit 100,000 (--max-macs)",
     ]
@@ -55,7 +70,15 @@ def test_strict_turns_warnings_into_failures(run, tmp_path):
     assert run("check", spec).exit_code == 0
     result = run("check", spec, "--strict")
     assert result.exit_code == 1
-    assert "  failed: 3 (adaptiveavgpool2d) [small-head-field]:" in result.stdout
+    # the field after 3x3, then 3x3/2: 1 + 2 + 2 = 5 of 32, 15%
+    assert result.stdout.splitlines() == [
+        f"FAIL {spec} (2 checks hold, 1 warning)",
+        f"  failed: {spec}:10: 3 (adaptiveavgpool2d) [small-head-field]: the features this head pools each"
+        " see 5x5 input pixels of the 32x32 input, less than half (15% of it along H and W), so none combines"
+        " distant parts of it; add downsampling or dilation before the head, or use a smaller input",
+    ]
+    warned = run("check", spec)
+    assert warned.stdout.splitlines()[1].startswith(f"  warning: {spec}:10: 3 (adaptiveavgpool2d) [small-head-field]:")
     silenced = write(tmp_path, SPEC.replace("budget:", "ignore: [small-head-field]\nbudget:"), "quiet.yaml")
     assert run("check", silenced, "--strict").exit_code == 0
 
@@ -65,7 +88,7 @@ def test_bad_input_is_status_2_and_other_specs_are_still_checked(run, tmp_path):
     bad = write(tmp_path, SPEC.replace("max_params: 1K", "max_params: lots"), "bad.yaml")
     result = run("check", good, bad, "--max-params", "1")
     assert result.exit_code == 2
-    assert result.stdout.splitlines()[0] == f"FAIL {good} (1 of 2 checks hold, 1 warning)"
+    assert result.stdout.splitlines()[0] == f"FAIL {good} (1 of 2 checks failed, 1 warning)"
     assert f"ERROR {bad}" in result.stdout
     assert result.stderr.splitlines()[0] == (
         f"error: {bad}:4:3: budget 'max_params' must be a number like 25.6M or 64MiB (got 'lots';"

@@ -204,3 +204,53 @@ def test_codes_are_documented():
     doc = (ROOT / "docs" / "check.md").read_text()
     missing = [code for code in CODES if f"`{code}`" not in doc]
     assert not missing
+
+
+# --- misaligned branches: decided over every phase, said once --------------------------------
+
+UNET_SKIP = stack([8, 32, 32], "parallel: {branches: [[], [maxpool2d: {kernel_size: 2},"
+                  " conv2d: {out_channels: 16, kernel_size: 3, padding: 1},"
+                  " convtranspose2d: {out_channels: 8, kernel_size: 2, stride: 2}]]}")
+
+
+def test_textbook_unet_skip_is_aligned():
+    # The up-path's output o reads pooled pixel o // 2 (through a 3x3 conv), centred on input
+    # 2 * (o // 2) + 0.5: +0.5 from the identity's centre o at even o, -0.5 at odd o, 0 on average.
+    network = parse_text(UNET_SKIP, "spec.yaml")
+    report = analyze(network)
+    up = report.rows[2].field[0]
+    assert [up.at(o) for o in range(4)] == [(-2, 3), (-2, 3), (0, 5), (0, 5)]
+    assert [w.code for w in lint(network, report).warnings] == []
+
+
+def test_a_real_shift_is_one_warning_for_both_axes_with_its_fix():
+    text = stack([8, 32, 32], "residual: {body: [conv2d: {out_channels: 8, kernel_size: 4, stride: 2, padding: 1}],"
+                 " shortcut: [conv2d: {out_channels: 8, kernel_size: 3, stride: 2, padding: 1}]}")
+    w = one(text, "misaligned-branches")
+    # body: output o reads 2o - 1 .. 2o + 2, centre 2o + 0.5; shortcut: 2o - 1 .. 2o + 1, centre 2o
+    assert w.path == "0.add"
+    assert w.message == (
+        "branch 0.shortcut's field centres lie 0.5 input pixels before (along H and W) those of branch 0,"
+        " on average over a period (off-centre windows: 0.0 (+0.5)), so the merged features are shifted;"
+        " centre every window in both branches (odd kernels with padding (k_eff - 1) / 2) or shift both"
+        " alike")
+
+
+def test_different_jumps_are_one_warning():
+    # 4 pixels: a stride-2 1x1 conv padded back to 4 has jump 2 beside the identity's 1.
+    text = stack([2, 4, 4], "parallel: {merge: add, branches: [[], [conv2d: {out_channels: 2, kernel_size: 1,"
+                 " stride: 2}, zeropad2d: {padding: 1}]]}")
+    w = one(text, "misaligned-branches")
+    assert w.message == ("branches 0.0 (identity) and 0.1 have different jumps along H and W (1 vs 2): their"
+                         " outputs do not line up; give both branches the same total stride")
+
+
+def test_small_head_field_only_below_half_the_input():
+    convs = ["conv2d: {out_channels: 4, kernel_size: 3, padding: 1}"] * 3  # field 7
+    head = ["adaptiveavgpool2d: {output_size: 1}", "flatten", "linear: {out_features: 2}"]
+    assert not [w for w in warnings_of(stack([3, 14, 14], *convs, *head)) if w.code == "small-head-field"]
+    w = one(stack([3, 15, 20], *convs, *head), "small-head-field")
+    assert w.message == (
+        "the features this head pools each see 7x7 input pixels of the 15x20 input, less than half (46% of it"
+        " along H; 35% of it along W), so none combines distant parts of it; add downsampling or dilation"
+        " before the head, or use a smaller input")

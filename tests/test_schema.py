@@ -115,3 +115,20 @@ def test_cli_prints_the_schema(run):
     assert json.loads(result.stdout) == SCHEMA
     compact = run("schema", "--compact").stdout
     assert "\n" not in compact.strip() and json.loads(compact) == SCHEMA
+
+
+def test_without_blocks_every_item_must_name_a_layer_type():
+    """A typo is underlined in an editor when the spec defines no blocks (if/then in the schema)."""
+    typo = {"input": [3, 8, 8], "layers": [{"convv2d": {"out_channels": 4, "kernel_size": 3}}]}
+    assert not valid(typo)
+    assert not valid({"input": [3, 8, 8], "layers": ["rleu"]})
+    nested = {"input": [3, 8, 8], "layers": [{"residual": {"body": [{"convv2d": {"out_channels": 3}}]}}]}
+    assert not valid(nested)
+    assert not valid({"input": [3, 8, 8], "layers": [{"parallel": {"branches": [["relu"], ["rleu"]]}}]})
+    assert valid({"input": [3, 8, 8], "layers": [{"conv2d": {"out_channels": 4, "kernel_size": 3}}, "relu",
+                                                  {"residual": {"body": ["relu"]}}]})
+    # with blocks, any other name may be a block call: the schema cannot know the parser's list
+    with_blocks = {**typo, "blocks": {"stem": {"layers": ["relu"]}}}
+    assert valid(with_blocks)
+    error = next(VALIDATOR.iter_errors(typo))
+    assert list(error.absolute_path)[:2] == ["layers", 0]

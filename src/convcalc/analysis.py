@@ -1,17 +1,18 @@
 """Turns a parsed network into per-layer results: the pure core of convcalc.
 
 No I/O, no printing, no click or rich: `analyze` takes a `Network` and returns a `Report`,
-one row per node of its graph, in the graph's order. Imports `errors`, `graph`, `layers`,
-`network` and `receptive` only.
+one row per node of its graph, in the graph's order. Imports `branches`, `errors`, `graph`,
+`layers`, `network` and `receptive` only.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from dataclasses import field as record_field
-from fractions import Fraction
 
+from convcalc.branches import alignment, mismatch
 from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
@@ -72,8 +73,12 @@ class Totals:
     params: int
     buffers: int
     macs: int
-    activation_bytes: int
+    activation_bytes: int  # every layer's output (what a training forward keeps)
     param_bytes: int
+    # Inference: the largest sum of live tensors at one step (CONVENTIONS.md, "Memory"), and
+    # the path of that step ("(input)" when the input alone is the peak).
+    peak_activation_bytes: int = 0
+    peak_activation_at: str = "(input)"
 
     @property
     def flops(self) -> int:
@@ -101,23 +106,27 @@ class _Analysis:
         self.rows: list[Row] = []
         self.warnings: list[DesignWarning] = []
         self.inferred: dict[tuple[int, int, tuple[Shape, ...]], tuple[object, Inference]] = {}
+        self.graph: Graph
+        self.shapes: dict[int, Shape] = {}
+        self.fields: dict[int, Field] = {}
 
     def run(self, graph: Graph, input_shape: Shape, track_fields: bool = True) -> None:
-        shapes: dict[int, Shape] = {INPUT: input_shape}
-        fields: dict[int, Field] = {INPUT: input_field(input_shape) if track_fields else None}
+        self.graph = graph
+        shapes = self.shapes = {INPUT: input_shape}
+        fields = self.fields = {INPUT: input_field(input_shape) if track_fields else None}
         for i, node in enumerate(graph.nodes):
             in_shapes = tuple(shapes[j] for j in node.inputs)
-            result = self.infer(node, in_shapes)
+            result = self.infer(i, node, in_shapes)
             if not track_fields:
                 field = None
             elif node.type.arity == 1:
                 field = self.advance(fields[node.inputs[0]], result, node)
             else:
-                field = self.merge_fields([fields[j] for j in node.inputs], node)
+                field = self.merge_fields(i, result.output_shape)
             shapes[i], fields[i] = result.output_shape, field
             self.emit(node, in_shapes, result, field)
 
-    def infer(self, node: Node, shapes: tuple[Shape, ...]) -> Inference:
+    def infer(self, i: int, node: Node, shapes: tuple[Shape, ...]) -> Inference:
         # `infer` is pure, and parsed arguments are shared between identical layers, so
         # repeated layers (VGG stages, ResNet blocks, generated stacks) are computed once.
         # The cache holds the args object, so its id cannot be reused while cached.
@@ -129,41 +138,40 @@ class _Analysis:
             result = node.type.infer_inputs(node.args, shapes)
             check_dims(result.output_shape)
         except InputMismatch as err:
-            raise err.named(node.labels).located(where=node.where, path=node.path,
-                                                 layer_type=node.type.name) from None
+            maps = {j: row.axes for j, row in enumerate(self.rows)}
+            raise mismatch(self.graph, i, err, self.shapes, maps) from None
         except ConvcalcError as err:
+            hint = input_hint(shapes[0], node.type.rank) if shapes[0] == self.shapes[INPUT] else None
+            if hint is not None:  # the layer meets the network input as written: say how to write it
+                err = copy.copy(err)
+                # the input is what is wrong, not the declared channels
+                message = err.message.removesuffix("; leave in_channels out to infer it")
+                err.message = f"{message}; {hint}"
             raise err.located(where=node.where, path=node.path, layer_type=node.type.name) from None
         self.inferred[key] = (node.args, result)
         return result
 
-    def merge_fields(self, fields: list[Field], node: Node) -> Field:
+    def merge_fields(self, i: int, out_shape: Shape) -> Field:
+        """The union of the branches' fields, with a warning when they do not line up."""
+        node = self.graph.nodes[i]
+        fields = [self.fields[j] for j in node.inputs]
         if any(f is None for f in fields) or not fields:
             return None
         axes = [f for f in fields if f is not None]
-        names = node.labels
+        note = alignment(self.graph, i, self.fields, out_shape)
+        if note is not None:
+            self.warn(node, note)
         merged = list(axes[0])
-        for other, name in zip(axes[1:], names[1:]):
-            for i, (a, b) in enumerate(zip(merged, other)):
-                if a.jump != b.jump:
-                    self.warn(node, Note(
-                        "misaligned-branches",
-                        f"branches {names[0]} and {name} have different jumps along axis {i + 1}"
-                        f" ({_num(a.jump)} vs {_num(b.jump)}): their outputs do not line up",
-                    ))
-                elif a.start != b.start:
-                    self.warn(node, Note(
-                        "misaligned-branches",
-                        f"branches {names[0]} and {name} have field centres {_num(a.start)} and"
-                        f" {_num(b.start)} along axis {i + 1}: the merged features are shifted",
-                    ))
-                merged[i] = a.union(b)
-        return tuple(merged)
+        for other in axes[1:]:
+            merged = [a.union(b) for a, b in zip(merged, other)]
+        return tuple(f.bounded(n) for f, n in zip(merged, out_shape[1:]))
 
     def advance(self, field: Field, result: Inference, node: Node) -> Field:
         if field is None or result.axes is None or len(result.axes) != len(field):
             return None
         try:
-            moved = tuple(f.through(m) for f, m in zip(field, result.axes))
+            moved = tuple(f.through(m).bounded(n)
+                          for f, m, n in zip(field, result.axes, result.output_shape[1:]))
             # Keep the same object when nothing changed (element-wise layers): renderers
             # memoise per field object.
             return field if all(a is b for a, b in zip(moved, field)) else moved
@@ -203,10 +211,20 @@ def check_dims(shape: Shape) -> None:
                          " PyTorch tensor can have")
 
 
-def _num(value: object) -> str:
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return str(value.numerator)
-    return f"{float(value):g}" if isinstance(value, Fraction) else str(value)
+def looks_channels_last(shape: Shape) -> bool:
+    """An image written [H, W, C] (or [D, H, W, C]): 1, 3 or 4 last, every other size 16 or more."""
+    return len(shape) >= 3 and shape[-1] in (1, 3, 4) and all(n >= 16 for n in shape[:-1])
+
+
+def input_hint(shape: Shape, rank: int | None) -> str | None:
+    """How the spec's `input:` was probably meant, when a layer cannot take it as written."""
+    if rank is not None and len(shape) == rank + 2:
+        fixed = list(shape[2:]) if shape[0] == 1 and looks_channels_last(shape[1:]) else list(shape[1:])
+        return f"the input {list(shape)} seems to include the batch: leave it out, input: {fixed}"
+    if looks_channels_last(shape):
+        return (f"the input {list(shape)} looks channels-last: channels come first,"
+                f" input: {[shape[-1], *shape[:-1]]}")
+    return None
 
 
 def input_field(shape: Shape) -> Field:
@@ -229,12 +247,17 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32", *,
     out = graph.outputs[0]
     output = rows[out].output_shape if out != INPUT else shape
     params = sum(r.params for r in rows)
+    sizes = {INPUT: math.prod(network.input_shape) * walker.bytes_per_element,
+             **{i: r.activation_bytes for i, r in enumerate(rows)}}
+    peak, step = graph.live_peak(sizes)
     totals = Totals(
         params=params,
         buffers=sum(r.buffers for r in rows),
         macs=sum(r.macs for r in rows),
         activation_bytes=sum(r.activation_bytes for r in rows),
         param_bytes=params * DTYPE_BYTES[dtype],
+        peak_activation_bytes=peak,
+        peak_activation_at=rows[step].path if step != INPUT else "(input)",
     )
     return Report(
         name=network.name,

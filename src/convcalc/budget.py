@@ -42,6 +42,8 @@ LIMITS = {
         Limit("max_flops", "FLOPs = 2 x MACs (whole batch)."),
         Limit("max_activation_bytes", "Bytes of every layer's output for the batch, at the dtype.", bytes=True),
         Limit("max_param_bytes", "Bytes of the trainable parameters, at the dtype.", bytes=True),
+        Limit("max_peak_bytes", "Inference peak: the most bytes of live tensors at one step of a forward"
+              " pass (batch, dtype).", bytes=True),
     )
 }
 # Keys of `budget:` that are not limits: the expected output shape and the measurement setup.
@@ -194,6 +196,7 @@ def measure(report: Report, key: str) -> int:
         "max_flops": t.flops,
         "max_activation_bytes": t.activation_bytes,
         "max_param_bytes": t.param_bytes,
+        "max_peak_bytes": t.peak_activation_bytes,
     }[key]
 
 

@@ -33,7 +33,7 @@ from convcalc.graph import INPUT
 from convcalc.layers import Shape
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
-from convcalc.receptive import AxisField, AxisMap
+from convcalc.receptive import AxisField, AxisMap, inputs_per_output
 
 MAX_BOXES = 256
 
@@ -184,7 +184,7 @@ FIELD_WARNINGS = ("misaligned-branches", "uneven-overlap", "field-untracked")
 class AxisExplanation:
     axis: str
     field: AxisField  # the theoretical field of every output position (unclipped)
-    taps_min: int  # this layer alone: fewest / most of its inputs one output reads
+    taps_min: int  # this layer alone: fewest / most of its inputs one output reads (receptive.inputs_per_output)
     taps_max: int
     theory: tuple[int, int] | None  # the field of `position`, padding included
     region: AxisRegion  # what `position` really reads from the input
@@ -226,9 +226,10 @@ def explain(network: Network, at: str | None = None, position: tuple[int, ...] |
     position = position if position is not None else centre(step.output_shape)
     names = SPATIAL_NAMES.get(len(region), tuple(f"axis{i}" for i in range(len(region))))
     axes = []
-    for name, f, amap, o, r in zip(names, row.field, maps, position, region):
-        counts = [len(amap.taps(p)) for p in range(min(amap.period, 4096))]
-        axes.append(AxisExplanation(name, f, min(counts), max(counts), f.at(o), r))
+    sizes = zip(step.input_shapes[0][1:], step.output_shape[1:])
+    for name, f, amap, o, r, (n_in, n_out) in zip(names, row.field, maps, position, region, sizes):
+        fewest, most = inputs_per_output(amap, n_in, n_out)
+        axes.append(AxisExplanation(name, f, fewest, most, f.at(o), r))
     paths = {s.path for s in graph[: target + 1]}
     warnings = tuple(w for w in report.warnings if w.code in FIELD_WARNINGS and w.path in paths)
     return Explanation(step.path, step.type, step.input_shapes[0], step.output_shape, tuple(position),

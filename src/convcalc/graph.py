@@ -16,6 +16,7 @@ Imports `errors`, `layers` and `network` only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -79,6 +80,27 @@ class Graph:
             last[out] = end
         return last
 
+    def live_peak(self, size: Mapping[int, int]) -> tuple[int, int]:
+        """The largest sum of live values over a forward pass in execution order, and the step.
+
+        `size` maps a node id (and INPUT) to the size of its output. At step i the values made
+        earlier and still to be read (`last_use`) are live with i's output, a merge's inputs
+        included; after the step, each value whose last use it was is freed, the input too.
+        The step is INPUT when the input alone is the peak. The NumPy runner frees its arrays
+        by the same rule (`numeric.runner.run`).
+        """
+        last = self.last_use
+        live = peak = size[INPUT]
+        at = INPUT
+        for i, node in enumerate(self.nodes):
+            live += size[i]
+            if live > peak:
+                peak, at = live, i
+            for j in {*node.inputs, i}:
+                if last[j] == i:
+                    live -= size[j]
+        return peak, at
+
     @cached_property
     def on_every_path(self) -> tuple[bool, ...]:
         """Per node: does every path from the input to the outputs pass through it?
@@ -93,6 +115,23 @@ class Graph:
             out.append(farthest <= i)
             farthest = max(farthest, max(self.consumers[i], default=i))
         return tuple(out)
+
+    def branches(self, merge: int) -> tuple[int, tuple[tuple[int, ...], ...]]:
+        """Where the inputs of node `merge` fork, and each input's nodes since, in execution order.
+
+        Each input is followed back along first inputs (a fork nested inside a branch is part
+        of it) until all meet: the fork is the latest node (or INPUT) on every line. Costs the
+        branches' length, not the network's.
+        """
+        heads = list(self.nodes[merge].inputs)
+        walked: list[list[int]] = [[] for _ in heads]
+        while len(set(heads)) > 1:
+            latest = max(heads)  # > INPUT, since the heads differ
+            for b, head in enumerate(heads):
+                if head == latest:
+                    walked[b].append(head)
+                    heads[b] = self.nodes[head].inputs[0]
+        return heads[0], tuple(tuple(reversed(w)) for w in walked)
 
     def find(self, path: str) -> int | None:
         """The id of the node at `path` (None if there is none)."""

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from convcalc.analysis import DesignWarning, Field, Report, Row, input_field
+from convcalc.analysis import DesignWarning, Field, Report, Row, input_field, looks_channels_last
 from convcalc.errors import suggest
 from convcalc.graph import INPUT, Graph
 from convcalc.layers.base import SPATIAL_NAMES
@@ -31,9 +31,11 @@ CODES = {
     "asymmetric-padding": "padding='same' with an even effective kernel pads one side more",
     "gridding": "stacked dilated convs whose rates share a factor: some inputs never reach an output",
     "empty-field": "output positions that no input reaches (they hold only the bias)",
-    "small-head-field": "the features a global-pooling head averages each see less than the whole input",
+    "small-head-field": "the features a global-pooling head averages each see less than half the input",
     "misaligned-branches": "merged branches whose fields have different jumps or centres",
     "field-untracked": "the receptive field became too irregular to track",
+    "channels-last-input": "the input looks like an image written channels-last ([H, W, C])",
+    "unflattened-linear": "a linear layer on an input with spatial axes acts on the last axis only",
 }
 
 
@@ -63,6 +65,14 @@ class _Linter:
         """
         rows = report.rows
         start = input_field(report.input_shape)
+        readers = graph.consumers[INPUT]
+        shape = report.input_shape
+        if readers and looks_channels_last(shape):
+            spatial = "x".join(map(str, shape[1:]))
+            self.warn("channels-last-input",
+                      f"the input {list(shape)} looks channels-last: convcalc reads it as {shape[0]} channels"
+                      f" of {spatial}; channels come first, without the batch: input:"
+                      f" {[shape[-1], *shape[:-1]]}", rows[readers[0]])
         chains: dict[int, list[_Step]] = {}  # open chains by the id of their last layer
         for i, node in enumerate(graph.nodes):
             if node.type.arity != 1:
@@ -96,13 +106,15 @@ class _Linter:
         facts = []
         for axis, before, after in zip(names, step.field_in, step.row.field):
             if after.unreached and not before.unreached:
-                facts.append((axis, after.unreached, after.period))
+                # an axis shorter than the period has only its first phases
+                every = "every " if after.phases == after.period else "the "
+                facts.append((axis, after.unreached, f"{every}{after.phases}"))
         if not facts:
             return
-        groups: dict[tuple[int, int], list[str]] = {}
-        for axis, empty, period in facts:
-            groups.setdefault((empty, period), []).append(axis)
-        text = "; ".join(f"{e} of every {p} output positions along {along(axes)}"
+        groups: dict[tuple[int, str], list[str]] = {}
+        for axis, empty, out_of in facts:
+            groups.setdefault((empty, out_of), []).append(axis)
+        text = "; ".join(f"{e} of {p} output positions along {along(axes)}"
                          for (e, p), axes in groups.items())
         self.warn("empty-field", f"{text} have an empty receptive field (no input reaches them, they"
                   " hold only the bias); use a kernel span of at least the stride, with dilation 1",
@@ -120,13 +132,21 @@ class _Linter:
         if len(step.field_in) != len(spatial):
             return
         sizes = [f.size for f in step.field_in]
-        if all(size >= n for size, n in zip(sizes, spatial)):
+        # Below half the input, no feature sees two points half the input apart: the head
+        # only averages local evidence. A field a little short of the input is normal.
+        short = [i for i, (size, n) in enumerate(zip(sizes, spatial)) if 2 * size < n]
+        if not short:
             return
+        names = SPATIAL_NAMES.get(len(spatial), ())
+        shares: dict[int, list[str]] = {}
+        for i in short:
+            shares.setdefault(math.floor(100 * sizes[i] / spatial[i]), []).append(names[i])
+        share = "; ".join(f"{p}% of it along {along(axes)}" for p, axes in shares.items())
         seen, whole = "x".join(map(str, sizes)), "x".join(map(str, spatial))
         self.warn("small-head-field",
-                  f"the features this head pools each see {seen} input pixels of the {whole} input, so"
-                  " none combines distant parts of it; add downsampling or dilation before the"
-                  " head, or use a smaller input", step.row)
+                  f"the features this head pools each see {seen} input pixels of the {whole} input, less"
+                  f" than half ({share}), so none combines distant parts of it; add downsampling or"
+                  " dilation before the head, or use a smaller input", step.row)
 
     def chain_done(self, chain: list[_Step]) -> None:
         """Gridding in every maximal run of stride-1 window layers of one chain."""
@@ -192,7 +212,9 @@ def lint(network: Network, report: Report) -> Report:
     order = {row.path: i for i, row in enumerate(report.rows)}
     added = [DesignWarning(path, row.type, code, message, row.where)
              for code, message, path, row in linter.found]
-    merged = sorted([*report.warnings, *added], key=lambda w: order.get(w.path, len(order)))
+    # In execution order; at the first layer, a channels-last input comes first (it explains the rest).
+    merged = sorted([*report.warnings, *added],
+                    key=lambda w: (order.get(w.path, len(order)), w.code != "channels-last-input"))
     return replace(report, warnings=tuple(merged))
 
 

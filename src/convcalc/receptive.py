@@ -271,6 +271,33 @@ class Resample:
         return resolve(taps, n, "replicate")
 
 
+def inputs_per_output(amap: AxisMap, n_in: int, n_out: int, limit: int = 4096) -> tuple[int, int]:
+    """The fewest and most inputs one output of a layer reads, over the outputs it has.
+
+    Counted phase by phase (the pattern that repeats) on interior outputs, whose taps all
+    land inside the input; a phase the output does not have, or whose outputs all reach past
+    the border, does not count. When no output is interior (an input shorter than the kernel),
+    the inputs each output really reads are counted instead.
+    """
+    counts = []
+    for r in range(min(amap.period, n_out, limit)):
+        taps = amap.taps(r)
+        if not taps:
+            counts.append(0)
+            continue
+        lo, hi, step = taps[0], taps[-1], amap.step
+        last = (n_out - 1 - r) // amap.period  # outputs r + q*period for q = 0..last
+        if step == 0:
+            interior = lo >= 0 and hi <= n_in - 1
+        else:
+            interior = max(0, -(lo // step)) <= min(last, (n_in - 1 - hi) // step)
+        if interior:
+            counts.append(len(taps))
+    if not counts:
+        counts = [len(amap.reads(o, n_in)[0]) for o in range(min(n_out, limit))]
+    return min(counts), max(counts)
+
+
 @dataclass(frozen=True)
 class AxisField:
     """Exact field of every output position along one axis.
@@ -282,10 +309,23 @@ class AxisField:
     lo: tuple[int | None, ...] = (0,)
     hi: tuple[int | None, ...] = (0,)
     shift: int = 1
+    # The output's length along the axis when it is shorter than the period (only phases
+    # 0..count-1 exist); None when every phase occurs. Set by `bounded`.
+    count: int | None = None
 
     @property
     def period(self) -> int:
         return len(self.lo)
+
+    @property
+    def phases(self) -> int:
+        """The phases the output has: the period, or fewer on an axis shorter than it."""
+        return len(self.lo) if self.count is None else min(self.count, len(self.lo))
+
+    def bounded(self, n: int) -> AxisField:
+        """This field on an output axis of `n` positions (a phase at or past `n` does not exist)."""
+        count = n if n < len(self.lo) else None
+        return self if count == self.count else AxisField(self.lo, self.hi, self.shift, count)
 
     @property
     def jump(self) -> Fraction | int:
@@ -301,11 +341,13 @@ class AxisField:
         return lo + q * self.shift, hi + q * self.shift
 
     def sizes(self) -> list[int]:
-        return [h - lo + 1 for lo, h in zip(self.lo, self.hi) if lo is not None and h is not None]
+        """The field size of every phase the output has (unreached phases left out)."""
+        n = self.phases
+        return [h - lo + 1 for lo, h in zip(self.lo[:n], self.hi[:n]) if lo is not None and h is not None]
 
     @property
     def size(self) -> int:
-        """The largest field over all output positions (0 if none is reached)."""
+        """The largest field over the output positions there are (0 if none is reached)."""
         if len(self.lo) == 1 and self.lo[0] is not None and self.hi[0] is not None:
             return self.hi[0] - self.lo[0] + 1
         return max(self.sizes(), default=0)
@@ -328,8 +370,8 @@ class AxisField:
 
     @property
     def unreached(self) -> int:
-        """Output phases per period that no input reaches."""
-        return sum(lo is None for lo in self.lo)
+        """Output phases (of those the output has) that no input reaches."""
+        return sum(lo is None for lo in self.lo[: self.phases])
 
     def through(self, amap: AxisMap) -> AxisField:
         """The field after a layer whose axis map is `amap`."""

@@ -3,8 +3,9 @@
 Every layer type contributes its arguments (type, default, description) from its `Arg`s, so a
 new layer type is in the schema the moment it is registered. Anywhere a value may be written,
 a `$` expression (a string mentioning `$name` or `$(...)`, as the parser defines it) is
-accepted too. Block names are the user's, so an item that is a one-key mapping to a name that
-is not a layer type or structure is accepted as a block call.
+accepted too. Block names are the user's, so in a spec with `blocks:` an item that is a one-key
+mapping to a name that is not a layer type or structure is accepted as a block call; in a spec
+without `blocks:` (JSON Schema `if`/`then`) every item must be a layer type or a structure.
 
 Pure: imports `analysis`, `budget`, `layers`, `lints` and `spec.parser` constants only.
 """
@@ -29,6 +30,7 @@ from convcalc.spec.parser import (
 )
 
 SCHEMA_ID = "https://convcalc.invalid/spec.schema.json"
+KNOWN = ".known"  # suffix of the definitions for specs without blocks: every item names a layer type
 EXPRESSION_DEF = {"type": "string", "pattern": r"\$[A-Za-z_(]",
                   "description": "A $ expression, e.g. '$planes * 4' or '$(c + g) // 2'."}
 EXPRESSION = {"$ref": "#/definitions/expression"}
@@ -107,8 +109,9 @@ def layer_definitions(layer_type: LayerType) -> dict[str, Any]:
     return {f"args.{layer_type.name}": args, f"layer.{layer_type.name}": item}
 
 
-def structure_definitions() -> dict[str, Any]:
-    listed = ref("layers")
+def structure_definitions(suffix: str = "") -> dict[str, Any]:
+    """`structure.<s><suffix>` for residual, parallel and sequential, their lists `layers<suffix>`."""
+    listed = ref(f"layers{suffix}")
     residual: dict[str, Any] = {
         "type": "object",
         "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME, "after": listed,
@@ -133,7 +136,7 @@ def structure_definitions() -> dict[str, Any]:
     bodies = {"residual": {"anyOf": [listed, residual]}, "parallel": parallel, "sequential": sequential}
     out = {}
     for structure, body in bodies.items():
-        out[f"structure.{structure}"] = {
+        out[f"structure.{structure}{suffix}"] = {
             "type": "object",
             "description": {"residual": "Body added to a shortcut (identity when left out).",
                             "parallel": "Branches on the same input, merged by concat or add.",
@@ -158,8 +161,10 @@ def spec_schema() -> dict[str, Any]:
     for name in names:
         definitions.update(layer_definitions(REGISTRY[name]))
     definitions.update(structure_definitions())
+    definitions.update(structure_definitions(KNOWN))
     taken = [*names, *STRUCTURES]
     bare = [n for n in names if not any(a.required for a in REGISTRY[n].args)]
+    layer_items = [ref(f"layer.{n}") for n in names]
     definitions["block_call"] = {
         "type": "object",
         "description": "A block defined under `blocks:`, with its arguments.",
@@ -168,15 +173,22 @@ def spec_schema() -> dict[str, Any]:
         "properties": RESERVED_PROPS,
         "additionalProperties": {"type": ["object", "null"]},
     }
+    bare_item = {"enum": bare, "description": "A layer type without required arguments."}
     definitions["item"] = {"anyOf": [
-        {"enum": bare, "description": "A layer type without required arguments."},
+        bare_item,
         {"type": "string", "pattern": r"^[A-Za-z0-9_]+$", "not": {"enum": taken},
          "description": "A block without arguments."},
-        *(ref(f"layer.{n}") for n in names),
+        *layer_items,
         *(ref(f"structure.{s}") for s in STRUCTURES),
         ref("block_call"),
     ]}
-    definitions["layers"] = {"anyOf": [{"type": "array", "items": ref("item")}, {"type": "null"}]}
+    # `items` applies to arrays only, so a bad item is reported (and underlined) where it is.
+    definitions["layers"] = {"type": ["array", "null"], "items": ref("item")}
+    # Without `blocks:` no name can be a block, so an item must be a layer type or a structure:
+    # a typo such as `convv2d` is then flagged where it is written.
+    definitions[f"item{KNOWN}"] = {"anyOf": [bare_item, *layer_items,
+                                             *(ref(f"structure.{s}{KNOWN}") for s in STRUCTURES)]}
+    definitions[f"layers{KNOWN}"] = {"type": ["array", "null"], "items": ref(f"item{KNOWN}")}
     block_props = {"args": {"type": ["object", "null"], "description": "Arguments and their defaults"
                             " (null: required)."},
                    "description": {"type": "string"},
@@ -222,5 +234,7 @@ def spec_schema() -> dict[str, Any]:
         "properties": properties,
         "required": ["input", "layers"],
         "additionalProperties": False,
+        "if": {"not": {"required": ["blocks"]}},
+        "then": {"properties": {"layers": ref(f"layers{KNOWN}")}},
         "definitions": definitions,
     }

@@ -17,6 +17,15 @@ torch 2.13 on CPU in training mode):
 - gradients: one per trainable parameter; optimizer state per parameter: `sgd` none,
   `sgd-momentum` one buffer, `adam`/`adamw` two (Adam's per-tensor step counters are left
   out); parameters, buffers, gradients and state are at the chosen dtype;
+- mixed precision (`amp`, as autocast + GradScaler do it): weights, gradients and optimizer
+  state stay float32, plus GradScaler's scale and growth tracker (8 bytes). Tensors carry
+  their dtype: conv, transposed conv, linear and PReLU (`AMP_LOWER`) run in the low precision,
+  so they keep a low-precision cast of their input (a new tensor when the input was float32)
+  and of their weight; 3D pooling and reflection/replication padding (`AMP_FLOAT32`) run in
+  float32, keeping a float32 cast of a low-precision input; every other layer runs in its
+  input's dtype (merges in the widest), and its statistics are float32 (batch, group and layer
+  norm; instance norm's only with affine, else the input's dtype). This is torch 2.13's CPU
+  autocast, the same for bfloat16 and float16, checked against it on every training fixture;
 - not counted: activation gradients alive during backward, framework workspaces, the
   allocator's rounding, and anything held by a data loader. The total is a lower bound.
 
@@ -40,9 +49,19 @@ OPTIMIZER_STATES = {"none": 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 
 INDEX_BYTES = 8  # int64 indices of max pooling
 
 # What one layer keeps: "input", "output", "copy" (a fresh tensor of the input's size, e.g.
-# the input an in-place activation must save before overwriting it), and extra tensors
-# (elements per sample, elements per batch, bytes per element or None for the dtype).
-Extra = Callable[[Any, tuple[int, ...], tuple[int, ...]], tuple[int, int, int | None]]
+# the input an in-place activation must save before overwriting it), and extra tensors:
+# (elements per sample, elements per batch, element) each, the element being bytes, INPUT_DTYPE
+# (the input's dtype) or STATS (statistics: float32 under mixed precision, else the dtype).
+Extra = Callable[[Any, tuple[int, ...], tuple[int, ...]], tuple[tuple[int, int, int], ...]]
+INPUT_DTYPE, STATS = -1, -2
+
+# Mixed precision (torch 2.13's CPU autocast, bfloat16 or float16): the layers that run in the
+# low precision, and those that run in float32 whatever their input.
+AMP_LOWER = {*(f"conv{r}d" for r in (1, 2, 3)), *(f"convtranspose{r}d" for r in (1, 2, 3)), "linear", "prelu"}
+AMP_FLOAT32 = {"avgpool3d", "maxpool3d", "adaptiveavgpool3d", "adaptivemaxpool3d", "reflectionpad1d",
+               "reflectionpad2d", "replicationpad1d", "replicationpad2d", "replicationpad3d"}
+AMP_DTYPES = ("float16", "bfloat16")
+SCALER_BYTES = 8  # GradScaler: the float32 scale and the int32 growth tracker
 
 
 @dataclass(frozen=True)
@@ -53,43 +72,51 @@ class Saves:
     view: bool = False  # the output shares the input's storage
 
 
-def _nothing(*_: Any) -> tuple[int, int, int | None]:
-    return 0, 0, None
+Extras = tuple[tuple[int, int, int], ...]
 
 
-def _indices(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
-    return math.prod(out), 0, INDEX_BYTES
+def _nothing(*_: Any) -> Extras:
+    return ()
 
 
-def _bn_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
-    return 0, 2 * shape[0], None  # save_mean, save_invstd: per channel, over the batch
+def _indices(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    return ((math.prod(out), 0, INDEX_BYTES),)
 
 
-def _instance_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
-    return shape[0] * (3 if args["affine"] else 2), 0, None  # mean, invstd (+ weight per sample)
+def _bn_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    return ((0, 2 * shape[0], STATS),)  # save_mean, save_invstd: per channel, over the batch
 
 
-def _layer_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
+def _instance_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    # mean and invstd per sample (and with affine the weight repeated per sample), computed with
+    # the float32 weight when there is one: float32 then, else the input's dtype
+    if args["affine"]:
+        return ((shape[0] * 3, 0, STATS),)
+    return ((shape[0] * 2, 0, INPUT_DTYPE),)
+
+
+def _layer_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
     normalized = args["normalized_shape"] or shape[-1:]
-    return 2 * math.prod(shape) // math.prod(normalized), 0, None  # mean, rstd per group
+    return ((2 * math.prod(shape) // math.prod(normalized), 0, STATS),)  # mean, rstd per group
 
 
-def _group_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
-    return 2 * args["num_groups"], 0, None
+def _group_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    return ((2 * args["num_groups"], 0, STATS),)
 
 
-def _lrn(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
-    # torch composes it: a channel-padded square (C + size - 1 channels) and two full tensors.
+def _lrn(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    # torch composes it: a channel-padded square (C + size - 1 channels) and two full tensors,
+    # float32 under autocast (its average pool is a 3D one).
     spatial = math.prod(shape[1:])
-    return (shape[0] + args["size"] - 1) * spatial + 2 * math.prod(shape), 0, None
+    return (((shape[0] + args["size"] - 1) * spatial + 2 * math.prod(shape), 0, STATS),)
 
 
-def _mask(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
-    return math.prod(shape), 0, None
+def _mask(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    return ((math.prod(shape), 0, INPUT_DTYPE),)
 
 
-def _channel_mask(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
-    return shape[0], 0, None
+def _channel_mask(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    return ((shape[0], 0, INPUT_DTYPE),)
 
 
 def _adaptive_avg(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> str:
@@ -159,19 +186,28 @@ class TrainingMemory:
     gradient_bytes: int
     optimizer_bytes: int
     per_layer: tuple[int, ...]  # bytes each row adds (a shared tensor counts where first kept)
+    amp: str | None = None  # the low precision of mixed-precision training, or None
+    scaler_bytes: int = 0  # GradScaler's state under mixed precision
 
     @property
     def total_bytes(self) -> int:
-        return self.saved_bytes + self.weight_bytes + self.gradient_bytes + self.optimizer_bytes
+        return (self.saved_bytes + self.weight_bytes + self.gradient_bytes + self.optimizer_bytes
+                + self.scaler_bytes)
 
 
 class _Saved:
-    """What each node keeps for backward, in graph order; tensors named by the row that made them."""
+    """What each node keeps for backward, in graph order; tensors named by the row that made them.
 
-    def __init__(self, report: Report) -> None:
+    Every tensor has a size (elements per sample) and an element size in bytes: the report's
+    dtype, or under mixed precision float32 or the low precision, as autocast gives it.
+    """
+
+    def __init__(self, report: Report, amp: str | None) -> None:
+        self.element = DTYPE_BYTES[report.dtype] if amp is None else DTYPE_BYTES["float32"]
+        self.half = DTYPE_BYTES[amp] if amp is not None else None
         self.sizes: dict[str, int] = {"<input>": math.prod(report.input_shape)}
+        self.bytes: dict[str, int] = {"<input>": self.element}
         self.grad: dict[str, bool] = {"<input>": False}  # does the tensor need a gradient?
-        self.element = DTYPE_BYTES[report.dtype]
         self.batch = report.batch_size
         self.layers: list[LayerMemory] = []
 
@@ -179,6 +215,27 @@ class _Saved:
         tensor_of = {NETWORK_INPUT: "<input>"}
         for i, (node, row) in enumerate(zip(graph.nodes, report.rows)):
             tensor_of[i] = self.node(node, row, [tensor_of[j] for j in node.inputs])
+
+    def new(self, name: str, elements: int, element: int) -> str:
+        self.sizes[name], self.bytes[name] = elements, element
+        return name
+
+    def operand(self, row: Row, tensor: str) -> tuple[str, int, int]:
+        """(the tensor the layer computes on, its element size, the output's element size).
+
+        Under mixed precision a layer that autocast runs in another precision computes on a
+        cast of its input: a new tensor, unless the input already has that precision.
+        """
+        name = row.node.type.name if row.node is not None else row.type
+        have = self.bytes[tensor]
+        want = self.half if name in AMP_LOWER else self.element if name in AMP_FLOAT32 else None
+        if self.half is None or want is None:
+            if self.half is not None and name == "localresponsenorm":
+                return tensor, have, self.element  # composed from float32 ops: a float32 output
+            return tensor, have, have
+        if want == have:
+            return tensor, have, want
+        return self.new(f"{row.path}#cast", self.sizes[tensor], want), want, want
 
     def node(self, node: Node, row: Row, tensors: list[str]) -> str:
         """The name of the tensor `node` outputs, after noting what it keeps."""
@@ -189,8 +246,13 @@ class _Saved:
         tensor = tensors[0]
         inplace = bool(node.args.get("inplace", False))
         out = tensor if rule.view or (inplace and rule.keeps) else row.path
+        if len(tensors) == 1:
+            operand, element, out_element = self.operand(row, tensor)
+        else:  # a merge: the widest of its inputs (type promotion)
+            operand, element = tensor, self.bytes[tensor]
+            out_element = max(self.bytes[t] for t in tensors)
         if out == row.path:
-            self.sizes[out] = math.prod(row.output_shape)
+            self.new(out, math.prod(row.output_shape), out_element)
         self.grad[out] = any(self.grad[t] for t in tensors) or row.params > 0
         if not self.grad[out]:  # no gradient flows through it: autograd keeps nothing
             self.layers.append(LayerMemory(row.path, (), 0))
@@ -201,30 +263,49 @@ class _Saved:
             keeps = _adaptive_avg(node.args, shape, row.output_shape)
         kept: tuple[str, ...] = ()
         if keeps == "input":
-            kept = tuple(tensors)
+            kept = (operand,) if len(tensors) == 1 else tuple(tensors)
         elif keeps == "output":
             kept = (out,)
         elif keeps == "copy":
-            kept = (f"{row.path}#copy",)
-            self.sizes[kept[0]] = math.prod(shape)
-        per_sample, per_batch, size = (rule.extra or _nothing)(node.args, shape, row.output_shape)
-        extra = (per_sample * self.batch + per_batch) * (size or self.element)
+            kept = (self.new(f"{row.path}#copy", math.prod(shape), element),)
+        extra = 0
+        for per_sample, per_batch, size in (rule.extra or _nothing)(node.args, shape, row.output_shape):
+            if size == INPUT_DTYPE:
+                size = element
+            elif size == STATS:
+                size = self.element
+            extra += (per_sample * self.batch + per_batch) * size
+        if self.half is not None and node.type.name in AMP_LOWER:
+            extra += weight_elements(node, row) * self.half  # the low-precision cast of the weight
         self.layers.append(LayerMemory(row.path, kept, extra))
         return out
 
 
-def training_memory(network: Network, report: Report, optimizer: str = "none") -> TrainingMemory:
-    """Bytes kept for one training step of `report`'s batch (see the module's assumptions)."""
+def weight_elements(node: Node, row: Row) -> int:
+    """The elements of a conv's, linear's or PReLU's weight: its parameters less the bias."""
+    outputs = node.args.get("out_channels") or node.args.get("out_features") or 0
+    return row.params - (outputs if node.args.get("bias") else 0)
+
+
+def training_memory(network: Network, report: Report, optimizer: str = "none",
+                    amp: str | None = None) -> TrainingMemory:
+    """Bytes kept for one training step of `report`'s batch (see the module's assumptions).
+
+    `amp` ("float16" or "bfloat16") is mixed precision: float32 weights, gradients and optimizer
+    state, activations in the low precision where autocast casts them.
+    """
     if optimizer not in OPTIMIZER_STATES:
         raise SpecError(f"unknown optimizer '{optimizer}' (expected one of {', '.join(OPTIMIZER_STATES)})")
-    walker = _Saved(report)
+    if amp is not None and amp not in AMP_DTYPES:
+        raise SpecError(f"mixed precision runs in {' or '.join(AMP_DTYPES)}, not '{amp}'")
+    walker = _Saved(report, amp)
     walker.run(network.graph, report)
     seen: set[str] = set()
     per_layer = []
     for mem in walker.layers:
         new = [t for t in mem.kept if t not in seen]
         seen.update(new)
-        per_layer.append(sum(walker.sizes[t] for t in new) * walker.batch * walker.element + mem.extra_bytes)
+        per_layer.append(sum(walker.sizes[t] * walker.bytes[t] for t in new) * walker.batch + mem.extra_bytes)
     element = walker.element
     t = report.totals
     return TrainingMemory(
@@ -234,4 +315,6 @@ def training_memory(network: Network, report: Report, optimizer: str = "none") -
         gradient_bytes=t.params * element,
         optimizer_bytes=OPTIMIZER_STATES[optimizer] * t.params * element,
         per_layer=tuple(per_layer),
+        amp=amp,
+        scaler_bytes=SCALER_BYTES if amp is not None else 0,
     )

@@ -64,6 +64,8 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
 @click.option("--max-activation-bytes", type=Number(),
               help="Most bytes of layer outputs for the batch (e.g. 64MiB).")
 @click.option("--max-param-bytes", type=Number(), help="Most bytes of trainable parameters.")
+@click.option("--max-peak-bytes", type=Number(),
+              help="Most bytes of live tensors at any step of an inference pass (the peak; e.g. 16MiB).")
 @click.option("--expect-output", type=ShapeParam(), help="The output shape without the batch (e.g. 1000).")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1),
               help="Batch size for MACs and activations [spec budget's batch_size, else 1].")
@@ -75,13 +77,13 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
               show_default=True, help="text for people, json for scripts.")
 @max_layers_option
 def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, max_flops: int | None,
-          max_activation_bytes: int | None, max_param_bytes: int | None,
+          max_activation_bytes: int | None, max_param_bytes: int | None, max_peak_bytes: int | None,
           expect_output: tuple[int, ...] | None, batch_size: int | None, dtype: str | None,
           strict: bool, ignore: tuple[str, ...], fmt: str, max_layers: int) -> None:
     """Check each SPEC against its budgets; for CI jobs and pre-commit hooks.
 
     Budgets come from the spec's `budget:` mapping (max_params, max_macs, max_flops,
-    max_activation_bytes, max_param_bytes, expect_output, batch_size, dtype) and from these
+    max_activation_bytes, max_param_bytes, max_peak_bytes, expect_output, batch_size, dtype) and from these
     options, which override the spec key by key. Numbers take suffixes: K, M, G, T (1000s)
     and KiB, MiB, GiB, TiB (1024s). A limit holds when the measured value is at most it.
 
@@ -96,7 +98,8 @@ def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, 
       convcalc check net.yaml --max-activation-bytes 2GiB -b 32 --dtype float16 --format json
     """
     limits = {"max_params": max_params, "max_macs": max_macs, "max_flops": max_flops,
-              "max_activation_bytes": max_activation_bytes, "max_param_bytes": max_param_bytes}
+              "max_activation_bytes": max_activation_bytes, "max_param_bytes": max_param_bytes,
+              "max_peak_bytes": max_peak_bytes}
     ctx = click.get_current_context()
     results = []
     for path in specs:

@@ -25,7 +25,19 @@ def strict_option(func: F) -> F:
         " spec's ignore: list.")(func)
 
 
+# convcalc.training.AMP_DTYPES, written out for the same reason.
+AMP_DTYPES = ("float16", "bfloat16")
+
+
 def training_options(func: F) -> F:
+    func = click.option(
+        "--amp-dtype", type=click.Choice(AMP_DTYPES), default="float16", show_default=True,
+        help="The low precision of --amp.")(func)
+    func = click.option(
+        "--amp", is_flag=True,
+        help="With --training: mixed precision as autocast + GradScaler do it: float32 weights,"
+        " gradients and optimizer state; activations kept in --amp-dtype where autocast casts them"
+        " (implies --training; see docs/check.md).")(func)
     func = click.option(
         "--optimizer", type=click.Choice(OPTIMIZERS), default="none", show_default=True,
         help="Optimizer state for --training: sgd none, sgd-momentum 1, adam/adamw 2 values per"

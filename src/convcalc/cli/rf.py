@@ -92,8 +92,8 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
-@click.option("--layer", "at", metavar="PATH", help="The layer (module path as in `shapes`); default: the"
-              " last spatial layer whose output is not 1 pixel.")
+@click.option("--layer", "--at", "at", metavar="PATH", help="The layer (module path as in `shapes`; --at as"
+              " in `rf`); default: the last spatial layer whose output is not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position; default: the centre.")
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True,
               help="Random inputs to average over (run as one batch).")

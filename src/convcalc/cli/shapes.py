@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,6 +16,7 @@ from convcalc.cli.lint import fail_on_warnings, linted_report, strict_option, tr
 from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.layers import REGISTRY
+from convcalc.layers.base import Bool
 from convcalc.network import Network
 from convcalc.spec.parser import Limits, Parser
 from convcalc.spec.source import Source
@@ -46,7 +49,8 @@ ignore_option = click.option(
 @max_layers_option
 @verify_options
 def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], strict: bool,
-           training: bool, optimizer: str, max_layers: int, verify: bool, seed: int, max_memory: int) -> None:
+           training: bool, amp: bool, amp_dtype: str, optimizer: str, max_layers: int, verify: bool, seed: int,
+           max_memory: int) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
@@ -60,15 +64,16 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
       convcalc shapes net.yaml --format json > shapes.json
       convcalc shapes net.yaml --batch-size 32 --dtype float16
       convcalc shapes net.yaml --verify --seed 1
+      convcalc shapes net.yaml --training --amp --optimizer adam -b 32
     """
     network = load_network(spec, max_layers)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
     verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
     memory = None
-    if training:
+    if training or amp:
         from convcalc.training import training_memory
 
-        memory = training_memory(network, report, optimizer)
+        memory = training_memory(network, report, optimizer, amp_dtype if amp else None)
     emit_report(report, fmt, verification, memory)
     if verification is not None:
         finish_verification(verification)
@@ -109,7 +114,40 @@ def parse_layer_flags(words: list[str]) -> dict[str, Any]:
     return args
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+class LayerCommand(click.Command):
+    """`convcalc layer`: its help lists the arguments of the TYPE named on the command line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # --help is eager and runs before TYPE is an argument: note TYPE from the words first.
+        named = [word for word in args if word in REGISTRY]
+        if named:
+            ctx.meta["convcalc.layer_type"] = named[0]
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        name = ctx.meta.get("convcalc.layer_type")
+        if name is not None:
+            from convcalc.layers.base import describe
+
+            lt = REGISTRY[name]
+            rows = []
+            for arg in lt.args:
+                flag = f"--{arg.name.replace('_', '-')}"
+                if isinstance(arg.kind, Bool):
+                    flag = f"{flag} / --no-{arg.name.replace('_', '-')}"
+                default = "required" if arg.required else f"default: {describe(arg.default)}"
+                rows.append((flag, f"{arg.doc} [{default}]"))
+            with formatter.section(f"Arguments of {name}"):
+                formatter.write_text(lt.summary)
+                formatter.write_paragraph()
+                if rows:
+                    formatter.write_dl(rows)
+                else:
+                    formatter.write_text("It takes no arguments.")
+        super().format_epilog(ctx, formatter)
+
+
+@cli.command(cls=LayerCommand, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("layer_type", metavar="TYPE")
 @click.option("-i", "--input", "input_shape", required=True, metavar="SHAPE",
               help="Input shape without the batch, e.g. 3x224x224 or 64x56x56.")
@@ -122,17 +160,23 @@ def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch
     """One layer from flags, without a spec file.
 
     The layer's arguments are its torch.nn names in kebab case: `--out-channels 64`,
-    `--kernel-size 3` or `--kernel-size 3,5`, `--padding same`, `--no-bias`.
+    `--kernel-size 3` or `--kernel-size 3,5`, `--padding same`, `--no-bias`
+    (`convcalc layer TYPE --help` lists them). A layer without spatial axes takes a
+    one-number input: `convcalc layer linear -i 2048 --out-features 1000`.
 
     \b
     Example:
       convcalc layer conv2d --input 3x224x224 --out-channels 64 --kernel-size 7 --stride 2 --padding 3
     """
     args = parse_layer_flags(list(ctx.args))
-    spec = {"name": layer_type, "input": input_shape, "layers": [{layer_type: args or None}]}
+    # A spec's input has a channel and spatial axes; one layer may take a plain vector (linear).
+    vector = re.fullmatch(r"\s*\[?\s*(\d+)\s*\]?\s*", input_shape)
+    spec = {"name": layer_type, "input": "1x1" if vector else input_shape, "layers": [{layer_type: args or None}]}
     node = yaml.SafeDumper(None).represent_data(spec)  # type: ignore[arg-type]
     try:
         network: Network = Parser(Source("<command line>", ""), Limits()).network(node)
+        if vector:
+            network = dataclasses.replace(network, input_shape=(int(vector.group(1)),))
         report = analyze(network, batch_size, dtype)
     except ConvcalcError as err:
         err.path = None  # the one layer's path ("0") means nothing on a command line

@@ -30,7 +30,7 @@ from convcalc.layers.base import (
     PerAxis,
     Shape,
 )
-from convcalc.receptive import Transposed, Window
+from convcalc.receptive import Transposed, Window, inputs_per_output
 
 IN_CHANNELS = Arg(
     "in_channels", Optional(Int()), None, "Checked against the input; inferred when left out."
@@ -263,10 +263,14 @@ class ConvTranspose(GroupedConv):
                 )
             out.append(size)
             if effective_kernel(k, d) % s:
-                uneven.append((axis, (effective_kernel(k, d), s)))
+                # Counted over the outputs the layer has: on an input shorter than the
+                # pattern, every output may receive the same number.
+                fewest, most = inputs_per_output(Transposed(k, s, d, p[0]), n, size)
+                if fewest != most:
+                    uneven.append((axis, (effective_kernel(k, d), s, fewest, most)))
         note = layer_note("uneven-overlap", uneven, lambda axes, f: (
             f"kernel span {f[0]} is not a multiple of stride {f[1]} along {axes}: outputs receive"
-            f" {f[0] // f[1]} or {-(-f[0] // f[1])} inputs (checkerboard artefacts); use a kernel"
+            f" {f[2]} or {f[3]} inputs (checkerboard artefacts); use a kernel"
             f" divisible by the stride (e.g. {f[1] * max(1, -(-f[0] // f[1]))}), or resize + conv"))
         notes = [note] if note else []
         per_input = (c_out // groups) * math.prod(kernel)

@@ -19,6 +19,7 @@ from convcalc.layers.base import (
     Int,
     Kind,
     LayerType,
+    Note,
     Optional,
     Shape,
     is_int,
@@ -44,13 +45,19 @@ class Linear(LayerType):
             raise ShapeError(f"in_features={declared} but the last dim of the input is {n_in}{hint}")
         positions = math.prod(shape[:-1])
         axes = None
+        notes: tuple[Note, ...] = ()
         if len(shape) > 1:
             axes = (IDENTITY,) * (len(shape) - 2) + (Dense(n_in),)
+            notes = (Note("unflattened-linear",
+                          f"this linear acts on the last axis only, so {shape_str(shape)} becomes"
+                          f" {shape_str((*shape[:-1], n_out))}; add flatten before it for a classifier"
+                          " head (ignore this warning when a per-position linear is meant)"),)
         return Inference(
             output_shape=(*shape[:-1], n_out),
             params=n_in * n_out + (n_out if args["bias"] else 0),
             macs=positions * n_in * n_out,
             axes=axes,
+            notes=notes,
         )
 
 

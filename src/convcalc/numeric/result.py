@@ -42,6 +42,7 @@ class Verification:
     seconds: float
     memory_estimate: int  # bytes, estimated before running
     nonfinite: tuple[str, ...] = ()  # paths whose output had NaN or inf (random weights)
+    live_peak_bytes: int = 0  # the most bytes of input and layer outputs held at once (runner.LiveBytes)
 
     @property
     def ok(self) -> bool:

@@ -72,17 +72,34 @@ OnStep = Callable[[Step], None]
 ParamTable = Mapping[str, Mapping[str, np.ndarray]]
 
 
+@dataclass
+class LiveBytes:
+    """What `run` holds: the bytes of the values (the input, each node's output) it keeps now,
+    and the most it held at once. The inference peak (`Totals.peak_activation_bytes`) is
+    checked against it."""
+
+    now: int = 0
+    peak: int = 0
+
+    def add(self, array: np.ndarray) -> None:
+        self.now += array.nbytes
+        self.peak = max(self.peak, self.now)
+
+
 def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save: bool = False,
-        params: ParamTable | None = None) -> np.ndarray:
+        params: ParamTable | None = None, live: LiveBytes | None = None) -> np.ndarray:
     """The network's output for the batched input `x`, calling `on_step` after each step.
 
     Parameters are drawn from `seed` per layer path, except for paths in `params`
-    (path -> {name: array}, PyTorch names and layouts), which are used as given.
+    (path -> {name: array}, PyTorch names and layouts), which are used as given. `live`
+    (when given) counts the bytes of the values held, as they are made and freed.
     """
     dtype = VERIFY_DTYPES["float64" if x.dtype == np.float64 else "float32"]
     graph = network.graph
     last_use = graph.last_use
+    live = live if live is not None else LiveBytes()
     values: dict[int, np.ndarray] = {INPUT: x}
+    live.add(x)
     for i, node in enumerate(graph.nodes):
         xs = tuple(values[j] for j in node.inputs)
         if params is not None and node.path in params:
@@ -93,11 +110,12 @@ def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save
             weights = {}
         out = forward_node(node.type, node.args, xs, weights, save=save)
         values[i] = out.y
+        live.add(out.y)
         on_step(Step(node, xs, out, weights))
         del xs, out, weights
         for j in {*node.inputs, i}:
             if last_use[j] == i:
-                del values[j]
+                live.now -= values.pop(j).nbytes
     return values[graph.outputs[0]]
 
 
@@ -201,9 +219,10 @@ def verify(
 
     start = time.perf_counter()
     x = input_array(network.input_shape, report.batch_size, seed, dtype)
+    live = LiveBytes()
     try:
         with np.errstate(all="ignore"):  # overflow from random weights is reported as `nonfinite`
-            run(network, x, on_step, seed=seed)
+            run(network, x, on_step, seed=seed, live=live)
     except _Stop:
         pass
     except MemoryError:
@@ -225,5 +244,5 @@ def verify(
         checks.append(LayerCheck(row.path, row.type, tuple(row.output_shape), None, where=row.where))
     return Verification(
         checks=tuple(checks), seed=seed, dtype=dtype, batch_size=report.batch_size,
-        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite),
+        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite), live_peak_bytes=live.peak,
     )

@@ -42,11 +42,27 @@ def result_text(result: dict[str, Any], strict: bool) -> str:
     failed = [c for c in result["checks"] if not c["ok"]]
     warned = result["warnings"]
     word = "PASS" if result["ok"] else "FAIL"
-    held = f"{len(result['checks']) - len(failed)} of {len(result['checks'])} checks hold" \
-        if result["checks"] else "no budgets"
+    held = _counted(len(result["checks"]), len(failed))
     extra = f", {len(warned)} warning{'s' if len(warned) != 1 else ''}" if warned else ""
     lines = [f"{word} {result['file']} ({held}{extra})"]
     lines += [f"  failed: {c['text']}" for c in failed]
     mark = "failed" if strict else "warning"
-    lines += [f"  {mark}: {w['path']} ({w['type']}) [{w['code']}]: {w['message']}" for w in warned]
+    lines += [f"  {mark}: {_place(result['file'], w['line'])}{w['path']} ({w['type']}) [{w['code']}]: {w['message']}"
+              for w in warned]
     return "\n".join(lines)
+
+
+def _place(file: str, line: int | None) -> str:
+    """`file:line: ` as an editor or CI annotation reads it (nothing when the line is unknown)."""
+    return f"{file}:{line}: " if line is not None else ""
+
+
+def _counted(total: int, failed: int) -> str:
+    """`3 checks hold`, `1 check holds`, `1 of 3 checks failed`, `1 check failed`, `no budgets`."""
+    if not total:
+        return "no budgets"
+    if not failed:
+        return f"{total} check{'s hold' if total > 1 else ' holds'}"
+    if failed == total:
+        return "1 check failed" if total == 1 else f"all {total} checks failed"
+    return f"{failed} of {total} checks failed"

@@ -1,13 +1,14 @@
 """The JSON contract (schema_version 1) and the plain values every format shares.
 
 Contract: top level `schema_version`, `name`, `input_shape`, `output_shape`, `batch_size`,
-`dtype`, `layers`, `totals`, `warnings`. Each layer: `path`, `type`, `input_shape` (a list of
-shapes for `add`/`concat`), `output_shape`, `params`, `buffers`, `macs`, `flops`,
-`activation_bytes`, `receptive_field` ({size, jump, start} per spatial axis, or null).
-Shapes leave out the batch. Numbers are exact; a fractional jump or start is a float.
-With `--verify` (`add_verification`): top-level `verified` (bool) and `verification`
-({seed, dtype, batch_size, seconds, memory_estimate, nonfinite, failure}); each layer gains
-`verified` (true, false, or null when it did not run) and `actual_shape`.
+`dtype`, `layers`, `totals` (with `peak_activation_bytes`, the inference peak), `warnings`.
+Each layer: `path`, `type`, `input_shape` (a list of shapes for `add`/`concat`),
+`output_shape`, `params`, `buffers`, `macs`, `flops`, `activation_bytes`, `receptive_field`
+({size, jump, start} per spatial axis, or null). Shapes leave out the batch. Numbers are
+exact; a fractional jump or start is a float. With `--verify` (`add_verification`): top-level
+`verified` (bool) and `verification` ({seed, dtype, batch_size, seconds, memory_estimate,
+live_peak_bytes, nonfinite, failure}); each layer gains `verified` (true, false, or null when
+it did not run) and `actual_shape`.
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ def warning_dict(warning: DesignWarning, line: bool = True) -> dict[str, Any]:
     return data
 
 
+def warning_place(warning: DesignWarning) -> str:
+    """`file:line: ` of the layer a warning is about (as JSON's `line`), or nothing when unknown."""
+    where = warning.where
+    return f"{where.file}:{where.line}: " if where is not None else ""
+
+
 def warning_text(warning: DesignWarning) -> str:
-    """`path (type) [code]: message`, as the plain formats and stderr show a warning."""
-    return f"{warning.path} ({warning.layer_type}) [{warning.code}]: {warning.message}"
+    """`file:line: path (type) [code]: message`, as the plain formats and stderr show a warning."""
+    return f"{warning_place(warning)}{warning.path} ({warning.layer_type}) [{warning.code}]: {warning.message}"
 
 
 def field_dict(field: Field) -> dict[str, list[int | float | None]] | None:
@@ -104,6 +111,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "flops": t.flops,
             "activation_bytes": t.activation_bytes,
             "param_bytes": t.param_bytes,
+            "peak_activation_bytes": t.peak_activation_bytes,
         },
         "warnings": [warning_dict(w) for w in report.warnings],
     }
@@ -122,6 +130,7 @@ def add_verification(data: dict[str, Any], verification: Any) -> dict[str, Any]:
         "batch_size": verification.batch_size,
         "seconds": round(verification.seconds, 3),
         "memory_estimate": verification.memory_estimate,
+        "live_peak_bytes": verification.live_peak_bytes,
         "nonfinite": list(verification.nonfinite),
         "failure": None if failure is None else {
             "path": failure.path, "type": failure.type, "expected": list(failure.expected),
@@ -139,12 +148,12 @@ def shape_text(shape: Any) -> str:
 
 
 def field_text(field: Field) -> tuple[str, str]:
-    """(size, jump) as short text: `427` when all axes agree, else `427x300`."""
+    """(size, jump) as short text: `427` when all axes agree, else `427x300`; `1,051` as counts are."""
     if field is None:
         return "-", "-"
     sizes = {f.size for f in field}
     jumps = {fraction_text(f.jump) for f in field}
-    size = str(field[0].size) if len(sizes) == 1 else "x".join(str(f.size) for f in field)
+    size = f"{field[0].size:,}" if len(sizes) == 1 else "x".join(f"{f.size:,}" for f in field)
     jump = jumps.pop() if len(jumps) == 1 else "x".join(fraction_text(f.jump) for f in field)
     return size, jump
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from convcalc.render.data import fraction_text, number, warning_dict
+from convcalc.render.data import fraction_text, number, warning_dict, warning_place
 from convcalc.render.output import Rendered
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ def explanation_table(e: Explanation) -> Any:
     row("jump", [fraction_text(f.jump) for f in fields])
     row("start", [fraction_text(f.start) for f in fields])
     if any(f.period > 1 for f in fields):
-        row("period (outputs)", [str(f.period) for f in fields])
-        row("unreached phases", [f"{f.unreached} of {f.period}" for f in fields])
+        row("period (outputs)", [str(f.period) if f.phases == f.period else f"{f.period} ({f.phases} here)"
+                                 for f in fields])
+        row("unreached phases", [f"{f.unreached} of {f.phases}" for f in fields])
     if any(a.taps_min != a.taps_max for a in e.axes):
         row("this layer's inputs/output", [f"{a.taps_min}..{a.taps_max}" for a in e.axes])
     row("position", [str(p) for p in e.position])
@@ -80,7 +81,8 @@ def explanation_table(e: Explanation) -> Any:
         parts.append(Text("Too many distinct branch paths: the region is the per-axis union (may be larger).",
                           style="yellow"))
     for w in e.warnings:
-        parts.append(Text.assemble("  ", (w.path, "cyan"), f" ({w.layer_type}) ", (f"[{w.code}]", "yellow"),
+        parts.append(Text.assemble("  ", (warning_place(w), "dim"), (w.path, "cyan"), f" ({w.layer_type}) ",
+                                   (f"[{w.code}]", "yellow"),
                                    f" {w.message}"))
     return Group(*parts)
 

@@ -75,6 +75,7 @@ def to_markdown(report: Report) -> str:
         f"- MACs (conv + linear multiply-accumulates): {t.macs:,}",
         f"- FLOPs (= 2 x MACs): {t.flops:,}",
         f"- Activations (all layer outputs): {human_bytes(t.activation_bytes)}",
+        f"- Inference peak (live tensors, at `{t.peak_activation_at}`): {human_bytes(t.peak_activation_bytes)}",
     ]
     if report.warnings:
         lines += ["", "Warnings:", ""]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from convcalc.analysis import Report
-from convcalc.render.data import field_text, human_bytes, human_count, shape_text
+from convcalc.render.data import field_text, human_bytes, human_count, shape_text, warning_place
 
 Segment = tuple[str, str | None]  # text and a rich style name (or None)
 Line = list[Segment]
@@ -76,12 +76,15 @@ def report_table(report: Report, extra: Sequence[Column] = ()) -> list[Line]:
         [("MACs ", "bold"), (f"{t.macs:,} ({human_count(t.macs)}; conv + linear only)", None),
          ("   FLOPs ", "bold"), (f"{t.flops:,} (= 2 x MACs)", None)],
         [("Activations ", "bold"),
-         (f"{human_bytes(t.activation_bytes)} (every layer's output, batch {report.batch_size})", None)],
+         (f"{human_bytes(t.activation_bytes)} (every layer's output, batch {report.batch_size})", None),
+         ("   Inference peak ", "bold"),
+         (f"{human_bytes(t.peak_activation_bytes)} (live tensors, at {t.peak_activation_at})", None)],
     ]
     if report.warnings:
         count = len(report.warnings)
         out += [[], [(f"{count} warning{'s' if count > 1 else ''}:", "bold yellow")]]
-        out += [[("  ", None), (w.path, "cyan"), (f" ({w.layer_type}) ", None), (f"[{w.code}]", "yellow"),
+        out += [[("  ", None), (warning_place(w), "dim"), (w.path, "cyan"), (f" ({w.layer_type}) ", None),
+                 (f"[{w.code}]", "yellow"),
                  (f" {w.message}", None)] for w in report.warnings]
     return out
 

@@ -20,6 +20,8 @@ def training_dict(memory: TrainingMemory, buffers: int) -> dict[str, Any]:
         "optimizer_bytes": memory.optimizer_bytes,
         "total_bytes": memory.total_bytes,
         "saved_bytes_per_layer": list(memory.per_layer),
+        "amp": memory.amp,
+        "scaler_bytes": memory.scaler_bytes,
     }
 
 
@@ -28,13 +30,19 @@ def saved_cells(memory: TrainingMemory) -> list[str]:
 
 
 def summary_lines(memory: TrainingMemory, batch_size: int) -> list[str]:
-    return [
-        f"Training (batch {batch_size}, optimizer {memory.optimizer}): "
+    amp = f", mixed precision {memory.amp}" if memory.amp else ""
+    scaler = f" + GradScaler {human_bytes(memory.scaler_bytes)}" if memory.amp else ""
+    lines = [
+        f"Training (batch {batch_size}, optimizer {memory.optimizer}{amp}): "
         f"{human_bytes(memory.total_bytes)} at least",
         f"  kept for backward {human_bytes(memory.saved_bytes)}"
         f" + weights {human_bytes(memory.weight_bytes)}"
         f" + gradients {human_bytes(memory.gradient_bytes)}"
-        f" + optimizer state {human_bytes(memory.optimizer_bytes)}",
-        "  (not counted: activation gradients during backward, workspaces, allocator overhead;"
-        " see docs/check.md)",
+        f" + optimizer state {human_bytes(memory.optimizer_bytes)}{scaler}",
     ]
+    if memory.amp:
+        lines.append(f"  (weights, gradients and optimizer state in float32; activations in {memory.amp} where"
+                     " autocast casts them, with the casts of conv and linear weights)")
+    lines.append("  (not counted: activation gradients during backward, workspaces, allocator overhead;"
+                 " see docs/check.md)")
+    return lines

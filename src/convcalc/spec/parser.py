@@ -267,6 +267,9 @@ class Parser:
             if not heads:
                 raise self.error("this item has no layer type (only "
                                  f"{', '.join(reserved)})", node, path)
+            dedented = self.dedented(heads, path)
+            if dedented is not None:
+                raise dedented
             raise self.error(
                 f"one item has several layer keys ({', '.join(k for k, _, _ in heads)}); each list"
                 " item is one layer, so put each on its own '- ' line", heads[1][1], path)
@@ -295,6 +298,36 @@ class Parser:
             value = yaml.MappingNode(value.tag, [(k, v) for k, v in value.value if k.value not in RESERVED],
                                      value.start_mark, value.end_mark)
         return head, key_node, value, reserved
+
+    def dedented(self, heads: list[tuple[str, yaml.Node, yaml.Node]], path: str) -> SpecError | None:
+        """The error for arguments written beside their layer instead of under it, if that is it.
+
+        `padding: 1` one indent too far left lands in the item's mapping next to `conv2d:`; when
+        every extra key is an argument of the one layer type (or block) among the keys, say so.
+        """
+        for head, _, _ in heads:
+            if head in REGISTRY:
+                names: tuple[str, ...] = REGISTRY[head].arg_names
+            elif head in self.ctx.blocks:
+                names = tuple(arg for arg, _ in self.ctx.blocks[head].params)
+            else:
+                continue
+            extra = [(key, node) for key, node, _ in heads if key != head]
+            if not all(key in names for key, _ in extra):
+                return None
+            listed = ", ".join(f"'{key}'" for key, _ in extra[:-1])
+            listed = f"{listed} and '{extra[-1][0]}'" if listed else f"'{extra[0][0]}'"
+            many = len(extra) > 1
+            value = next(v for k, _, v in heads if k == head)
+            if isinstance(value, yaml.MappingNode) and value.flow_style:
+                fix = f"move {'them' if many else 'it'} inside the braces of '{head}: {{...}}'"
+            else:
+                fix = f"indent {'them' if many else 'it'} under '{head}:' (two spaces more than '{head}')"
+            return self.error(
+                f"{listed} {'are arguments' if many else 'is an argument'} of {head} but"
+                f" {'sit' if many else 'sits'} beside it, at the level of '{head}:'; {fix}",
+                extra[0][1], path, head)
+        return None
 
     def truth(self, node: yaml.Node, scope: Mapping[str, Any], path: str) -> bool:
         value = self.value(node, scope)
