@@ -4,6 +4,7 @@
 `Network`. Every problem is a `SpecError` (a `LimitError` for size limits) naming the file
 and, where there is one, the line and column. Pass a `sources` dict to keep the text read,
 by file name, for showing the offending line (`convcalc.render.error.format_error`).
+`overrides` (var name -> value) and `input_shape` try other values without editing the file.
 
 Imports `errors`, `network` and `spec` only.
 """
@@ -11,13 +12,14 @@ Imports `errors`, `network` and `spec` only.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from convcalc.errors import Location, SpecError
 from convcalc.network import Network
-from convcalc.spec.parser import DEFAULT_MAX_LAYERS, Limits, Parser
-from convcalc.spec.source import Source, compose
+from convcalc.spec.parser import DEFAULT_MAX_LAYERS, Limits, parse_spec
+from convcalc.spec.source import Source
 
 
 def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
@@ -51,9 +53,14 @@ def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
 
 
 def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS,
-                 sources: dict[str, Source] | None = None) -> Network:
-    """Read and parse one spec; its text goes into `sources` (when given) before parsing."""
+                 sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | str | None = None) -> Network:
+    """Read and parse one spec; its text goes into `sources` (when given) before parsing.
+
+    `overrides` replace `vars` by name and `input_shape` the spec's `input`
+    (`convcalc.spec.parser.parse_spec`, as `--set NAME=VALUE` and `--input`).
+    """
     source = read_source(path)
     if sources is not None:
         sources[source.name] = source
-    return Parser(source, Limits(max_layers=max_layers)).network(compose(source))
+    return parse_spec(source, Limits(max_layers=max_layers), overrides, input_shape)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from convcalc.cli import cli
-from convcalc.cli.common import emit, load_network, max_layers_option, terminal
+from convcalc.cli.common import Assignments, Shape, emit, input_options, load_network, max_layers_option, terminal
 from convcalc.errors import SpecError
 from convcalc.render.env import Terminal
 
@@ -37,6 +37,7 @@ def parse_position(text: str | None) -> tuple[int, ...] | None:
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @click.option("--at", "at", metavar="PATH", help="The layer (module path as in `shapes`); default: the"
               " last spatial layer whose output is not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position (one index per spatial axis);"
@@ -44,7 +45,8 @@ def parse_position(text: str | None) -> tuple[int, ...] | None:
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people, json for scripts.")
 @max_layers_option
-def rf(spec: str, at: str | None, position: str | None, fmt: str, max_layers: int) -> None:
+def rf(spec: str, input_shape: Shape | None, assignments: Assignments, at: str | None, position: str | None,
+       fmt: str, max_layers: int) -> None:
     """Explain one layer's receptive field in SPEC.
 
     Size, jump (effective stride) and start per axis, for every output position
@@ -57,8 +59,9 @@ def rf(spec: str, at: str | None, position: str | None, fmt: str, max_layers: in
     Examples:
       convcalc rf examples/resnet18.yaml --at layer3.1.relu_out
       convcalc rf net.yaml --at up2 --position 0,0 --format json
+      convcalc rf examples/resnet18.yaml --input 3x512x512
     """
-    network = load_network(spec, max_layers)
+    network = load_network(spec, max_layers, dict(assignments), input_shape)
     from convcalc.fieldwalk import explain
     from convcalc.render.field import render_explanation
 
@@ -92,6 +95,7 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @click.option("--layer", "at", metavar="PATH", help="The layer (module path as in `shapes`); default: the"
               " last spatial layer whose output is not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position; default: the centre.")
@@ -109,9 +113,9 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
               help="Columns of the terminal heat map.")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @max_layers_option
-def erf(spec: str, at: str | None, position: str | None, samples: int, seed: int, dtype: str,
-        png_path: str | None, npy_path: str | None, csv_path: str | None, width: int, fmt: str,
-        max_layers: int) -> None:
+def erf(spec: str, input_shape: Shape | None, assignments: Assignments, at: str | None, position: str | None,
+        samples: int, seed: int, dtype: str, png_path: str | None, npy_path: str | None, csv_path: str | None,
+        width: int, fmt: str, max_layers: int) -> None:
     """Effective receptive field of one output of SPEC (Luo et al., 2016).
 
     With random weights and real activations (ReLU masks, max-pool arg-max, BatchNorm
@@ -127,7 +131,7 @@ def erf(spec: str, at: str | None, position: str | None, samples: int, seed: int
     """
     import numpy as np
 
-    network = load_network(spec, max_layers)
+    network = load_network(spec, max_layers, dict(assignments), input_shape)
     field, e = run_erf(network, at, parse_position(position), samples, seed, dtype, terminal())
     heat = field.heat
     flat = heat if heat.ndim <= 2 else heat[heat.shape[0] // 2]

@@ -9,7 +9,17 @@ import yaml
 
 from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
-from convcalc.cli.common import emit, format_option, load_network, max_layers_option, memory_options, terminal
+from convcalc.cli.common import (
+    Assignments,
+    Shape,
+    emit,
+    format_option,
+    input_options,
+    load_network,
+    max_layers_option,
+    memory_options,
+    terminal,
+)
 from convcalc.cli.lint import fail_on_warnings, linted_report, strict_option, training_options
 from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.errors import ConvcalcError, SpecError
@@ -38,6 +48,7 @@ ignore_option = click.option(
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @format_option()
 @memory_options
 @ignore_option
@@ -45,8 +56,9 @@ ignore_option = click.option(
 @training_options
 @max_layers_option
 @verify_options
-def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], strict: bool,
-           training: bool, optimizer: str, max_layers: int, verify: bool, seed: int, max_memory: int) -> None:
+def shapes(spec: str, input_shape: Shape | None, assignments: Assignments, fmt: str, batch_size: int, dtype: str,
+           ignore: tuple[str, ...], strict: bool, training: bool, optimizer: str, max_layers: int, verify: bool,
+           seed: int, max_memory: int) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
@@ -60,8 +72,9 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
       convcalc shapes net.yaml --format json > shapes.json
       convcalc shapes net.yaml --batch-size 32 --dtype float16
       convcalc shapes net.yaml --verify --seed 1
+      convcalc shapes net.yaml --input 3x256x256 --set width=32
     """
-    network = load_network(spec, max_layers)
+    network = load_network(spec, max_layers, dict(assignments), input_shape)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
     verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
     memory = None
