@@ -271,8 +271,7 @@ def report_table(report: Report, extra: Sequence[Extra] = (), entries: Sequence[
     out: list[Line] = _prose([(title, "bold")], width)
     out += layout(columns, row_styles=row_styles)
     if dropped:
-        note = (f"Left out to fit {width} columns: {', '.join(dropped)} (a wider terminal shows them;"
-                " piped output is always complete)")
+        note = f"Left out to fit {width} columns: {', '.join(dropped)}; pick columns with --columns."
         out += _prose([(note, "dim")], width)
     out.append([])
     summary: list[list[Line]] = [
