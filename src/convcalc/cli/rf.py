@@ -104,7 +104,8 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and inputs.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--png", "png_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the map as a PNG image (2D: the map; 3D: the centre slice).")
+              help="Write a figure of the map as PNG: the theoretical field and a margin, in input pixels, with"
+              " the field's box and the 50 %/95 % radii (1D: a line plot; 3D: the centre slice).")
 @click.option("--npy", "npy_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the map as a NumPy .npy array (input spatial shape, float64).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True),
@@ -132,15 +133,20 @@ def erf(spec: str, input_shape: Shape | None, assignments: Assignments, at: str 
     import numpy as np
 
     network = load_network(spec, max_layers, dict(assignments), input_shape)
+    loading = None
+    if png_path:
+        from convcalc.render.figure import preload
+
+        loading = preload()  # matplotlib's import overlaps the NumPy passes
     field, e = run_erf(network, at, parse_position(position), samples, seed, dtype, terminal())
     heat = field.heat
     flat = heat if heat.ndim <= 2 else heat[heat.shape[0] // 2]
     if png_path:
-        from convcalc.render.png import heatmap_png
+        from convcalc.render.figure import erf_png
 
-        image = flat if flat.ndim == 2 else np.repeat(flat[None, :], max(1, flat.shape[0] // 16), axis=0)
-        scaled = image / image.max() if image.max() > 0 else image
-        Path(png_path).write_bytes(heatmap_png(scaled.tolist()))
+        if loading is not None:
+            loading.join()
+        Path(png_path).write_bytes(erf_png(e, field, samples, seed, dtype))
     if npy_path:
         with open(npy_path, "wb") as out:
             np.save(out, heat)
@@ -149,4 +155,4 @@ def erf(spec: str, input_shape: Shape | None, assignments: Assignments, at: str 
         Path(csv_path).write_text("\n".join(",".join(f"{v:.6g}" for v in r) for r in rows) + "\n")
     from convcalc.render.field import render_erf
 
-    emit(render_erf(e, field, network.input_shape, samples, seed, dtype, fmt, width))
+    emit(render_erf(e, field, network.input_shape, samples, seed, dtype, fmt, width, terminal().colour()))
