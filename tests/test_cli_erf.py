@@ -52,7 +52,7 @@ def test_without_colour_the_map_is_a_character_ramp(run, tmp_path):
     # output (0, 0) of the 20x20 map reads input rows and columns -3..4: the view is the
     # field plus a margin of 2, inside the input: rows and columns 0..6, two characters each
     assert lines[-2] == ("Input rows 0..6, columns 0..6 of 40x40 (the theoretical field and a margin);"
-                         " ' ' zero, '.' to '@': up to the peak.")
+                         " blank is zero, '.' to '@': up to the peak.")
     body = lines[1:8]
     assert all(len(line) <= 2 * 7 and set(line) <= set(RAMP) for line in body)
     assert "@@" in "".join(body)

@@ -256,7 +256,7 @@ def render_erf(e: Explanation, field: EffectiveField, input_shape: tuple[int, ..
     of = "x".join(str(n) for n in heat.shape)
     scale = "bar height"
     if heat.ndim == 2:
-        scale = "dark to bright" if coloured else f"' ' zero, '{RAMP[1]}' to '{RAMP[-1]}'"
+        scale = "dark to bright" if coloured else f"blank is zero, '{RAMP[1]}' to '{RAMP[-1]}'"
     size = "x".join(str(a.field.size) for a in e.axes)
     px = "samples" if heat.ndim == 1 else "px"
     reads = f"{e.pixels:,} input {'samples' if heat.ndim == 1 else 'pixels'} read"
