@@ -273,3 +273,16 @@ def test_a_real_pseudo_terminal_at_80_columns():
     assert len(lines) > 400
     assert max(len(line) for line in lines) <= 80
     assert lines[2].startswith("features")
+
+
+def test_check_wraps_its_lines_on_a_terminal_only(run):
+    spec = str(EXAMPLES / "resnet18.yaml")
+    lines = terminal_run(["check", spec, "--max-params", "1M"], 80, no_color=True).splitlines()
+    assert lines[2:6] == [
+        "  warning: layer2.0.downsample.0 (conv2d) [skipped-pixels]: stride 2 is larger",
+        "    than the kernel span 1 along H and W, so 1 of every 2 input positions are",
+        "    skipped; use kernel_size >= stride (or average-pool before a strided 1x1",
+        "    conv)",
+    ]
+    piped = run("check", spec, "--max-params", "1M").stdout.splitlines()
+    assert len(piped) == 2 + 3 and piped[2].endswith("(or average-pool before a strided 1x1 conv)")

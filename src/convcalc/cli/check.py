@@ -8,7 +8,7 @@ import click
 
 from convcalc.analysis import DTYPE_BYTES, analyze
 from convcalc.cli import cli
-from convcalc.cli.common import Assignments, Shape, input_options, load_network, max_layers_option
+from convcalc.cli.common import Assignments, Shape, input_options, load_network, max_layers_option, terminal
 from convcalc.cli.lint import linted_report, strict_option
 from convcalc.cli.shapes import ignore_option
 from convcalc.errors import ConvcalcError
@@ -116,9 +116,13 @@ def check(specs: tuple[str, ...], input_shape: Shape | None, assignments: Assign
     if fmt == "json":
         click.echo(check_json(results, status))
     else:
+        from convcalc.render.fit import wrap_text
+
+        term = terminal()
+        width = term.width if term.is_terminal() else None  # on a terminal, lines wrap between words
         for result in results:
             if result.get("error"):  # the details, with the caret, go to stderr
                 click.echo(result["message"], err=True)
-            click.echo(result_text(result, strict))
+            click.echo(wrap_text(result_text(result, strict), width))
     ctx.exit(status)
 

@@ -92,3 +92,15 @@ def join_or_stack(parts: Sequence[Line], width: int | None, sep: str = "   ") ->
     if width is None or width_of(joined) <= width:
         return [joined]
     return [wrapped for part in parts for wrapped in wrap(part, width, indent=2)]
+
+
+def wrap_text(text: str, width: int | None) -> str:
+    """Plain text with each line wrapped at word boundaries (None: unchanged); continuation
+    lines are indented two spaces more than the line they continue."""
+    if width is None:
+        return text
+    out = []
+    for line in text.split("\n"):
+        lead = len(line) - len(line.lstrip(" "))
+        out += ["".join(t for t, _ in part) for part in wrap([(line, None)], width, indent=lead + 2)]
+    return "\n".join(out)
