@@ -58,15 +58,16 @@ def test_depth_1_rows_are_the_top_level_items_with_subtotals(run, tiny):
     assert result.exit_code == 0, result.stderr
     conv = 8 * 8 * 9 + 8  # each unit's conv
     assert conv == 584
+    # a group's activation bytes: its six layers' outputs, each 8x16x16 float32 (8 KiB)
     assert result.stdout == """\
 tiny: input 3x16x16, batch 1, float32
-Layer  Type               Output   Params  Buffers     MACs  RF  Jump
-stem   conv2d             8x16x16     224        -   55,296   3     1
-stage  unit x2            8x16x16   1,168        -  294,912   7     1
-pool   adaptiveavgpool2d  8x1x1         -        -        -  22    16
-flat   flatten            8             -        -        -   -     -
-head   linear             10           90        -       80   -     -
-Total                     10        1,482        0  350,288
+Layer  Type               Input    Output   Params  Buffers     MACs  Activations  RF  Jump
+stem   conv2d             3x16x16  8x16x16     224        -   55,296     8.00 KiB   3     1
+stage  unit x2            8x16x16  8x16x16   1,168        -  294,912    48.00 KiB   7     1
+pool   adaptiveavgpool2d  8x16x16  8x1x1         -        -        -         32 B  22    16
+flat   flatten            8x1x1    8             -        -        -         32 B   -     -
+head   linear             8        10           90        -       80         40 B   -     -
+Total                     3x16x16  10        1,482        0  350,288    56.10 KiB
 """ + SUMMARY
 
 
@@ -103,7 +104,7 @@ def test_columns_pick_and_order_the_table(run, tiny):
         "stage.0.conv  8x16x16     584  147,456",
     ]
     flops = run("shapes", tiny, "--columns", "macs,flops,activations,path")
-    assert flops.stdout.splitlines()[2] == f"{55_296:>7,}  {2 * 55_296:>7,}  {8 * 16 * 16 * 4:>11,}  stem"
+    assert flops.stdout.splitlines()[2] == f"{55_296:>7,}  {2 * 55_296:>7,}  {'8.00 KiB':>11}  stem"  # 8x16x16x4 B
 
 
 @pytest.mark.parametrize(("args", "message"), [

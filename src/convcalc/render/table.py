@@ -110,15 +110,16 @@ class ColumnKind:
     footer: Callable[[Report, bool], str] = lambda report, short: ""
 
 
-def _counted(attr: str, total: str, human: Callable[[int], str] = abbreviate) -> tuple[
+def _counted(attr: str, total: str, human: Callable[[int], str] = abbreviate,
+             exact: Callable[[int], str] = "{:,}".format) -> tuple[
         Callable[[Entry, Report, bool], str], Callable[[Report, bool], str]]:
     def cell(e: Entry, r: Report, short: bool) -> str:
         n = getattr(e, attr)
-        return (human(n) if n else "-") if short else _count(n)
+        return (human(n) if short else exact(n)) if n else "-"
 
     def footer(r: Report, short: bool) -> str:
         n = getattr(r.totals, total)
-        return human(n) if short else f"{n:,}"
+        return human(n) if short else exact(n)
 
     return cell, footer
 
@@ -138,7 +139,7 @@ COLUMNS: dict[str, ColumnKind] = {c.key: c for c in (
     ColumnKind("macs%", "MACs%", True, lambda e, r, s: _share(e.macs, r.totals.macs)),
     ColumnKind("flops", "FLOPs", True, *_counted("flops", "flops")),
     ColumnKind("activations", "Activations", True, *_counted("activation_bytes", "activation_bytes",
-                                                              abbreviate_bytes)),
+                                                              abbreviate_bytes, human_bytes)),
     ColumnKind("rf", "RF", True, lambda e, r, s: field_text(e.field)[0]),
     ColumnKind("jump", "Jump", True, lambda e, r, s: field_text(e.field)[1]),
     ColumnKind("start", "Start", True, lambda e, r, s: _start_text(e)),
@@ -149,6 +150,10 @@ COLUMN_NAMES = tuple(COLUMNS)
 PLAIN_COLUMNS = ("path", "type", "output", "params", "buffers", "macs", "rf", "jump")
 # On a terminal the shares of the cost join them.
 TERMINAL_COLUMNS = ("path", "type", "output", "params", "params%", "buffers", "macs", "macs%", "rf", "jump")
+# With --depth a group's input and its activation bytes are shown too.
+DEPTH_COLUMNS = ("path", "type", "input", "output", "params", "buffers", "macs", "activations", "rf", "jump")
+DEPTH_TERMINAL_COLUMNS = ("path", "type", "input", "output", "params", "params%", "buffers", "macs", "macs%",
+                          "activations", "rf", "jump")
 # What goes first when a terminal is too narrow (the commands' own columns, "extra", come
 # after the receptive field); the layer name always stays.
 DROP_ORDER = ("start", "input", "flops", "activations", "buffers", "jump", "params%", "rf", "extra", "type",
@@ -253,7 +258,9 @@ def report_table(report: Report, extra: Sequence[Extra] = (), entries: Sequence[
     names indented under their group, groups with their subtotals; without it, one row per
     layer named by its full path. `extra` columns go after the chosen ones."""
     width = view.width
-    keys = view.columns or (TERMINAL_COLUMNS if width is not None else PLAIN_COLUMNS)
+    keys = view.columns or (
+        (DEPTH_TERMINAL_COLUMNS if width is not None else DEPTH_COLUMNS) if view.depth is not None
+        else (TERMINAL_COLUMNS if width is not None else PLAIN_COLUMNS))
     rows = list(entries) if entries is not None else leaf_entries(report)
     names = tree_names(rows) if entries is not None else [e.path for e in rows]
     table = _Table(report, rows, names, keys, extra)
