@@ -169,13 +169,15 @@ class _Analysis:
         self.warnings: list[DesignWarning] = []
         self.inferred: dict[tuple[int, int, tuple[Shape, ...]], tuple[object, Inference]] = {}
 
-    def run(self, graph: Graph) -> None:
-        shapes: dict[int, Shape] = {INPUT: graph.input_shape}
-        fields: dict[int, Field] = {INPUT: input_field(graph.input_shape)}
+    def run(self, graph: Graph, input_shape: Shape, track_fields: bool = True) -> None:
+        shapes: dict[int, Shape] = {INPUT: input_shape}
+        fields: dict[int, Field] = {INPUT: input_field(input_shape) if track_fields else None}
         for i, node in enumerate(graph.nodes):
             in_shapes = tuple(shapes[j] for j in node.inputs)
             result = self.infer(node, in_shapes)
-            if node.type.arity == 1:
+            if not track_fields:
+                field = None
+            elif node.type.arity == 1:
                 field = self.advance(fields[node.inputs[0]], result, node)
             else:
                 field = self.merge_fields([fields[j] for j in node.inputs], node)
@@ -278,14 +280,21 @@ def input_field(shape: Shape) -> Field:
     return tuple(AxisField() for _ in shape[1:]) if len(shape) > 1 else None
 
 
-def analyze(network: Network, batch_size: int = 1, dtype: str = "float32") -> Report:
-    """Every layer's shapes, counts and receptive field, plus totals and warnings."""
+def analyze(network: Network, batch_size: int = 1, dtype: str = "float32", *,
+            input_shape: Shape | None = None, fields: bool = True) -> Report:
+    """Every layer's shapes, counts and receptive field, plus totals and warnings.
+
+    `input_shape` runs the same graph on another input (an input-size sweep re-runs shape
+    inference only, without parsing again); `fields=False` leaves receptive fields out
+    (every row's `field` is None, and the warnings about merged fields are not looked for).
+    """
     walker = _Analysis(batch_size, DTYPE_BYTES[dtype])
     graph = network.graph
-    walker.run(graph)
+    shape = network.input_shape if input_shape is None else tuple(input_shape)
+    walker.run(graph, shape, fields)
     rows = tuple(walker.rows)
     out = graph.outputs[0]
-    output = rows[out].output_shape if out != INPUT else network.input_shape
+    output = rows[out].output_shape if out != INPUT else shape
     params = sum(r.params for r in rows)
     totals = Totals(
         params=params,
@@ -296,7 +305,7 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32") -> Re
     )
     return Report(
         name=network.name,
-        input_shape=network.input_shape,
+        input_shape=shape,
         output_shape=output,
         batch_size=batch_size,
         dtype=dtype,

@@ -208,3 +208,58 @@ def evaluate(report: Report, budget: Budget) -> tuple[Outcome, ...]:
         out.append(Outcome("expect_output", tuple(report.output_shape), shape,
                            tuple(report.output_shape) == shape, origin))
     return tuple(out)
+
+
+# --- growth limits (`convcalc diff --max-growth`) ---------------------------------------------
+
+# What a growth limit may name: the totals of the JSON contract, counts and bytes.
+GROWTH_KEYS = {"params": False, "buffers": False, "macs": False, "flops": False,
+               "activation_bytes": True, "param_bytes": True}  # name -> takes byte units
+
+
+@dataclass(frozen=True)
+class Growth:
+    """How much one total may grow: by a percentage of the old value, or by an amount."""
+
+    name: str
+    limit: Decimal  # percent when `relative`, else an absolute count or byte size
+    relative: bool
+    text: str  # as written, for messages
+
+    def allows(self, old: int, new: int) -> bool:
+        growth = new - old
+        if growth <= 0:
+            return True
+        if not self.relative:
+            return growth <= self.limit
+        return old > 0 and Decimal(growth) * 100 <= self.limit * old
+
+
+def parse_growth(text: str, what: str = "--max-growth") -> tuple[Growth, ...]:
+    """`params=5%,macs=10%,activation_bytes=2MiB`: a limit per total, relative or absolute."""
+    out: dict[str, Growth] = {}
+    keys = ", ".join(GROWTH_KEYS)
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or not name or not value:
+            raise ValueError(f"{what} takes NAME=LIMIT pairs like params=5%,macs=10% or params=100K"
+                             f" (got {part!r})")
+        if name not in GROWTH_KEYS:
+            from convcalc.errors import suggest
+
+            raise ValueError(f"{what}: unknown total '{name}' (expected one of {keys}){suggest(name, GROWTH_KEYS)}")
+        if name in out:
+            raise ValueError(f"{what}: '{name}' is given twice")
+        if value.endswith("%"):
+            try:
+                percent = Decimal(value[:-1].strip())
+            except InvalidOperation:
+                percent = Decimal("NaN")
+            if not percent.is_finite() or percent < 0:
+                raise ValueError(f"{what}: {name} must be a percentage like 5% or an amount like 100K"
+                                 f" (got {value!r})")
+            out[name] = Growth(name, percent, True, value)
+        else:
+            amount = parse_number(value, f"{what}: {name}", GROWTH_KEYS[name])
+            out[name] = Growth(name, Decimal(amount), False, value)
+    return tuple(out.values())

@@ -5,12 +5,16 @@
 and, where there is one, the line and column. Pass a `sources` dict to keep the text read,
 by file name, for showing the offending line (`convcalc.render.error.format_error`).
 `overrides` (var name -> value) and `input_shape` try other values without editing the file.
+`read_revision(path, rev)` reads the file as committed at a git revision (`git show`), for
+`convcalc diff --rev`.
 
 Imports `errors`, `network` and `spec` only.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +42,11 @@ def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
             raise SpecError(f"{path}: no such file") from None
         except OSError as err:
             raise SpecError(f"{path}: cannot read it ({err.strerror})") from None
+    return decode(name, data)
+
+
+def decode(name: str, data: bytes) -> Source:
+    """The bytes of a spec as UTF-8 text (a BOM is dropped), or a SpecError at the bad byte."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -52,15 +61,49 @@ def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
     return Source(name, text)
 
 
-def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS,
+def read_revision(path: str, rev: str) -> Source:
+    """The spec at `path` as committed at git revision `rev`, named `REV:path` in messages.
+
+    Runs `git show REV:./NAME` in the file's directory, so `path` is relative to the current
+    directory as usual; the file need not exist in the work tree.
+    """
+    if path == "-":
+        raise SpecError("--rev reads a committed file; give the spec's path, not '-'")
+    git = shutil.which("git")
+    if git is None:
+        raise SpecError("--rev needs git (it reads the old spec with git show), and git is not on PATH")
+    where = Path(path).parent
+    if not where.is_dir():
+        raise SpecError(f"{path}: no such directory {str(where)!r}")
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([git, "-C", str(where), *args], capture_output=True, check=False)
+
+    if run("rev-parse", "--is-inside-work-tree").returncode != 0:
+        raise SpecError(f"{path} is not in a git repository (--rev reads the old spec with git show)")
+    if rev.startswith("-") or run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
+        raise SpecError(f"unknown revision '{rev}' in the git repository of {path}")
+    shown = run("show", f"{rev}:./{Path(path).name}")
+    if shown.returncode != 0:
+        raise SpecError(f"{path} does not exist at revision '{rev}'")
+    return decode(f"{rev}:{path}", shown.stdout)
+
+
+def parse_source(source: Source, max_layers: int = DEFAULT_MAX_LAYERS,
                  sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None,
                  input_shape: tuple[int, ...] | str | None = None) -> Network:
-    """Read and parse one spec; its text goes into `sources` (when given) before parsing.
+    """Parse spec text already read; it goes into `sources` (when given) before parsing.
 
     `overrides` replace `vars` by name and `input_shape` the spec's `input`
     (`convcalc.spec.parser.parse_spec`, as `--set NAME=VALUE` and `--input`).
     """
-    source = read_source(path)
     if sources is not None:
         sources[source.name] = source
     return parse_spec(source, Limits(max_layers=max_layers), overrides, input_shape)
+
+
+def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS,
+                 sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | str | None = None) -> Network:
+    """Read and parse one spec (see `parse_source`)."""
+    return parse_source(read_source(path), max_layers, sources, overrides, input_shape)

@@ -80,3 +80,33 @@ class Network:
     def leaves(self) -> list[Any]:
         """Every layer of the graph (merges included), in execution order."""
         return list(self.graph.nodes)
+
+    @cached_property
+    def block_calls(self) -> dict[str, tuple[str, tuple[tuple[str, Any], ...]]]:
+        """Path -> (block name, its arguments) of each block call, for consumers that show
+        blocks (the outermost call where two share a path)."""
+        calls: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {}
+        for item in _walk(self.body):
+            if isinstance(item, Sequence) and item.block is not None and item.path not in calls:
+                calls[item.path] = (item.block, item.block_args)
+        return calls
+
+    @cached_property
+    def repeats(self) -> tuple[tuple[str, ...], ...]:
+        """The paths of the copies of every `repeat` of two or more, in order."""
+        return tuple(tuple(copy.path for copy in item.items) for item in _walk(self.body)
+                     if isinstance(item, Sequence) and item.repeat is not None and item.repeat >= 2)
+
+
+def _walk(node: Node) -> list[Node]:
+    """The tree's nodes in pre-order (iteratively: nesting may be deep)."""
+    out: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        item = stack.pop()
+        out.append(item)
+        if isinstance(item, Sequence):
+            stack.extend(reversed(item.items))
+        elif isinstance(item, Fork):
+            stack.extend(reversed(item.branches))
+    return out

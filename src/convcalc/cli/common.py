@@ -91,6 +91,15 @@ def input_options(func: F) -> F:
     return func
 
 
+def load_revision(path: str, rev: str, max_layers: int = DEFAULT_MAX_LAYERS) -> Network:
+    """The spec at `path` as committed at git revision `rev` (`convcalc.load.read_revision`)."""
+    from convcalc.load import parse_source, read_revision
+
+    ctx = click.get_current_context(silent=True)
+    sources = ctx.meta.setdefault("convcalc.sources", {}) if ctx is not None else None
+    return parse_source(read_revision(path, rev), max_layers, sources)
+
+
 def terminal() -> Terminal:
     """The terminal decided when the command started (`cli.ConvcalcGroup`), else detected now."""
     ctx = click.get_current_context(silent=True)

@@ -579,6 +579,16 @@ def _substitute(value: Any, scope: Mapping[str, Any]) -> Any:
     return value
 
 
+def declared_vars(root: yaml.Node, source: Source) -> tuple[str, ...]:
+    """The names under the spec's top-level `vars`, in order (none when it has no vars)."""
+    if not isinstance(root, yaml.MappingNode):
+        return ()
+    for key, _, value in mapping_items(root, source):
+        if key == "vars" and isinstance(value, yaml.MappingNode):
+            return tuple(name for name, _, _ in mapping_items(value, source))
+    return ()
+
+
 def parse_spec(source: Source, limits: Limits | None = None, overrides: Mapping[str, Any] | None = None,
                input_shape: tuple[int, ...] | str | None = None) -> Network:
     """The library's entry point: parse a spec's text, with `vars` overridden by `overrides`
