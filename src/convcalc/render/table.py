@@ -72,11 +72,14 @@ PIPED = View()  # the default: today's columns, full and exact
 
 @dataclass(frozen=True)
 class Extra:
-    """A column a command adds (Verified, Kept for backward): a cell for any row or group."""
+    """A column a command adds (Verified, Kept for backward): a cell for any row or group,
+    and optionally a shorter header and cell for a narrow terminal."""
 
     header: str
     cell: Callable[[Entry], str]
     right: bool = False
+    short_header: str | None = None
+    short_cell: Callable[[Entry], str] | None = None
 
 
 def _count(n: int) -> str:
@@ -179,15 +182,18 @@ class _Table:
         self.cache: dict[tuple[str, bool], Column] = {}
 
     def column(self, key: str, short: bool) -> Column:
-        if key in self.extras or key in ("path", "type", "input", "output", "rf", "jump", "start",
-                                         "params%", "macs%"):
+        if key in self.extras and self.extras[key].short_cell is None or key in (
+                "path", "type", "input", "output", "rf", "jump", "start", "params%", "macs%"):
             short = False  # the same either way
         hit = self.cache.get((key, short))
         if hit is not None:
             return hit
         if key in self.extras:
             x = self.extras[key]
-            col = Column(x.header, [x.cell(e) for e in self.entries], right=x.right)
+            if short and x.short_cell is not None:
+                col = Column(x.short_header or x.header, [x.short_cell(e) for e in self.entries], right=x.right)
+            else:
+                col = Column(x.header, [x.cell(e) for e in self.entries], right=x.right)
         elif key == "path":
             col = Column("Layer", self.names, "Total", style="cyan")
         else:

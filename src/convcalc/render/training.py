@@ -32,6 +32,7 @@ def saved_cells(memory: TrainingMemory) -> list[str]:
 
 def saved_extra(memory: TrainingMemory) -> Extra:
     """The "Kept for backward" column: a layer's bytes, or the sum over a group's layers."""
+    from convcalc.render.fit import abbreviate_bytes
     from convcalc.render.table import Extra
 
     per_layer = memory.per_layer
@@ -40,7 +41,11 @@ def saved_extra(memory: TrainingMemory) -> Extra:
         kept = sum(per_layer[entry.start:entry.stop])
         return human_bytes(kept) if kept else "-"
 
-    return Extra("Kept for backward", cell, right=True)
+    def short(entry: Any) -> str:
+        kept = sum(per_layer[entry.start:entry.stop])
+        return abbreviate_bytes(kept) if kept else "-"
+
+    return Extra("Kept for backward", cell, right=True, short_header="Kept", short_cell=short)
 
 
 def summary_lines(memory: TrainingMemory, batch_size: int) -> list[str]:
