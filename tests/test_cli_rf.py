@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
 
-from convcalc.render.png import RAMP, heatmap_png
+from convcalc.render.field import COLOURS, colour
 
 STRIDED = ("input: [1, 16]\nlayers:\n"
            "  - conv1d: {name: a, out_channels: 2, kernel_size: 3, stride: 2, padding: 1}\n"
@@ -140,29 +138,10 @@ def test_mass_radius_arithmetic():
     assert mass_radius(heat, (4, 4), 0.95) == pytest.approx(32 ** 0.5)
 
 
-def decode_png(data: bytes) -> tuple[int, int, bytes]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, size = 8, b"", (0, 0)
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
-        if kind == b"IHDR":
-            size = struct.unpack(">II", body[:8])
-            assert body[8:10] == bytes([8, 2])  # 8-bit RGB
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    return size[0], size[1], zlib.decompress(idat)
-
-
-def test_png_pixels_follow_the_ramp():
-    width, height, raw = decode_png(heatmap_png([[0.0, 1.0]], min_size=4))
-    assert (width, height) == (2 * 2, 1 * 2)
-    row = raw[: 1 + width * 3]
-    assert row[0] == 0  # filter byte
-    assert tuple(row[1:4]) == RAMP[0][1] and tuple(row[-3:]) == RAMP[-1][1]
-    assert len(raw) == height * (1 + width * 3)
+def test_terminal_colours_follow_the_ramp():
+    assert colour(0.0) == COLOURS[0][1] and colour(1.0) == COLOURS[-1][1]
+    assert colour(-1.0) == COLOURS[0][1] and colour(2.0) == COLOURS[-1][1]
+    assert colour(0.5) == COLOURS[2][1]
 
 
 @pytest.mark.torch

@@ -1,8 +1,9 @@
 """Turns a parsed network into per-layer results: the pure core of convcalc.
 
 No I/O, no printing, no click or rich: `analyze` takes a `Network` and returns a `Report`,
-one row per node of its graph, in the graph's order. Imports `branches`, `errors`, `graph`,
-`layers`, `network` and `receptive` only.
+one row per node of its graph, in the graph's order. `outline` adds the spec's nesting:
+the rows and the subtotals of every block, branch and repeat (`Graph.groups`), in tree order.
+Imports `branches`, `errors`, `graph`, `layers`, `network` and `receptive` only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import field as record_field
 
 from convcalc.branches import alignment, mismatch
 from convcalc.errors import ConvcalcError, Location, ShapeError
-from convcalc.graph import INPUT, Graph, Node
+from convcalc.graph import INPUT, Graph, Group, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
 from convcalc.network import Network
 from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular
@@ -95,6 +96,72 @@ class Report:
     rows: tuple[Row, ...]
     totals: Totals
     warnings: tuple[DesignWarning, ...]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of an outline: a node's row, or a group's subtotals over its nodes.
+
+    A group's input is what flows into it from outside (one shape per such value), its
+    output and receptive field are those of its last node.
+    """
+
+    path: str
+    type: str  # the layer type, or the group's kind (block name, residual, parallel, ...)
+    depth: int  # 1 at the top level
+    start: int  # the rows it sums: report.rows[start:stop]
+    stop: int
+    group: Group | None  # None for a node's own row
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    params: int
+    buffers: int
+    macs: int
+    activation_bytes: int
+    field: Field
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def is_group(self) -> bool:
+        return self.group is not None
+
+
+def outline(report: Report, graph: Graph, depth: int | None = None) -> tuple[Entry, ...]:
+    """The rows and group subtotals at nesting depth <= `depth` (all when None), in tree
+    order: each group just before the rows and groups inside it."""
+    rows = report.rows
+    sums = {"params": [0], "buffers": [0], "macs": [0], "activation_bytes": [0]}
+    for row in rows:
+        for key, acc in sums.items():
+            acc.append(acc[-1] + getattr(row, key))
+
+    def total(key: str, start: int, stop: int) -> int:
+        return sums[key][stop] - sums[key][start]
+
+    def shape_of(i: int) -> Shape:
+        return report.input_shape if i == INPUT else rows[i].output_shape
+
+    by_start: dict[int, list[Group]] = {}
+    for g in graph.groups:
+        if depth is None or g.depth <= depth:
+            by_start.setdefault(g.start, []).append(g)
+    out: list[Entry] = []
+    for i, row in enumerate(rows):
+        for g in by_start.get(i, ()):
+            outside = sorted({j for k in range(g.start, g.stop) for j in graph.nodes[k].inputs if j < g.start})
+            last = rows[g.stop - 1]
+            out.append(Entry(
+                g.path, g.kind, g.depth, g.start, g.stop, g, tuple(shape_of(j) for j in outside),
+                last.output_shape, total("params", g.start, g.stop), total("buffers", g.start, g.stop),
+                total("macs", g.start, g.stop), total("activation_bytes", g.start, g.stop), last.field))
+        node_depth = graph.depths[i] if graph.depths else 1
+        if depth is None or node_depth <= depth:
+            out.append(Entry(row.path, row.type, node_depth, i, i + 1, None, row.input_shapes, row.output_shape,
+                             row.params, row.buffers, row.macs, row.activation_bytes, row.field))
+    return tuple(out)
 
 
 class _Analysis:

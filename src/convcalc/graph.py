@@ -11,6 +11,11 @@ NumPy passes iterate `Graph.nodes`; none of them walks the tree.
 Liveness (`last_use`) and dominance (`on_every_path`) are computed here once, so the
 memory estimate, the NumPy runner and the lints agree on them.
 
+The nesting a person wrote survives as `Graph.groups`: each block, branch, `sequential` group
+and named repeat is a `Group` naming the run of nodes it holds (lowering keeps every group's
+nodes contiguous), and `Graph.depths` gives each node's nesting depth. Consumers that show
+blocks (`--depth` subtotals) read these and sum the rows of the nodes; none walks the tree.
+
 Imports `errors`, `layers` and `network` only.
 """
 
@@ -44,12 +49,32 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A block call, branch, `sequential` group or named repeat: the nodes `start <= id < stop`.
+
+    Containers of the tree that share a path (a block whose body is a residual, an unnamed
+    repeat numbered among its siblings) are one group, or none: a group is a path level.
+    """
+
+    path: str
+    kind: str  # the block's name, or residual, parallel, sequential, branch
+    depth: int  # 1 for an item of the top-level list, one more per enclosing group
+    start: int
+    stop: int
+    repeat: int | None = None  # a named repeat: the number of copies (of `kind`)
+
+
+@dataclass(frozen=True)
 class Graph:
     """Nodes in execution order (every input comes before its reader) and the outputs."""
 
     input_shape: Shape
     nodes: tuple[Node, ...]
     outputs: tuple[int, ...]  # node ids (INPUT when the network has no layers)
+    # The spec's nesting: non-empty groups in tree order (a group before the groups inside
+    # it), and each node's depth (1 at the top level).
+    groups: tuple[Group, ...] = field(default=(), compare=False)
+    depths: tuple[int, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -149,22 +174,63 @@ def branch_label(branch: Sequence) -> str:
     return branch.path
 
 
+def group_kind(item: Sequence | Fork, branch: bool) -> tuple[str, int | None]:
+    """What a container is called in an outline, and its repeat count (named repeats)."""
+    if isinstance(item, Fork):
+        # a residual's body shares the fork's path; parallel branches add a segment
+        residual = item.merge.name == "add" and item.branches[0].path == item.path
+        return ("residual" if residual else "parallel"), None
+    if item.block is not None:
+        return item.block, None
+    if item.repeat is not None:
+        first = item.items[0] if item.items else None
+        kind = "repeat"
+        if isinstance(first, Layer):
+            kind = first.type.name
+        elif first is not None:
+            kind = group_kind(first, False)[0]
+        return kind, item.repeat
+    if branch:
+        return "branch", None
+    if item.items and isinstance(item.items[0], Fork) and item.items[0].path == item.path:
+        return group_kind(item.items[0], False)  # a residual or parallel with `after` layers
+    return "sequential", None
+
+
 def lower(network: Network) -> Graph:
     """The tree of `network` as a graph: the one place that walks the parsed tree."""
     nodes: list[Node] = []
+    depths: list[int] = []
+    groups: list[Group | None] = []
 
-    def visit(item: Layer | Sequence | Fork, source: int) -> int:
+    def visit(item: Layer | Sequence | Fork, source: int, enclosing: str, depth: int,
+              branch: bool = False) -> int:
         if isinstance(item, Layer):
             nodes.append(Node(item.path, item.type, item.args, (source,), where=item.where))
+            depths.append(depth)
             return len(nodes) - 1
+        slot = None
+        if item.path != enclosing:  # a new path level: a group, one deeper inside
+            slot, start = len(groups), len(nodes)
+            groups.append(None)
+            enclosing, inner = item.path, depth + 1
+        else:
+            inner = depth
         if isinstance(item, Sequence):
             for child in item.items:
-                source = visit(child, source)
-            return source
-        ends = tuple(visit(branch, source) for branch in item.branches)
-        labels = tuple(branch_label(branch) for branch in item.branches)
-        nodes.append(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where))
-        return len(nodes) - 1
+                source = visit(child, source, enclosing, inner)
+            end = source
+        else:
+            ends = tuple(visit(b, source, enclosing, inner, branch=True) for b in item.branches)
+            labels = tuple(branch_label(b) for b in item.branches)
+            nodes.append(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where))
+            depths.append(inner)
+            end = len(nodes) - 1
+        if slot is not None:
+            kind, repeat = group_kind(item, branch)
+            groups[slot] = Group(item.path, kind, depth, start, len(nodes), repeat)
+        return end
 
-    output = visit(network.body, INPUT)
-    return Graph(network.input_shape, tuple(nodes), (output,))
+    output = visit(network.body, INPUT, network.body.path, 1)
+    kept = tuple(g for g in groups if g is not None and g.stop > g.start)
+    return Graph(network.input_shape, tuple(nodes), (output,), kept, tuple(depths))

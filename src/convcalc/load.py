@@ -4,6 +4,7 @@
 `Network`. Every problem is a `SpecError` (a `LimitError` for size limits) naming the file
 and, where there is one, the line and column. Pass a `sources` dict to keep the text read,
 by file name, for showing the offending line (`convcalc.render.error.format_error`).
+`overrides` (var name -> value) and `input_shape` try other values without editing the file.
 `read_revision(path, rev)` reads the file as committed at a git revision (`git show`), for
 `convcalc diff --rev`.
 
@@ -15,13 +16,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from convcalc.errors import Location, SpecError
 from convcalc.network import Network
-from convcalc.spec.parser import DEFAULT_MAX_LAYERS, Limits, Parser
-from convcalc.spec.source import Source, compose
+from convcalc.spec.parser import DEFAULT_MAX_LAYERS, Limits, parse_spec
+from convcalc.spec.source import Source
 
 
 def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
@@ -88,14 +90,20 @@ def read_revision(path: str, rev: str) -> Source:
 
 
 def parse_source(source: Source, max_layers: int = DEFAULT_MAX_LAYERS,
-                 sources: dict[str, Source] | None = None) -> Network:
-    """Parse spec text already read; it goes into `sources` (when given) before parsing."""
+                 sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | str | None = None) -> Network:
+    """Parse spec text already read; it goes into `sources` (when given) before parsing.
+
+    `overrides` replace `vars` by name and `input_shape` the spec's `input`
+    (`convcalc.spec.parser.parse_spec`, as `--set NAME=VALUE` and `--input`).
+    """
     if sources is not None:
         sources[source.name] = source
-    return Parser(source, Limits(max_layers=max_layers)).network(compose(source))
+    return parse_spec(source, Limits(max_layers=max_layers), overrides, input_shape)
 
 
 def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS,
-                 sources: dict[str, Source] | None = None) -> Network:
-    """Read and parse one spec; its text goes into `sources` (when given) before parsing."""
-    return parse_source(read_source(path), max_layers, sources)
+                 sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | str | None = None) -> Network:
+    """Read and parse one spec (see `parse_source`)."""
+    return parse_source(read_source(path), max_layers, sources, overrides, input_shape)

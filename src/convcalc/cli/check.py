@@ -8,7 +8,7 @@ import click
 
 from convcalc.analysis import DTYPE_BYTES, analyze
 from convcalc.cli import cli
-from convcalc.cli.common import load_network, max_layers_option
+from convcalc.cli.common import Assignments, Shape, input_options, load_network, max_layers_option, terminal
 from convcalc.cli.lint import linted_report, strict_option
 from convcalc.cli.shapes import ignore_option
 from convcalc.errors import ConvcalcError
@@ -44,12 +44,13 @@ class ShapeParam(click.ParamType):
 
 def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] | None,
               batch_size: int | None, dtype: str | None, ignore: tuple[str, ...], strict: bool,
-              max_layers: int) -> dict[str, Any]:
+              max_layers: int, overrides: dict[str, Any] | None = None,
+              input_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
     """One spec's result as the JSON object; ConvcalcError escapes for bad input."""
     from convcalc.budget import Budget, evaluate, from_spec, override
     from convcalc.render.check import check_dict
 
-    network = load_network(path, max_layers)
+    network = load_network(path, max_layers, overrides, input_shape)
     budget: Budget = override(from_spec(network.budget), limits, expect, batch_size, dtype)
     report = analyze(network, budget.batch_size or 1, budget.dtype or "float32")
     report = linted_report(network, report, ignore)
@@ -58,6 +59,7 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @click.option("--max-params", type=Number(), help="Most trainable parameters (e.g. 25.6M).")
 @click.option("--max-macs", type=Number(), help="Most MACs for the batch (e.g. 4.1G).")
 @click.option("--max-flops", type=Number(), help="Most FLOPs (= 2 x MACs) for the batch.")
@@ -76,7 +78,8 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text for people, json for scripts.")
 @max_layers_option
-def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, max_flops: int | None,
+def check(specs: tuple[str, ...], input_shape: Shape | None, assignments: Assignments,
+          max_params: int | None, max_macs: int | None, max_flops: int | None,
           max_activation_bytes: int | None, max_param_bytes: int | None, max_peak_bytes: int | None,
           expect_output: tuple[int, ...] | None, batch_size: int | None, dtype: str | None,
           strict: bool, ignore: tuple[str, ...], fmt: str, max_layers: int) -> None:
@@ -96,6 +99,7 @@ def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, 
       convcalc check models/*.yaml
       convcalc check net.yaml --max-params 25.6M --max-macs 4.1G --expect-output 1000
       convcalc check net.yaml --max-activation-bytes 2GiB -b 32 --dtype float16 --format json
+      convcalc check net.yaml --input 3x512x512 --max-activation-bytes 1GiB
     """
     limits = {"max_params": max_params, "max_macs": max_macs, "max_flops": max_flops,
               "max_activation_bytes": max_activation_bytes, "max_param_bytes": max_param_bytes,
@@ -105,7 +109,7 @@ def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, 
     for path in specs:
         try:
             results.append(check_one(path, limits, expect_output, batch_size, dtype, ignore, strict,
-                                     max_layers))
+                                     max_layers, dict(assignments), input_shape))
         except ConvcalcError as err:
             if ctx.meta.get("convcalc.traceback"):
                 raise
@@ -115,9 +119,13 @@ def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, 
     if fmt == "json":
         click.echo(check_json(results, status))
     else:
+        from convcalc.render.fit import wrap_text
+
+        term = terminal()
+        width = term.width if term.is_terminal() else None  # on a terminal, lines wrap between words
         for result in results:
             if result.get("error"):  # the details, with the caret, go to stderr
                 click.echo(result["message"], err=True)
-            click.echo(result_text(result, strict))
+            click.echo(wrap_text(result_text(result, strict), width))
     ctx.exit(status)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,15 +18,77 @@ from convcalc.render.output import Rendered
 from convcalc.spec.parser import DEFAULT_MAX_LAYERS
 
 F = TypeVar("F", bound=Callable[..., Any])
+Shape = tuple[int, ...]
+Assignments = tuple[tuple[str, Any], ...]  # --set NAME=VALUE, in order
 
 
-def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS) -> Network:
-    """`convcalc.load.load_network`, keeping the text for the caret under an error."""
+def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS, overrides: dict[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> Network:
+    """`convcalc.load.load_network`, keeping the text for the caret under an error; `overrides`
+    (`--set`) replace vars and `input_shape` (`--input`) the spec's input."""
     from convcalc.load import load_network as load
 
     ctx = click.get_current_context(silent=True)
     sources = ctx.meta.setdefault("convcalc.sources", {}) if ctx is not None else None
-    return load(path, max_layers, sources)
+    return load(path, max_layers, sources, overrides, input_shape)
+
+
+class InputShape(click.ParamType):
+    """`3x256x256` or `[3, 256, 256]`: an input shape without the batch."""
+
+    name = "SHAPE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        import yaml
+
+        from convcalc.errors import SpecError
+        from convcalc.spec.parser import checked_input
+
+        if isinstance(value, tuple):
+            return value
+        raw: Any = value
+        if str(value).lstrip().startswith("["):
+            with contextlib.suppress(yaml.YAMLError):
+                raw = yaml.safe_load(value)
+        try:
+            return checked_input(raw, "the input")
+        except SpecError as err:
+            self.fail(f"{err.message}; write it like 3x224x224", param, ctx)
+
+
+class Assignment(click.ParamType):
+    """`NAME=VALUE`: a var and its new value, read as YAML (`64`, `true`, `[3, 5]`, `relu`)."""
+
+    name = "NAME=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, Any]:
+        import yaml
+
+        if isinstance(value, tuple):
+            return value
+        name, equals, text = str(value).partition("=")
+        name = name.strip()
+        if not equals or not name or not text.strip():
+            self.fail(f"expected NAME=VALUE, like size=256 (got {value!r})", param, ctx)
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            parsed = text
+        if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
+            parsed = float(parsed)  # 1e-3, which YAML 1.1 reads as text
+        return name, parsed
+
+
+def input_options(func: F) -> F:
+    """`--input SHAPE` and `--set NAME=VALUE` (repeatable): a spec's input and vars from the
+    command line; the command gets `input_shape` and `assignments`."""
+    func = click.option(
+        "--set", "assignments", type=Assignment(), multiple=True, metavar="NAME=VALUE",
+        help="Give a var of the spec's `vars` another value (repeatable), e.g. --set size=256.")(func)
+    func = click.option(
+        "-i", "--input", "input_shape", type=InputShape(), metavar="SHAPE",
+        help="Use this input shape (without the batch) instead of the spec's, e.g. 3x256x256.")(func)
+    return func
 
 
 def load_revision(path: str, rev: str, max_layers: int = DEFAULT_MAX_LAYERS) -> Network:

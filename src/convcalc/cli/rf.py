@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from convcalc.cli import cli
-from convcalc.cli.common import emit, load_network, max_layers_option, terminal
+from convcalc.cli.common import Assignments, Shape, emit, input_options, load_network, max_layers_option, terminal
 from convcalc.errors import SpecError
 from convcalc.render.env import Terminal
 
@@ -37,6 +37,7 @@ def parse_position(text: str | None) -> tuple[int, ...] | None:
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @click.option("--at", "at", metavar="PATH", help="The layer (module path as in `shapes`); default: the"
               " last spatial layer whose output is not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position (one index per spatial axis);"
@@ -44,7 +45,8 @@ def parse_position(text: str | None) -> tuple[int, ...] | None:
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people, json for scripts.")
 @max_layers_option
-def rf(spec: str, at: str | None, position: str | None, fmt: str, max_layers: int) -> None:
+def rf(spec: str, input_shape: Shape | None, assignments: Assignments, at: str | None, position: str | None,
+       fmt: str, max_layers: int) -> None:
     """Explain one layer's receptive field in SPEC.
 
     Size, jump (effective stride) and start per axis, for every output position
@@ -57,8 +59,9 @@ def rf(spec: str, at: str | None, position: str | None, fmt: str, max_layers: in
     Examples:
       convcalc rf examples/resnet18.yaml --at layer3.1.relu_out
       convcalc rf net.yaml --at up2 --position 0,0 --format json
+      convcalc rf examples/resnet18.yaml --input 3x512x512
     """
-    network = load_network(spec, max_layers)
+    network = load_network(spec, max_layers, dict(assignments), input_shape)
     from convcalc.fieldwalk import explain
     from convcalc.render.field import render_explanation
 
@@ -92,6 +95,7 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @click.option("--layer", "--at", "at", metavar="PATH", help="The layer (module path as in `shapes`; --at as"
               " in `rf`); default: the last spatial layer whose output is not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position; default: the centre.")
@@ -100,7 +104,8 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights and inputs.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--png", "png_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the map as a PNG image (2D: the map; 3D: the centre slice).")
+              help="Write a figure of the map as PNG: the theoretical field and a margin, in input pixels, with"
+              " the field's box and the 50 %/95 % radii (1D: a line plot; 3D: the centre slice).")
 @click.option("--npy", "npy_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the map as a NumPy .npy array (input spatial shape, float64).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True),
@@ -109,9 +114,9 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
               help="Columns of the terminal heat map.")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @max_layers_option
-def erf(spec: str, at: str | None, position: str | None, samples: int, seed: int, dtype: str,
-        png_path: str | None, npy_path: str | None, csv_path: str | None, width: int, fmt: str,
-        max_layers: int) -> None:
+def erf(spec: str, input_shape: Shape | None, assignments: Assignments, at: str | None, position: str | None,
+        samples: int, seed: int, dtype: str, png_path: str | None, npy_path: str | None, csv_path: str | None,
+        width: int, fmt: str, max_layers: int) -> None:
     """Effective receptive field of one output of SPEC (Luo et al., 2016).
 
     With random weights and real activations (ReLU masks, max-pool arg-max, BatchNorm
@@ -127,16 +132,21 @@ def erf(spec: str, at: str | None, position: str | None, samples: int, seed: int
     """
     import numpy as np
 
-    network = load_network(spec, max_layers)
+    network = load_network(spec, max_layers, dict(assignments), input_shape)
+    loading = None
+    if png_path:
+        from convcalc.render.figure import preload
+
+        loading = preload()  # matplotlib's import overlaps the NumPy passes
     field, e = run_erf(network, at, parse_position(position), samples, seed, dtype, terminal())
     heat = field.heat
     flat = heat if heat.ndim <= 2 else heat[heat.shape[0] // 2]
     if png_path:
-        from convcalc.render.png import heatmap_png
+        from convcalc.render.figure import erf_png
 
-        image = flat if flat.ndim == 2 else np.repeat(flat[None, :], max(1, flat.shape[0] // 16), axis=0)
-        scaled = image / image.max() if image.max() > 0 else image
-        Path(png_path).write_bytes(heatmap_png(scaled.tolist()))
+        if loading is not None:
+            loading.join()
+        Path(png_path).write_bytes(erf_png(e, field, samples, seed, dtype))
     if npy_path:
         with open(npy_path, "wb") as out:
             np.save(out, heat)
@@ -145,4 +155,4 @@ def erf(spec: str, at: str | None, position: str | None, samples: int, seed: int
         Path(csv_path).write_text("\n".join(",".join(f"{v:.6g}" for v in r) for r in rows) + "\n")
     from convcalc.render.field import render_erf
 
-    emit(render_erf(e, field, network.input_shape, samples, seed, dtype, fmt, width))
+    emit(render_erf(e, field, network.input_shape, samples, seed, dtype, fmt, width, terminal().colour()))

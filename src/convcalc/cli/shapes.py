@@ -11,7 +11,17 @@ import yaml
 
 from convcalc.analysis import Report, analyze
 from convcalc.cli import cli
-from convcalc.cli.common import emit, format_option, load_network, max_layers_option, memory_options, terminal
+from convcalc.cli.common import (
+    Assignments,
+    Shape,
+    emit,
+    format_option,
+    input_options,
+    load_network,
+    max_layers_option,
+    memory_options,
+    terminal,
+)
 from convcalc.cli.lint import fail_on_warnings, linted_report, strict_option, training_options
 from convcalc.cli.verify import finish_verification, verify_options, verify_report
 from convcalc.errors import ConvcalcError, SpecError
@@ -22,16 +32,55 @@ from convcalc.spec.parser import Limits, Parser
 from convcalc.spec.source import Source
 
 if TYPE_CHECKING:
+    from convcalc.graph import Graph
     from convcalc.numeric.result import Verification
     from convcalc.training import TrainingMemory
 
 
 def emit_report(report: Report, fmt: str, verification: Verification | None = None,
-                training: TrainingMemory | None = None) -> None:
-    """Print a report in the chosen format (see `render.report`)."""
+                training: TrainingMemory | None = None, columns: tuple[str, ...] | None = None,
+                depth: int | None = None, graph: Graph | None = None) -> None:
+    """Print a report in the chosen format (see `render.report`); a table on a terminal is
+    fitted to its width."""
     from convcalc.render.report import render_report
+    from convcalc.render.table import View
 
-    emit(render_report(report, fmt, verification, training))
+    term = terminal()
+    width = term.width if fmt == "table" and term.is_terminal() else None
+    emit(render_report(report, fmt, verification, training, View(columns, depth, width), graph))
+
+
+class ColumnList(click.ParamType):
+    """`path,output,params,macs`: table columns by name, in order."""
+
+    name = "NAMES"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        from convcalc.render.table import COLUMN_NAMES
+
+        if isinstance(value, tuple):
+            return value
+        names = tuple(n.strip().lower() for n in str(value).split(",") if n.strip())
+        unknown = [n for n in names if n not in COLUMN_NAMES]
+        if unknown or not names:
+            what = f"unknown column '{unknown[0]}'" if unknown else "no columns given"
+            self.fail(f"{what}; choose from {', '.join(COLUMN_NAMES)}", param, ctx)
+        if len(set(names)) != len(names):
+            self.fail(f"a column is named twice in {value!r}", param, ctx)
+        return names
+
+
+def view_options(func: Any) -> Any:
+    func = click.option(
+        "--columns", type=ColumnList(), metavar="NAMES",
+        help="The table's columns, comma-separated, from: path, type, input, output, params, params%, buffers,"
+             " macs, macs%, flops, activations, rf, jump, start (also for csv and markdown).")(func)
+    func = click.option(
+        "-d", "--depth", type=click.IntRange(min=0), metavar="N",
+        help="Rows for the blocks, branches and repeats nested at most N deep, each with the subtotals of"
+             " everything inside, and the layers at that depth (1: the top-level items). JSON and CSV keep"
+             " every layer and gain the groups.")(func)
+    return func
 
 
 ignore_option = click.option(
@@ -41,22 +90,29 @@ ignore_option = click.option(
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @format_option()
 @memory_options
 @ignore_option
 @strict_option
 @training_options
+@view_options
 @max_layers_option
 @verify_options
-def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], strict: bool,
-           training: bool, amp: bool, amp_dtype: str, optimizer: str, max_layers: int, verify: bool, seed: int,
+def shapes(spec: str, input_shape: Shape | None, assignments: Assignments, fmt: str, batch_size: int, dtype: str,
+           ignore: tuple[str, ...], strict: bool, training: bool, amp: bool, amp_dtype: str, optimizer: str,
+           depth: int | None, columns: tuple[str, ...] | None, max_layers: int, verify: bool, seed: int,
            max_memory: int) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
     order, named by its module path (like PyTorch's `layer3.1.conv2`); merges appear as
     `add` and `concat` rows. RF is the receptive field size in input pixels and Jump its
-    effective stride (per axis when they differ).
+    effective stride (per axis when they differ); Params% and MACs% are shares of the totals.
+
+    On a terminal the table shows the nesting (layers indented under their block, each
+    block with its subtotals) and fits the terminal's width: numbers are abbreviated and the
+    least important columns left out rather than wrapped. Piped, it is complete and exact.
 
     \b
     Examples:
@@ -65,8 +121,14 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
       convcalc shapes net.yaml --batch-size 32 --dtype float16
       convcalc shapes net.yaml --verify --seed 1
       convcalc shapes net.yaml --training --amp --optimizer adam -b 32
+      convcalc shapes net.yaml --input 3x256x256 --set width=32
+      convcalc shapes examples/resnet50.yaml --depth 1
+      convcalc shapes net.yaml --columns path,output,params,macs,macs%
     """
-    network = load_network(spec, max_layers)
+    if columns is not None and fmt == "json":
+        raise click.BadParameter("JSON always has every field; --columns picks the columns of table, csv and"
+                                 " markdown output", param_hint="'--columns'")
+    network = load_network(spec, max_layers, dict(assignments), input_shape)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
     verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
     memory = None
@@ -74,7 +136,7 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
         from convcalc.training import training_memory
 
         memory = training_memory(network, report, optimizer, amp_dtype if amp else None)
-    emit_report(report, fmt, verification, memory)
+    emit_report(report, fmt, verification, memory, columns, depth, network.graph)
     if verification is not None:
         finish_verification(verification)
     if strict:

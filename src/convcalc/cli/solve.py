@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from convcalc.cli import cli
-from convcalc.cli.common import emit, format_option, load_network, max_layers_option
+from convcalc.cli.common import Assignments, Shape, emit, format_option, input_options, load_network, max_layers_option
 
 
 def emit_solution(title: str, fields: dict[str, Any], notes: list[str], fmt: str) -> None:
@@ -96,6 +96,7 @@ def solve_output_padding_command(n: int, kernel_size: int, stride: int, dilation
 
 @solve.command("input")
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
+@input_options
 @click.option("--min", "low", type=click.IntRange(min=1), default=1, show_default=True,
               help="Smallest input size to try.")
 @click.option("--max", "high", type=click.IntRange(min=1),
@@ -105,7 +106,8 @@ def solve_output_padding_command(n: int, kernel_size: int, stride: int, dilation
               " by default every spatial axis takes the same size.")
 @format_option()
 @max_layers_option
-def solve_input_command(spec: str, low: int, high: int | None, axis: int | None, fmt: str,
+def solve_input_command(spec: str, input_shape: Shape | None, assignments: Assignments,
+                        low: int, high: int | None, axis: int | None, fmt: str,
                         max_layers: int) -> None:
     """The smallest valid input size of SPEC, and the sizes where no layer drops pixels.
 
@@ -115,7 +117,7 @@ def solve_input_command(spec: str, low: int, high: int | None, axis: int | None,
     """
     from convcalc.solve import progression_text, scan_inputs
 
-    network = load_network(spec, max_layers)
+    network = load_network(spec, max_layers, dict(assignments), input_shape)
     high = high or 2 * max(network.input_shape[1:] or (1,))
     scan = scan_inputs(network, low, high, None if axis is None else axis - 1)
     where = "every spatial axis" if axis is None else f"spatial axis {axis}"

@@ -1,14 +1,20 @@
-"""JSON, CSV and Markdown renderings of a `Report`: deterministic, no terminal involved."""
+"""JSON, CSV and Markdown renderings of a `Report`: deterministic, no terminal involved.
+
+`--columns` picks CSV and Markdown columns (by the table's names, `COLUMNS` in
+`render.table`); `--depth` adds group rows (an `analysis.outline`): to JSON as a `groups`
+list, to CSV as rows of their own among the layers, to Markdown as the table's rows.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from convcalc.analysis import Report
-from convcalc.render.data import add_verification, field_text, human_bytes, report_dict, shape_text
+from convcalc.analysis import Entry, Report
+from convcalc.render.data import add_verification, field_dict, human_bytes, report_dict, shape_text
 
 CSV_COLUMNS = (
     "path", "type", "input_shape", "output_shape", "params", "buffers", "macs", "flops",
@@ -36,8 +42,42 @@ def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | No
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def to_csv(report: Report) -> str:
-    """One row per layer, then a `(total)` row; shapes as `CxHxW`, fields per axis as `a;b`."""
+# --columns name -> CSV header
+CSV_NAMES = {
+    "path": "path", "type": "type", "input": "input_shape", "output": "output_shape", "params": "params",
+    "params%": "params_percent", "buffers": "buffers", "macs": "macs", "macs%": "macs_percent", "flops": "flops",
+    "activations": "activation_bytes", "rf": "rf_size", "jump": "rf_jump", "start": "rf_start",
+}
+DEFAULT_CSV = ("path", "type", "input", "output", "params", "buffers", "macs", "flops", "activations", "rf", "jump",
+               "start")
+assert tuple(CSV_NAMES[k] for k in DEFAULT_CSV) == CSV_COLUMNS
+
+
+def _percent(part: int, whole: int) -> float | int:
+    return round(100 * part / whole, 4) if whole and part else 0
+
+
+def _csv_values(e: Entry, report: Report) -> dict[str, object]:
+    rf = field_dict(e.field)
+    t = report.totals
+    values: dict[str, object] = {
+        "path": e.path, "type": e.type, "input": shape_text(e.input_shapes), "output": shape_text(e.output_shape),
+        "params": e.params, "params%": _percent(e.params, t.params), "buffers": e.buffers, "macs": e.macs,
+        "macs%": _percent(e.macs, t.macs), "flops": e.flops, "activations": e.activation_bytes,
+    }
+    for key, name in (("rf", "size"), ("jump", "jump"), ("start", "start")):
+        values[key] = ";".join(str(v) for v in rf[name]) if rf else ""
+    return values
+
+
+def to_csv(report: Report, columns: Sequence[str] | None = None, entries: Sequence[Entry] | None = None) -> str:
+    """One row per layer, then a `(total)` row; shapes as `CxHxW`, fields per axis as `a;b`.
+
+    `columns` picks and orders the columns; `entries` (every layer and the groups, in tree
+    order) adds the groups' subtotal rows and two columns: `depth` and `row` (layer or group).
+    """
+    if columns is not None or entries is not None:
+        return _csv_picked(report, columns or DEFAULT_CSV, entries)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -55,18 +95,50 @@ def to_csv(report: Report) -> str:
     return buffer.getvalue()
 
 
-def to_markdown(report: Report) -> str:
-    """A GitHub table of the layers, then the totals, for pasting into docs."""
-    header = ("Layer", "Type", "Output", "Params", "Buffers", "MACs", "RF", "Jump")
+def _csv_picked(report: Report, columns: Sequence[str], entries: Sequence[Entry] | None) -> str:
+    from convcalc.render.table import leaf_entries
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    extra = ["depth", "row"] if entries is not None else []
+    writer.writerow([CSV_NAMES[k] for k in columns] + extra)
+    for e in entries if entries is not None else leaf_entries(report):
+        values = _csv_values(e, report)
+        writer.writerow([values[k] for k in columns] + ([e.depth, "group" if e.is_group else "layer"] if extra else []))
+    t = report.totals
+    totals: dict[str, object] = {
+        "path": "(total)", "input": shape_text(report.input_shape), "output": shape_text(report.output_shape),
+        "params": t.params, "params%": 100 if t.params else 0, "buffers": t.buffers, "macs": t.macs,
+        "macs%": 100 if t.macs else 0, "flops": t.flops, "activations": t.activation_bytes,
+    }
+    writer.writerow([totals.get(k, "") for k in columns] + (["0", "total"] if extra else []))
+    return buffer.getvalue()
+
+
+_COUNTS = {"params": "params", "buffers": "buffers", "macs": "macs", "flops": "flops",
+           "activations": "activation_bytes"}
+
+
+def to_markdown(report: Report, columns: Sequence[str] | None = None, entries: Sequence[Entry] | None = None) -> str:
+    """A GitHub table of the layers (or of `entries`, an outline), then the totals, for docs."""
+    from convcalc.render.table import COLUMNS, PLAIN_COLUMNS, leaf_entries
+
+    keys = columns or PLAIN_COLUMNS
+    kinds = [COLUMNS[k] for k in keys]
     lines = [f"### {report.name}", "",
              f"Input {shape_text(report.input_shape)}, batch {report.batch_size}, {report.dtype}.", "",
-             "| " + " | ".join(header) + " |",
-             "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:", "---:"]) + "|"]
-    for row in report.rows:
-        size, jump = field_text(row.field)
-        lines.append("| " + " | ".join([
-            f"`{row.path}`", row.type, shape_text(row.output_shape), f"{row.params:,}",
-            f"{row.buffers:,}", f"{row.macs:,}", size, jump]) + " |")
+             "| " + " | ".join(k.header for k in kinds) + " |",
+             "|" + "|".join("---:" if k.right else "---" for k in kinds) + "|"]
+    for e in entries if entries is not None else leaf_entries(report):
+        cells = []
+        for key, kind in zip(keys, kinds):
+            if key == "path":
+                cells.append(f"**`{e.path}`**" if e.is_group else f"`{e.path}`")
+            elif key in _COUNTS:
+                cells.append(f"{getattr(e, _COUNTS[key]):,}")
+            else:
+                cells.append(kind.cell(e, report, False))
+        lines.append("| " + " | ".join(cells) + " |")
     t = report.totals
     lines += [
         "",
@@ -81,3 +153,22 @@ def to_markdown(report: Report) -> str:
         lines += ["", "Warnings:", ""]
         lines += [f"- `{w.path}` ({w.layer_type}) [{w.code}]: {w.message}" for w in report.warnings]
     return "\n".join(lines) + "\n"
+
+
+def groups_json(entries: Sequence[Entry], report: Report) -> list[dict[str, Any]]:
+    """`--depth`'s `groups` list: each group of the outline with its subtotals. `rows` is the
+    slice [start, stop) of `layers` it sums; `input_shape` is what flows into it (a list of
+    shapes when several values do)."""
+    out = []
+    for e in entries:
+        if e.group is None:
+            continue
+        shapes = [list(s) for s in e.input_shapes]
+        out.append({
+            "path": e.path, "type": e.type, "depth": e.depth, "repeat": e.group.repeat,
+            "input_shape": shapes[0] if len(shapes) == 1 else shapes, "output_shape": list(e.output_shape),
+            "params": e.params, "buffers": e.buffers, "macs": e.macs, "flops": e.flops,
+            "activation_bytes": e.activation_bytes, "receptive_field": field_dict(e.field),
+            "rows": [e.start, e.stop],
+        })
+    return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convcalc.render.data import human_bytes
 from convcalc.training import OPTIMIZER_STATES, TrainingMemory
+
+if TYPE_CHECKING:
+    from convcalc.render.table import Extra
 
 
 def training_dict(memory: TrainingMemory, buffers: int) -> dict[str, Any]:
@@ -27,6 +30,24 @@ def training_dict(memory: TrainingMemory, buffers: int) -> dict[str, Any]:
 
 def saved_cells(memory: TrainingMemory) -> list[str]:
     return [human_bytes(b) if b else "-" for b in memory.per_layer]
+
+
+def saved_extra(memory: TrainingMemory) -> Extra:
+    """The "Kept for backward" column: a layer's bytes, or the sum over a group's layers."""
+    from convcalc.render.fit import abbreviate_bytes
+    from convcalc.render.table import Extra
+
+    per_layer = memory.per_layer
+
+    def cell(entry: Any) -> str:
+        kept = sum(per_layer[entry.start:entry.stop])
+        return human_bytes(kept) if kept else "-"
+
+    def short(entry: Any) -> str:
+        kept = sum(per_layer[entry.start:entry.stop])
+        return abbreviate_bytes(kept) if kept else "-"
+
+    return Extra("Kept for backward", cell, right=True, short_header="Kept", short_cell=short)
 
 
 def summary_lines(memory: TrainingMemory, batch_size: int) -> list[str]:

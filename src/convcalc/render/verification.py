@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from convcalc.render.data import shape_text
 
 if TYPE_CHECKING:
     from convcalc.numeric.result import Verification
+    from convcalc.render.table import Extra
 
 
 def verified_cells(verification: Verification) -> list[str]:
@@ -20,6 +21,24 @@ def verified_cells(verification: Verification) -> list[str]:
         else:
             cells.append({"ok": "ok", "error": "ERROR", "not-run": "-"}[status])
     return cells
+
+
+def verified_extra(verification: Verification) -> Extra:
+    """The Verified column: a layer's cell, or for a group the worst of its layers'."""
+    from convcalc.render.table import Extra
+
+    cells = verified_cells(verification)
+
+    def cell(entry: Any) -> str:
+        if not entry.is_group:
+            return cells[entry.start]
+        statuses = {c.status for c in verification.checks[entry.start:entry.stop]}
+        for status, text in (("mismatch", "MISMATCH"), ("error", "ERROR"), ("ok", "ok")):
+            if status in statuses:
+                return text
+        return "-"
+
+    return Extra("Verified", cell)
 
 
 def summary(verification: Verification) -> str:

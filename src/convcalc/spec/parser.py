@@ -63,14 +63,20 @@ class _Context:
 
 
 class Parser:
-    """One spec's reader; use `parse_spec` or `parse_text`."""
+    """One spec's reader; use `parse_spec` or `parse_text`.
 
-    def __init__(self, source: Source, limits: Limits, overrides: Mapping[str, Any] | None = None) -> None:
+    `overrides` replace the values of the spec's `vars` of the same names (`--set NAME=VALUE`,
+    `convcalc.torch.build(spec, **set)`): later vars and every expression see the
+    replacement, a string with `$` is evaluated as if written in the file, and a name the spec
+    does not declare is an error listing the ones it does. `input_shape` replaces `input`.
+    """
+
+    def __init__(self, source: Source, limits: Limits, overrides: Mapping[str, Any] | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> None:
         self.source = source
         self.ctx = _Context(source, {}, limits)
-        # Values replacing the spec's `vars` of the same name (`convcalc sweep --set`); later
-        # vars and every expression see the replacement.
         self.overrides = dict(overrides or {})
+        self.input_override = input_shape
 
     def where(self, node: yaml.Node | None) -> Location | None:
         return self.source.where(node)
@@ -100,23 +106,26 @@ class Parser:
         unknown = [name for name in self.overrides if name not in scope]
         if unknown:
             have = f"its vars: {', '.join(scope)}" if scope else "it has no 'vars'"
-            raise SpecError(f"{self.source.name}: the spec has no var '{unknown[0]}' ({have})"
-                            + suggest(unknown[0], scope))
+            raise self.error(f"the spec has no var '{unknown[0]}' to set ({have})"
+                             + suggest(unknown[0], scope), top["vars"][0] if "vars" in top else root)
         if "blocks" in top:
             self.blocks(top["blocks"][1])
         name = "network"
         if "name" in top:
             name_node = top["name"][1]
-            value = scalar(name_node, self.source)
+            value = self.value(name_node, scope)
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise self.error(f"'name' must be a string (got {describe(value)})", name_node)
             name = str(value)
-        input_shape = self.input_shape(top["input"][1])
+        if self.input_override is not None:
+            input_shape = checked_input(self.input_override, "--input")
+        else:
+            input_shape = self.input_shape(top["input"][1], scope)
         body = self.items(top["layers"][1], "", scope, depth=0)
         budget: tuple[tuple[str, Any, Location | None], ...] = ()
         if "budget" in top:
             budget = tuple(
-                (key, to_python(value, self.source), self.where(key_node))
+                (key, self.value(value, scope), self.where(key_node))
                 for key, key_node, value in mapping_items(top["budget"][1], self.source)
             )
         ignore = self.ignore(top["ignore"][1]) if "ignore" in top else ()
@@ -138,25 +147,20 @@ class Parser:
         for key, key_node, value in mapping_items(node, self.source):
             if not NAME_RE.match(key):
                 raise self.error(f"variable name {key!r} must be letters, digits and _", key_node)
-            scope[key] = self.overrides[key] if key in self.overrides else self.value(value, scope)
+            if key in self.overrides:
+                value = self.overrides[key]
+                scope[key] = _substitute(value, scope) if is_expression(value) else value
+            else:
+                scope[key] = self.value(value, scope)
         return scope
 
-    def input_shape(self, node: yaml.Node) -> tuple[int, ...]:
-        raw = to_python(node, self.source)
-        if isinstance(raw, str):
-            parts = raw.lower().replace("×", "x").split("x")
-            if all(p.strip().isdigit() for p in parts):
-                raw = [int(p) for p in parts]
-        ok = isinstance(raw, list) and 2 <= len(raw) <= 4
-        ok = ok and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in raw)
-        if not ok:
-            raise self.error(
-                f"'input' must be a shape without the batch, [C, L], [C, H, W] or [C, D, H, W]"
-                f" with positive sizes (got {describe(raw)})", node)
-        if max(raw) >= 2**63:
-            raise self.error(f"'input' sizes must be below 2^63, the largest size a PyTorch tensor"
-                             f" can have (got {describe(raw)})", node)
-        return tuple(raw)
+    def input_shape(self, node: yaml.Node, scope: Mapping[str, Any]) -> tuple[int, ...]:
+        """`input`: a list (whose sizes may be `$` expressions) or text like `3x224x224`."""
+        raw = self.value(node, scope)
+        try:
+            return checked_input(raw, "'input'")
+        except SpecError as err:
+            raise err.located(where=self.where(node), path=None, layer_type=None) from None
 
     def blocks(self, node: yaml.Node) -> None:
         for name, key_node, body in mapping_items(node, self.source):
@@ -545,6 +549,25 @@ class Parser:
         return Sequence(path, (body,), block=block_name, block_args=called, where=where)
 
 
+def checked_input(raw: Any, what: str = "'input'") -> tuple[int, ...]:
+    """An input shape from a list of sizes or text like `3x224x224`, or a SpecError naming `what`."""
+    if isinstance(raw, str):
+        parts = raw.lower().replace("×", "x").split("x")
+        if all(p.strip().isdigit() for p in parts):
+            raw = [int(p) for p in parts]
+    elif isinstance(raw, tuple):
+        raw = list(raw)
+    ok = isinstance(raw, list) and 2 <= len(raw) <= 4
+    ok = ok and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in raw)
+    if not ok:
+        raise SpecError(f"{what} must be a shape without the batch, [C, L], [C, H, W] or [C, D, H, W]"
+                        f" with positive sizes (got {describe(raw)})")
+    if max(raw) >= 2**63:
+        raise SpecError(f"{what} sizes must be below 2^63, the largest size a PyTorch tensor"
+                        f" can have (got {describe(raw)})")
+    return tuple(raw)
+
+
 REQUIRED_HINTS = {
     "input": "the input shape without the batch, e.g. input: [3, 224, 224]",
     "layers": "the list of layers, e.g. layers: [conv2d: {out_channels: 64, kernel_size: 3}]",
@@ -599,7 +622,17 @@ def declared_vars(root: yaml.Node, source: Source) -> tuple[str, ...]:
     return ()
 
 
-def parse_text(text: str, name: str = "<spec>", limits: Limits | None = None) -> Network:
-    """Parse spec text; errors carry `name` as the file."""
-    source = Source(name, text)
-    return Parser(source, limits or Limits()).network(compose(source))
+def parse_spec(source: Source, limits: Limits | None = None, overrides: Mapping[str, Any] | None = None,
+               input_shape: tuple[int, ...] | str | None = None) -> Network:
+    """The library's entry point: parse a spec's text, with `vars` overridden by `overrides`
+    (name -> value, as `--set NAME=VALUE`) and `input` replaced by `input_shape` (`3x256x256`
+    or a tuple), both optional. Every problem is a located `SpecError`."""
+    shape = None if input_shape is None else checked_input(input_shape, "--input")
+    return Parser(source, limits or Limits(), overrides, shape).network(compose(source))
+
+
+def parse_text(text: str, name: str = "<spec>", limits: Limits | None = None,
+               overrides: Mapping[str, Any] | None = None,
+               input_shape: tuple[int, ...] | str | None = None) -> Network:
+    """Parse spec text; errors carry `name` as the file (see `parse_spec`)."""
+    return parse_spec(Source(name, text), limits, overrides, input_shape)
