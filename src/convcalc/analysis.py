@@ -81,15 +81,25 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class Output:
+    """One output of the network: its path (`input` when there are no layers), shape and field."""
+
+    path: str
+    shape: Shape
+    field: Field
+
+
+@dataclass(frozen=True)
 class Report:
     name: str
     input_shape: Shape
-    output_shape: Shape
+    output_shape: Shape  # the first output's (the JSON contract lists all when there are several)
     batch_size: int
     dtype: str
     rows: tuple[Row, ...]
     totals: Totals
     warnings: tuple[DesignWarning, ...]
+    outputs: tuple[Output, ...] = ()  # every output of the graph, in the order `outputs:` lists them
 
 
 class _Analysis:
@@ -114,6 +124,11 @@ class _Analysis:
                 field = self.merge_fields([fields[j] for j in node.inputs], node)
             shapes[i], fields[i] = result.output_shape, field
             self.emit(node, in_shapes, result, field)
+        outputs = set(graph.outputs)
+        for i, node in enumerate(graph.nodes):
+            if not graph.consumers[i] and i not in outputs:
+                self.warn(node, Note("dead-layer", "nothing reads this output and it is not one of"
+                                                   " the network's outputs (list it in 'outputs:'?)"))
 
     def infer(self, node: Node, shapes: tuple[Shape, ...]) -> Inference:
         # `infer` is pure, and parsed arguments are shared between identical layers, so
@@ -127,7 +142,8 @@ class _Analysis:
             result = node.type.infer_inputs(node.args, shapes)
             check_dims(result.output_shape)
         except InputMismatch as err:
-            raise err.named(node.labels).located(where=node.where, path=node.path,
+            raise err.named(node.labels, "input" if node.from_paths
+                            else "branch").located(where=node.where, path=node.path,
                                                  layer_type=node.type.name) from None
         except ConvcalcError as err:
             raise err.located(where=node.where, path=node.path, layer_type=node.type.name) from None
@@ -217,8 +233,10 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32") -> Re
     graph = network.graph
     walker.run(graph)
     rows = tuple(walker.rows)
-    out = graph.outputs[0]
-    output = rows[out].output_shape if out != INPUT else network.input_shape
+    outputs = tuple(
+        Output(rows[i].path, rows[i].output_shape, rows[i].field) if i != INPUT
+        else Output("input", network.input_shape, input_field(network.input_shape))
+        for i in graph.outputs)
     params = sum(r.params for r in rows)
     totals = Totals(
         params=params,
@@ -230,10 +248,11 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32") -> Re
     return Report(
         name=network.name,
         input_shape=network.input_shape,
-        output_shape=output,
+        output_shape=outputs[0].shape,
         batch_size=batch_size,
         dtype=dtype,
         rows=rows,
         totals=totals,
         warnings=tuple(walker.warnings),
+        outputs=outputs,
     )

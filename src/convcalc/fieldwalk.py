@@ -125,7 +125,8 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
             raise ShapeError(
                 "the spatial axes are merged here (flatten), so positions after it do not map"
                 " back to input positions per axis", path=step.path, layer_type=step.type)
-        for source, in_shape in zip(inputs_of(step), step.input_shapes):
+        merge = step.is_merge
+        for source, in_shape in zip(inputs_of(step), step.input_shapes):  # value inputs only
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []
@@ -134,8 +135,10 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                 for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
                     if box[axis] not in memo[axis]:
                         got: set[int] = set()
+                        # A merge's input of size 1 along an axis is broadcast: every position reads it.
+                        broadcast = merge and n == 1 and step.output_shape[axis + 1] != 1
                         for o in box[axis]:
-                            indices, outside = amap.reads(o, n)
+                            indices, outside = ((0,), False) if broadcast else amap.reads(o, n)
                             got.update(indices)
                             touched[axis] = touched[axis] or outside
                         memo[axis][box[axis]] = frozenset(got)
@@ -160,9 +163,9 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
 
 
 def inputs_of(row: Row) -> tuple[int, ...]:
-    """The ids of the rows (or INPUT) a row reads: its graph node's inputs."""
+    """The ids of the rows (or INPUT) whose values a row reads (not a `size_of:` input's)."""
     assert row.node is not None, "rows come from analyze"
-    return row.node.inputs
+    return row.node.value_inputs
 
 
 def _prune(boxes: list[Box]) -> list[Box]:

@@ -34,6 +34,7 @@ CODES = {
     "small-head-field": "the features a global-pooling head averages each see less than the whole input",
     "misaligned-branches": "merged branches whose fields have different jumps or centres",
     "field-untracked": "the receptive field became too irregular to track",
+    "dead-layer": "a layer whose output nothing reads and that is not one of the network's outputs",
 }
 
 

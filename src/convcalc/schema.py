@@ -41,6 +41,10 @@ RESERVED_DEFS = {
                "description": "Repeat the item this many times."},
     "when": {"anyOf": [{"type": "boolean"}, EXPRESSION],
              "description": "Leave the item out when false."},
+    "from": {"anyOf": [{"type": ["string", "integer"]}, {"type": "array", "items": {"type": ["string", "integer"]},
+                                                          "minItems": 2}],
+             "description": "The earlier output(s) this item reads, by path (`input`: the network"
+                            " input); a list for concat, add and mul."},
 }
 RESERVED_PROPS = {key: {"$ref": f"#/definitions/{key}"} for key in RESERVED_DEFS}
 assert tuple(RESERVED_PROPS) == RESERVED
@@ -206,6 +210,8 @@ def spec_schema() -> dict[str, Any]:
                    "description": "Limits for `convcalc check`."},
         "ignore": {"type": "array", "items": {"enum": list(CODES)},
                    "description": "Warning codes to leave out."},
+        "outputs": {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
+                    "description": "The paths of the network's outputs (default: the last item)."},
     }
     assert set(properties) == set(TOP_LEVEL_KEYS)
     return {

@@ -8,7 +8,8 @@ torch 2.13 on CPU in training mode):
   keep their input; ReLU, sigmoid, tanh and softmax keep their output; most other
   activations keep their input; max pooling keeps its input and int64 indices of the output's
   size; batch norm keeps its input plus 2*C statistics; dropout keeps a mask; flatten,
-  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing;
+  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing; mul keeps each
+  input whose partner needs a gradient; a centre crop is a view of its input;
 - a tensor kept by two layers (a ReLU's output that the next conv keeps as its input) is
   counted once; flatten and identity are views, in-place activations reuse their input;
 - a layer keeps nothing unless a gradient flows through it (it has parameters, or one
@@ -137,6 +138,10 @@ SAVES: dict[str, Saves] = {
     "pixelunshuffle": NOTHING,
     "add": NOTHING,
     "concat": NOTHING,
+    # Each factor keeps the others (what its gradient multiplies by), when it needs a gradient.
+    "mul": Saves("others"),
+    # A crop is a view of its input (a slice); one that also pads makes a new tensor.
+    "centercrop": Saves(view=True),
     **{f"{mode}pad{r}d": NOTHING for mode in ("zero", "constant", "circular") for r in (1, 2, 3)},
     **{f"{mode}pad{r}d": INPUT for mode in ("reflection", "replication") for r in (1, 2, 3)},
 }
@@ -178,7 +183,7 @@ class _Saved:
     def run(self, graph: Graph, report: Report) -> None:
         tensor_of = {NETWORK_INPUT: "<input>"}
         for i, (node, row) in enumerate(zip(graph.nodes, report.rows)):
-            tensor_of[i] = self.node(node, row, [tensor_of[j] for j in node.inputs])
+            tensor_of[i] = self.node(node, row, [tensor_of[j] for j in node.value_inputs])
 
     def node(self, node: Node, row: Row, tensors: list[str]) -> str:
         """The name of the tensor `node` outputs, after noting what it keeps."""
@@ -188,7 +193,8 @@ class _Saved:
                             " backward", path=node.path, layer_type=node.type.name)
         tensor = tensors[0]
         inplace = bool(node.args.get("inplace", False))
-        out = tensor if rule.view or (inplace and rule.keeps) else row.path
+        view = rule.view and not _grows(node, row)
+        out = tensor if view or (inplace and rule.keeps) else row.path
         if out == row.path:
             self.sizes[out] = math.prod(row.output_shape)
         self.grad[out] = any(self.grad[t] for t in tensors) or row.params > 0
@@ -202,6 +208,9 @@ class _Saved:
         kept: tuple[str, ...] = ()
         if keeps == "input":
             kept = tuple(tensors)
+        elif keeps == "others":
+            kept = tuple(dict.fromkeys(t for i, t in enumerate(tensors)
+                                       if any(self.grad[u] for k, u in enumerate(tensors) if k != i)))
         elif keeps == "output":
             kept = (out,)
         elif keeps == "copy":
@@ -211,6 +220,11 @@ class _Saved:
         extra = (per_sample * self.batch + per_batch) * (size or self.element)
         self.layers.append(LayerMemory(row.path, kept, extra))
         return out
+
+
+def _grows(node: Node, row: Row) -> bool:
+    """A crop that pads somewhere (output larger than the input on an axis): not a view."""
+    return node.type.name == "centercrop" and any(o > n for o, n in zip(row.output_shape, row.input_shapes[0]))
 
 
 def training_memory(network: Network, report: Report, optimizer: str = "none") -> TrainingMemory:

@@ -60,7 +60,8 @@ def report_table(report: Report, extra: Sequence[Column] = ()) -> list[Line]:
     columns = [
         Column("Layer", [r.path for r in rows], "Total", style="cyan"),
         Column("Type", [r.type for r in rows]),
-        Column("Output", [shape_text(r.output_shape) for r in rows], shape_text(report.output_shape)),
+        Column("Output", [shape_text(r.output_shape) for r in rows],
+               shape_text(report.output_shape) if len(report.outputs) < 2 else f"{len(report.outputs)} outputs"),
         Column("Params", [_count(r.params) for r in rows], f"{t.params:,}", right=True),
         Column("Buffers", [_count(r.buffers) for r in rows], f"{t.buffers:,}", right=True),
         Column("MACs", [_count(r.macs) for r in rows], f"{t.macs:,}", right=True),
@@ -69,7 +70,14 @@ def report_table(report: Report, extra: Sequence[Column] = ()) -> list[Line]:
         *extra,
     ]
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch_size}, {report.dtype}"
-    out: list[Line] = [[(title, "bold")], *layout(columns), []]
+    out: list[Line] = [[(title, "bold")], *layout(columns)]
+    if len(report.outputs) > 1:
+        width = max(len(o.path) for o in report.outputs)
+        for o in report.outputs:
+            size, jump = field_text(o.field)
+            out.append([("Output ", "bold"), (o.path.ljust(width), "cyan"),
+                        (f"  {shape_text(o.shape)}  RF {size}, jump {jump}", None)])
+    out.append([])
     out += [
         [("Trainable params ", "bold"), (f"{t.params:,} ({human_count(t.params)}, {human_bytes(t.param_bytes)})", None),
          ("   Buffers ", "bold"), (f"{t.buffers:,} (running statistics, not trainable)", None)],

@@ -1,0 +1,215 @@
+"""Graphs: `from:` references, standalone merges (add, mul, concat), several outputs, size_of.
+
+Errors are pinned through the CLI; numbers are checked against PyTorch (tests/torch_oracle.py):
+a hand-written DAG and hypothesis-drawn random DAGs (fan-out, fan-in by add/concat/mul, long
+skips) run in NumPy and in torch on the same weights must agree on every output.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.torch_oracle import convcalc_params, torch_network
+
+from convcalc.analysis import analyze
+from convcalc.numeric.runner import input_array
+from convcalc.numeric.runner import run as run_numpy
+from convcalc.spec.parser import parse_text
+
+DAG = """\
+input: [3, 16, 16]
+outputs: [p1, p2]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: c1}
+  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1, name: c2}
+  - conv2d: {out_channels: 4, kernel_size: 1, name: p2}
+  - upsample: {size_of: c1, mode: nearest, name: up}
+  - add: {from: [up, c1], name: sum}
+  - adaptiveavgpool2d: {from: c1, output_size: 1, name: gate}
+  - mul: {from: [sum, gate], name: gated}
+  - centercrop: {from: input, size_of: p2, name: crop}
+  - zeropad2d: {padding: [-1, -1, -2, 0], name: shrink}
+  - concat: {from: [gated, c1], name: p1}
+"""
+
+
+def outputs_of(text: str, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every output of the network in NumPy and in torch (float64, the same weights)."""
+    network = parse_text(text, "spec.yaml")
+    report = analyze(network)
+    params = convcalc_params(network, report, seed, np.float64)
+    x = input_array(network.input_shape, 2, seed, "float64")
+    values: dict[int, np.ndarray] = {}
+    index = {n.path: i for i, n in enumerate(network.graph.nodes)}
+    run_numpy(network, x, lambda step: values.__setitem__(index[step.path], step.output.y), params=params)
+    ours = [values[o] for o in network.graph.outputs]
+    theirs = torch_network(network, report, params, torch.float64)(torch.from_numpy(x))
+    theirs = list(theirs) if isinstance(theirs, tuple) else [theirs]
+    return ours, [t.detach().numpy() for t in theirs]
+
+
+def test_hand_written_dag_matches_torch():
+    ours, theirs = outputs_of(DAG.replace("outputs: [p1, p2]", "outputs: [p1, p2, shrink]"))
+    assert [o.shape for o in ours] == [t.shape for t in theirs]
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_size_of_and_negative_padding_shapes():
+    report = analyze(parse_text(DAG, "spec.yaml"))
+    rows = {r.path: r for r in report.rows}
+    assert rows["up"].output_shape == (4, 16, 16)
+    assert rows["up"].input_shapes == ((4, 8, 8), (4, 16, 16))  # input 1 is the size_of reference
+    assert rows["crop"].output_shape == (3, 8, 8)
+    assert rows["shrink"].output_shape == (3, 8 - 1 - 1, 8 - 2 + 0)
+    assert rows["gated"].input_shapes == ((4, 16, 16), (4, 1, 1))  # mul broadcasts
+    assert rows["gated"].output_shape == (4, 16, 16)
+    # the field does not flow through size_of: `up` has p2's field (not c1's)
+    assert rows["up"].field is not None and rows["up"].field[0].size == rows["p2"].field[0].size
+    assert [(o.path, o.shape) for o in report.outputs] == [("p1", (8, 16, 16)), ("p2", (4, 8, 8))]
+    assert [w.code for w in report.warnings].count("dead-layer") == 1  # shrink is read by nothing
+
+
+def test_json_lists_outputs(run, tmp_path):
+    path = tmp_path / "dag.yaml"
+    path.write_text(DAG)
+    result = run("shapes", str(path), "--format", "json")
+    data = json.loads(result.stdout)
+    assert data["output_shape"] == [[8, 16, 16], [4, 8, 8]]
+    assert [o["path"] for o in data["outputs"]] == ["p1", "p2"]
+    assert data["outputs"][1]["receptive_field"] == {"size": [5, 5], "jump": [2, 2], "start": [0, 0]}
+
+
+def test_table_prints_one_line_per_output(run, tmp_path):
+    path = tmp_path / "dag.yaml"
+    path.write_text(DAG)
+    out = run("shapes", str(path)).stdout
+    assert "Total                      2 outputs" in out
+    assert "Output p1  8x16x16  RF 35, jump 1\n" in out
+    assert "Output p2  4x8x8  RF 5, jump 2\n" in out
+    assert "[dead-layer]" in out
+
+
+ERRORS = [
+    ("  - conv2d: {from: c3, out_channels: 4, kernel_size: 1}\n",
+     "error: spec.yaml:5:20: 2: no layer or block has the path 'c3'; did you mean 'c2' or 'c1'?"),
+    ("  - conv2d: {from: later, out_channels: 4, kernel_size: 1}\n  - relu: {name: later}\n",
+     "error: spec.yaml:5:20: 2: 'later' refers to later, which comes later (or encloses this item):"
+     " a reference must name an earlier output, graphs cannot have cycles"),
+    ("  - relu: {from: [c1, c2]}\n",
+     "error: spec.yaml:5:18: 2 (relu): 'from' of relu takes one path; only merges (concat, add, mul)"
+     " take a list"),
+    ("  - add: {from: [c1]}\n",
+     "error: spec.yaml:5:17: 2 (add): 'from' of add must be a list of two or more paths, like [lat3, up4]"),
+    ("  - add: {from: [c1, c2]}\n",
+     "error: spec.yaml:5:5: 2 (add): add needs shapes that broadcast (equal, or 1 on an axis):"
+     " input c1 gives [4, 16, 16] but input c2 gives [4, 8, 8]"),
+    ("  - mul: {from: [c2, c1]}\n",
+     "error: spec.yaml:5:5: 2 (mul): mul needs shapes that broadcast (equal, or 1 on an axis):"
+     " input c2 gives [4, 8, 8] but input c1 gives [4, 16, 16]"),
+    ("  - concat: {from: [c1, c2]}\n",
+     "error: spec.yaml:5:5: 2 (concat): concat needs equal sizes except channels:"
+     " input c1 gives [4, 16, 16] but input c2 gives [4, 8, 8]"),
+]
+
+HEAD = """\
+input: [3, 16, 16]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: c1}
+  - conv2d: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1, name: c2}
+"""
+
+
+@pytest.mark.parametrize(("tail", "message"), ERRORS)
+def test_reference_errors(run, tmp_path, monkeypatch, tail, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(HEAD + tail)
+    result = run("shapes", "spec.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == message
+
+
+def test_outputs_errors(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(HEAD + "outputs: [c1, c1]\n")
+    result = run("shapes", "spec.yaml")
+    assert result.stderr.splitlines()[0] == "error: spec.yaml:5:15: output 'c1' is listed twice"
+    (tmp_path / "spec.yaml").write_text(HEAD + "outputs: [c9]\n")
+    result = run("shapes", "spec.yaml")
+    assert result.stderr.splitlines()[0] == ("error: spec.yaml:5:11: no layer or block has the path 'c9';"
+                                             " did you mean 'c2' or 'c1'?")
+
+
+def test_block_takes_its_skip_as_an_argument():
+    spec = """\
+input: [4, 8, 8]
+blocks:
+  merge_with:
+    args: {skip: ~}
+    layers:
+      - conv2d: {out_channels: 4, kernel_size: 1, name: lat}
+      - add: {from: [lat, $skip]}
+layers:
+  - relu: {name: a}
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: b}
+  - merge_with: {skip: a, name: m}
+"""
+    report = analyze(parse_text(spec, "spec.yaml"))
+    merge = report.rows[-1]
+    assert merge.path == "m.1" and merge.node is not None
+    assert [report.rows[i].path for i in merge.node.inputs] == ["m.lat", "a"]
+
+
+# --- the differential: random DAGs against PyTorch -------------------------------------
+
+
+@st.composite
+def dags(draw):
+    """A random DAG of same-size convs and activations with fan-out, long skips and merges."""
+    lines = ["input: [3, 8, 8]", "layers:"]
+    channels = {"input": 3}
+    names = ["input"]
+    for i in range(draw(st.integers(2, 9))):
+        name = f"n{i}"
+        kind = draw(st.sampled_from(["conv", "conv", "relu", "add", "mul", "concat"]))
+        if kind in ("add", "mul") and len(names) > 2:
+            a = draw(st.lists(st.sampled_from(names[1:]), min_size=2, max_size=3, unique=True))
+            if len({channels[n] for n in a}) != 1:
+                kind = "concat"
+            lines.append(f"  - {kind}: {{from: [{', '.join(a)}], name: {name}}}")
+            channels[name] = sum(channels[n] for n in a) if kind == "concat" else channels[a[0]]
+        elif kind == "concat" and len(names) > 1:
+            a = draw(st.lists(st.sampled_from(names), min_size=2, max_size=3, unique=True))
+            lines.append(f"  - concat: {{from: [{', '.join(a)}], name: {name}}}")
+            channels[name] = sum(channels[n] for n in a)
+        else:
+            source = draw(st.sampled_from(names))
+            if kind == "relu":
+                lines.append(f"  - relu: {{from: {source}, name: {name}}}")
+                channels[name] = channels[source]
+            else:
+                out = draw(st.integers(1, 4))
+                k = draw(st.sampled_from([1, 3]))
+                lines.append(f"  - conv2d: {{from: {source}, out_channels: {out}, kernel_size: {k},"
+                             f" padding: {k // 2}, name: {name}}}")
+                channels[name] = out
+        names.append(name)
+    outputs = draw(st.lists(st.sampled_from(names[1:]), min_size=1, max_size=2, unique=True))
+    lines.insert(1, f"outputs: [{', '.join(outputs)}]")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dags())
+def test_random_dags_match_torch(spec):
+    network = parse_text(spec, "spec.yaml")
+    report = analyze(network)
+    ours, theirs = outputs_of(spec)
+    assert [o.shape[1:] for o in ours] == [tuple(o.shape) for o in report.outputs]
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
