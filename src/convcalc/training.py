@@ -8,8 +8,10 @@ torch 2.13 on CPU in training mode):
   keep their input; ReLU, sigmoid, tanh and softmax keep their output; most other
   activations keep their input; max pooling keeps its input and int64 indices of the output's
   size; batch norm keeps its input plus 2*C statistics; dropout keeps a mask; flatten,
-  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing; mul keeps each
-  input whose partner needs a gradient; a centre crop is a view of its input;
+  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing; mul of `a, b, c`
+  is `(a * b) * c`: each product keeps a factor when the other factor needs a gradient (the
+  partial product `a * b` is a new tensor); a centre crop is a view of its input, or of the
+  zero-padded input when it pads an axis (torchvision pads, then slices);
 - a tensor kept by two layers (a ReLU's output that the next conv keeps as its input) is
   counted once; flatten and identity are views, in-place activations reuse their input;
 - a layer keeps nothing unless a gradient flows through it (it has parameters, or one
@@ -21,7 +23,7 @@ torch 2.13 on CPU in training mode):
 - not counted: activation gradients alive during backward, framework workspaces, the
   allocator's rounding, and anything held by a data loader. The total is a lower bound.
 
-Pure: imports `analysis`, `errors`, `graph` and `network` only.
+Pure: imports `analysis`, `errors`, `graph`, `layers` and `network` only.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from convcalc.analysis import DTYPE_BYTES, Report, Row
 from convcalc.errors import SpecError
 from convcalc.graph import INPUT as NETWORK_INPUT
 from convcalc.graph import Graph, Node
+from convcalc.layers.merge import broadcast
 from convcalc.network import Network
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
@@ -138,9 +141,9 @@ SAVES: dict[str, Saves] = {
     "pixelunshuffle": NOTHING,
     "add": NOTHING,
     "concat": NOTHING,
-    # Each factor keeps the others (what its gradient multiplies by), when it needs a gradient.
-    "mul": Saves("others"),
-    # A crop is a view of its input (a slice); one that also pads makes a new tensor.
+    # Left to right; each product keeps one factor when the other needs a gradient.
+    "mul": Saves("product"),
+    # A crop is a view of its input (a slice); one that pads slices a new, padded tensor.
     "centercrop": Saves(view=True),
     **{f"{mode}pad{r}d": NOTHING for mode in ("zero", "constant", "circular") for r in (1, 2, 3)},
     **{f"{mode}pad{r}d": INPUT for mode in ("reflection", "replication") for r in (1, 2, 3)},
@@ -193,10 +196,10 @@ class _Saved:
                             " backward", path=node.path, layer_type=node.type.name)
         tensor = tensors[0]
         inplace = bool(node.args.get("inplace", False))
-        view = rule.view and not _grows(node, row)
-        out = tensor if view or (inplace and rule.keeps) else row.path
+        padded = _padded(node, row)
+        out = tensor if (rule.view and padded is None) or (inplace and rule.keeps) else row.path
         if out == row.path:
-            self.sizes[out] = math.prod(row.output_shape)
+            self.sizes[out] = math.prod(padded or row.output_shape)
         self.grad[out] = any(self.grad[t] for t in tensors) or row.params > 0
         if not self.grad[out]:  # no gradient flows through it: autograd keeps nothing
             self.layers.append(LayerMemory(row.path, (), 0))
@@ -208,9 +211,8 @@ class _Saved:
         kept: tuple[str, ...] = ()
         if keeps == "input":
             kept = tuple(tensors)
-        elif keeps == "others":
-            kept = tuple(dict.fromkeys(t for i, t in enumerate(tensors)
-                                       if any(self.grad[u] for k, u in enumerate(tensors) if k != i)))
+        elif keeps == "product":
+            kept = self.product(row, tensors)
         elif keeps == "output":
             kept = (out,)
         elif keeps == "copy":
@@ -221,10 +223,41 @@ class _Saved:
         self.layers.append(LayerMemory(row.path, kept, extra))
         return out
 
+    def product(self, row: Row, tensors: list[str]) -> tuple[str, ...]:
+        """What `x0 * x1 * ...` keeps, multiplied left to right as Python does.
 
-def _grows(node: Node, row: Row) -> bool:
-    """A crop that pads somewhere (output larger than the input on an axis): not a view."""
-    return node.type.name == "centercrop" and any(o > n for o, n in zip(row.output_shape, row.input_shapes[0]))
+        Each step `acc * x` keeps `acc` when `x` needs a gradient and `x` when `acc` does;
+        the partial products before the last are new tensors (broadcast shapes).
+        """
+        acc, shape = tensors[0], row.input_shapes[0]
+        kept: list[str] = []
+        for k in range(1, len(tensors)):
+            factor = tensors[k]
+            if self.grad[factor]:
+                kept.append(acc)
+            if self.grad[acc]:
+                kept.append(factor)
+            if k < len(tensors) - 1:
+                shape = broadcast((shape, row.input_shapes[k]))[0]
+                partial = f"{row.path}#product{k}"
+                self.sizes[partial] = math.prod(shape)
+                self.grad[partial] = self.grad[acc] or self.grad[factor]
+                acc = partial
+        return tuple(dict.fromkeys(kept))
+
+
+def _padded(node: Node, row: Row) -> tuple[int, ...] | None:
+    """The padded tensor a centre crop slices when it pads an axis (None when it only crops).
+
+    torchvision zero-pads the axes that are too small, then slices: the output is a view of
+    a new tensor as large as the input on the axes it crops.
+    """
+    if node.type.name != "centercrop":
+        return None
+    shape = row.input_shapes[0]
+    if all(o <= n for o, n in zip(row.output_shape[1:], shape[1:])):
+        return None
+    return (shape[0], *(max(o, n) for o, n in zip(row.output_shape[1:], shape[1:])))
 
 
 def training_memory(network: Network, report: Report, optimizer: str = "none") -> TrainingMemory:
