@@ -115,3 +115,10 @@ def test_cli_prints_the_schema(run):
     assert json.loads(result.stdout) == SCHEMA
     compact = run("schema", "--compact").stdout
     assert "\n" not in compact.strip() and json.loads(compact) == SCHEMA
+
+
+@pytest.mark.parametrize(("expect", "ok"), [([10], True), ("4x8x8", True), ([[4, 8, 8], "2x4x4", 10], True),
+                                            ([[4, 0]], False), ([], False), ([[]], False)])
+def test_expected_outputs_one_shape_or_one_per_output(expect, ok):
+    spec = {"input": [3, 8, 8], "layers": ["relu"], "budget": {"expect_output": expect}}
+    assert valid(spec) == ok

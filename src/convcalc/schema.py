@@ -190,7 +190,9 @@ def spec_schema() -> dict[str, Any]:
                        {"type": "integer", "minimum": 1}, {"type": "string"}]}
     budget = {
         **{key: {**number, "description": limit.doc} for key, limit in LIMITS.items()},
-        "expect_output": {**shape, "description": "Output shape without the batch."},
+        "expect_output": {"anyOf": [*shape["anyOf"], {"type": "array", "items": shape, "minItems": 1}],
+                          "description": "Output shape without the batch; with several outputs, a list"
+                                         " of shapes, one per output in the order of `outputs`."},
         "batch_size": {"type": "integer", "minimum": 1},
         "dtype": {"enum": list(DTYPE_BYTES)},
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from convcalc.cli.common import format_error, load_network, max_layers_option
 from convcalc.cli.lint import linted_report, strict_option
 from convcalc.cli.shapes import ignore_option
 from convcalc.errors import ConvcalcError
+
+if TYPE_CHECKING:
+    from convcalc.budget import Outcome
 
 
 class Number(click.ParamType):
@@ -41,7 +44,7 @@ class ShapeParam(click.ParamType):
             self.fail(str(err), param, ctx)
 
 
-def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] | None,
+def check_one(path: str, limits: dict[str, int | None], expect: tuple[tuple[int, ...], ...],
               batch_size: int | None, dtype: str | None, ignore: tuple[str, ...], strict: bool,
               max_layers: int) -> dict[str, Any]:
     """One spec's result as the JSON object; ConvcalcError escapes for bad input."""
@@ -52,15 +55,24 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
     report = analyze(network, budget.batch_size or 1, budget.dtype or "float32")
     report = linted_report(network, report, ignore)
     outcomes = evaluate(report, budget)
-    checks = [{"name": o.name, "measured": list(o.measured) if o.name == "expect_output" else o.measured,
-               "limit": list(o.limit) if o.name == "expect_output" else o.limit, "ok": o.ok,
-               "origin": o.origin, "text": o.describe()} for o in outcomes]
+    checks = [check_json(o) for o in outcomes]
     warnings = [{"path": w.path, "type": w.layer_type, "code": w.code, "message": w.message,
                  "line": w.where.line if w.where else None} for w in report.warnings]
     ok = all(o.ok for o in outcomes) and not (strict and warnings)
     return {"file": path, "name": network.name, "ok": ok, "status": 0 if ok else 1,
             "batch_size": report.batch_size, "dtype": report.dtype, "checks": checks,
             "warnings": warnings, "error": None}
+
+
+def check_json(outcome: Outcome) -> dict[str, Any]:
+    """One check as JSON; an expected output also names the output (`output`: its path)."""
+    if outcome.name != "expect_output":
+        return {"name": outcome.name, "measured": outcome.measured, "limit": outcome.limit, "ok": outcome.ok,
+                "origin": outcome.origin, "text": outcome.describe()}
+    return {"name": outcome.name, "output": outcome.output,
+            "measured": None if outcome.measured is None else list(outcome.measured),
+            "limit": None if outcome.limit is None else list(outcome.limit), "ok": outcome.ok,
+            "origin": outcome.origin, "text": outcome.describe()}
 
 
 @cli.command()
@@ -71,7 +83,9 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
 @click.option("--max-activation-bytes", type=Number(),
               help="Most bytes of layer outputs for the batch (e.g. 64MiB).")
 @click.option("--max-param-bytes", type=Number(), help="Most bytes of trainable parameters.")
-@click.option("--expect-output", type=ShapeParam(), help="The output shape without the batch (e.g. 1000).")
+@click.option("--expect-output", type=ShapeParam(), multiple=True,
+              help="The output shape without the batch (e.g. 1000); repeat it for each output, in"
+                   " the order of the spec's outputs:.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1),
               help="Batch size for MACs and activations [spec budget's batch_size, else 1].")
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)),
@@ -83,13 +97,15 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
 @max_layers_option
 def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, max_flops: int | None,
           max_activation_bytes: int | None, max_param_bytes: int | None,
-          expect_output: tuple[int, ...] | None, batch_size: int | None, dtype: str | None,
+          expect_output: tuple[tuple[int, ...], ...], batch_size: int | None, dtype: str | None,
           strict: bool, ignore: tuple[str, ...], fmt: str, max_layers: int) -> None:
     """Check each SPEC against its budgets; for CI jobs and pre-commit hooks.
 
     Budgets come from the spec's `budget:` mapping (max_params, max_macs, max_flops,
     max_activation_bytes, max_param_bytes, expect_output, batch_size, dtype) and from these
-    options, which override the spec key by key. Numbers take suffixes: K, M, G, T (1000s)
+    options, which override the spec key by key. A network with several outputs takes one
+    expected shape per output, in the order of its `outputs:` (repeat --expect-output, or
+    give the spec's expect_output a list of shapes). Numbers take suffixes: K, M, G, T (1000s)
     and KiB, MiB, GiB, TiB (1024s). A limit holds when the measured value is at most it.
 
     Exit status: 0 every budget holds, 1 a budget or expectation failed (or, with --strict,
@@ -101,6 +117,7 @@ def check(specs: tuple[str, ...], max_params: int | None, max_macs: int | None, 
       convcalc check models/*.yaml
       convcalc check net.yaml --max-params 25.6M --max-macs 4.1G --expect-output 1000
       convcalc check net.yaml --max-activation-bytes 2GiB -b 32 --dtype float16 --format json
+      convcalc check fpn.yaml --expect-output 256x128x128 --expect-output 256x64x64
     """
     limits = {"max_params": max_params, "max_macs": max_macs, "max_flops": max_flops,
               "max_activation_bytes": max_activation_bytes, "max_param_bytes": max_param_bytes}
