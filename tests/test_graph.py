@@ -90,7 +90,9 @@ def test_table_prints_one_line_per_output(run, tmp_path):
     path.write_text(DAG)
     out = run("shapes", str(path)).stdout
     assert "Total                      2 outputs" in out
-    assert "Output p1  8x16x16  RF 35, jump 1\n" in out
+    # p1 = [gated, c1]: gated = sum * gate, the gate pooled over all of c1 ([-1, 16]), so
+    # every output sees it; at output 0 sum adds up's [-2, 2]: [-2, 16], 19 pixels.
+    assert "Output p1  8x16x16  RF 19, jump 1\n" in out
     assert "Output p2  4x8x8  RF 5, jump 2\n" in out
     assert "[dead-layer]" in out
 

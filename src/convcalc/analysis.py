@@ -8,6 +8,7 @@ one row per node of its graph, in the graph's order. Imports `errors`, `graph`, 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as record_field
 from fractions import Fraction
@@ -16,7 +17,7 @@ from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
 from convcalc.network import Network
-from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular
+from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular, Span, positional
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
@@ -121,7 +122,7 @@ class _Analysis:
             if node.type.arity == 1:
                 field = self.advance(fields[node.inputs[0]], result, node)
             else:
-                field = self.merge_fields([fields[j] for j in node.inputs], node)
+                field = self.merge_fields([fields[j] for j in node.inputs], node, in_shapes, result.output_shape)
             shapes[i], fields[i] = result.output_shape, field
             self.emit(node, in_shapes, result, field)
         outputs = set(graph.outputs)
@@ -150,27 +151,56 @@ class _Analysis:
         self.inferred[key] = (node.args, result)
         return result
 
-    def merge_fields(self, fields: list[Field], node: Node) -> Field:
-        if any(f is None for f in fields) or not fields:
+    def merge_fields(self, fields: list[Field], node: Node, shapes: tuple[Shape, ...], out: Shape) -> Field:
+        """The union of the inputs' fields, output position by output position.
+
+        Inputs that slide together (same jump, not broadcast) merge phase by phase; an input
+        of size 1 broadcast along an axis gives every output its one field, inputs
+        concatenated along a spatial axis each cover their part of it, and inputs whose jumps
+        differ are merged position by position over the axis. Inputs of another rank (NumPy
+        broadcasting of fewer axes) leave the field untracked.
+        """
+        if not fields or any(f is None for f in fields):
             return None
         axes = [f for f in fields if f is not None]
+        rank = len(out) - 1
+        if any(len(f) != rank for f in axes) or any(len(shape) != len(out) for shape in shapes):
+            return None
+        joined = merge_axis(node, out)  # the spatial axis a concat joins along, if any
         names = node.labels
-        merged = list(axes[0])
-        for other, name in zip(axes[1:], names[1:]):
-            for i, (a, b) in enumerate(zip(merged, other)):
+        for k, (other, name) in enumerate(zip(axes[1:], names[1:]), start=1):
+            for i, (a, b) in enumerate(zip(axes[0], other)):
+                if i == joined or 1 in (shapes[0][i + 1], shapes[k][i + 1]) and out[i + 1] != 1:
+                    continue  # a broadcast input, or parts side by side: nothing to line up
                 if a.jump != b.jump:
                     self.warn(node, Note(
                         "misaligned-branches",
                         f"branches {names[0]} and {name} have different jumps along axis {i + 1}"
                         f" ({_num(a.jump)} vs {_num(b.jump)}): their outputs do not line up",
                     ))
-                elif a.start != b.start:
+                elif a.centre != b.centre:
                     self.warn(node, Note(
                         "misaligned-branches",
-                        f"branches {names[0]} and {name} have field centres {_num(a.start)} and"
-                        f" {_num(b.start)} along axis {i + 1}: the merged features are shifted",
+                        f"branches {names[0]} and {name} have field centres {_num(a.centre)} and"
+                        f" {_num(b.centre)} along axis {i + 1}: the merged features are shifted",
                     ))
-                merged[i] = a.union(b)
+        merged: list[AxisField] = []
+        for i in range(rank):
+            n = out[i + 1]
+            column = [f[i] for f in axes]
+            sizes = [shape[i + 1] for shape in shapes]
+            if i != joined and all(m == n for m in sizes) and len({f.jump for f in column}) == 1:
+                union = column[0]
+                for more in column[1:]:
+                    union = union.union(more)
+                merged.append(union)
+                continue
+            try:
+                merged.append(positional(_sources(column, sizes, n, i == joined), n,
+                                         next(f for f, m in zip(column, sizes) if m == n or i == joined)))
+            except FieldTooIrregular as err:
+                self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
+                return None
         return tuple(merged)
 
     def advance(self, field: Field, result: Inference, node: Node) -> Field:
@@ -221,6 +251,27 @@ def _num(value: object) -> str:
     if isinstance(value, Fraction) and value.denominator == 1:
         return str(value.numerator)
     return f"{float(value):g}" if isinstance(value, Fraction) else str(value)
+
+
+def merge_axis(node: Node, out: Shape) -> int | None:
+    """The spatial axis (from 0) a concat joins its inputs along; None for channels, add, mul."""
+    if node.type.name != "concat":
+        return None
+    dim = node.args.get("dim", 1)
+    axis = dim - 1 if dim > 0 else len(out) + dim
+    return axis - 1 if axis > 0 else None
+
+
+def _sources(column: list[AxisField], sizes: list[int], n: int, joined: bool) -> Callable[[int], list[Span]]:
+    """Per output position, the spans the merge's inputs give it along one axis."""
+    offsets = [sum(sizes[:k]) for k in range(len(sizes))]
+
+    def spans(o: int) -> list[Span]:
+        if joined:  # concatenated along this axis: input k holds positions offset..offset + size
+            return [f.at(o - start) for f, start, m in zip(column, offsets, sizes) if 0 <= o - start < m]
+        return [f.at(0 if m == 1 and n != 1 else o) for f, m in zip(column, sizes)]
+
+    return spans
 
 
 def input_field(shape: Shape) -> Field:

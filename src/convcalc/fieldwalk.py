@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from convcalc.analysis import DesignWarning, Row, analyze
+from convcalc.analysis import DesignWarning, Row, analyze, merge_axis
 from convcalc.errors import ShapeError, SpecError, suggest
 from convcalc.graph import INPUT
 from convcalc.layers import Shape
@@ -126,11 +126,22 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                 "the spatial axes are merged here (flatten), so positions after it do not map"
                 " back to input positions per axis", path=step.path, layer_type=step.type)
         merge = step.is_merge
+        if merge and any(len(s) != len(step.output_shape) for s in step.input_shapes):
+            raise ShapeError("the inputs of this merge have fewer axes than its output (broadcast),"
+                             " so its positions do not map back per axis", path=step.path, layer_type=step.type)
+        joined = merge_axis(step.node, step.output_shape) if merge and step.node is not None else None
+        offset = 0
         for source, in_shape in zip(inputs_of(step), step.input_shapes):  # value inputs only
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []
             for box in here:
+                if joined is not None:  # concatenated along a spatial axis: this input's part only
+                    part = frozenset(o - offset for o in box[joined] if 0 <= o - offset < in_shape[joined + 1])
+                    if not part:  # the other part: the per-axis field of the rest counts this input
+                        dropped = True
+                        continue
+                    box = (*box[:joined], part, *box[joined + 1:])
                 mapped = []
                 for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
                     if box[axis] not in memo[axis]:
@@ -147,6 +158,8 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                     reached.append(tuple(mapped))
                 else:
                     dropped = dropped or any(mapped)
+            if joined is not None:
+                offset += in_shape[joined + 1]
             merged = _prune(boxes.get(source, []) + reached)
             if len(merged) > MAX_BOXES:
                 merged = [tuple(frozenset().union(*(b[a] for b in merged)) for a in range(rank))]
