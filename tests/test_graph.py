@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.torch_oracle import convcalc_params, torch_network
 
+from conftest import ROOT
 from convcalc.analysis import analyze
 from convcalc.numeric.runner import input_array
 from convcalc.numeric.runner import run as run_numpy
@@ -215,3 +216,74 @@ def test_random_dags_match_torch(spec):
     assert [o.shape[1:] for o in ours] == [tuple(o.shape) for o in report.outputs]
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+# --- fields, rf and erf on graphs ---------------------------------------------------------
+
+BRANCHES = """\
+input: [1, 32, 32]
+outputs: [wide, narrow, merged]
+layers:
+  - conv2d: {out_channels: 2, kernel_size: 3, padding: 1, name: stem}
+  - conv2d: {out_channels: 2, kernel_size: 5, padding: 2, name: wide}
+  - conv2d: {from: stem, out_channels: 2, kernel_size: 3, name: shifted}
+  - zeropad2d: {padding: [2, 0, 2, 0]}
+  - add: {from: [wide, 3], name: merged}
+  - conv2d: {from: stem, out_channels: 2, kernel_size: 1, name: narrow}
+"""
+
+
+def test_each_output_has_its_own_field(run, tmp_path):
+    path = tmp_path / "fpn.yaml"
+    data = json.loads(run("shapes", str(ROOT / "examples" / "fpn_resnet50.yaml"), "-f", "json").stdout)
+    fields = [(o["path"], o["receptive_field"]["size"][0], o["receptive_field"]["jump"][0]) for o in data["outputs"]]
+    # P5 = layer4 (427, jump 32) + a 3x3 at jump 32; P6 pools it 1x1 stride 2. The finer levels
+    # add the resized coarser level to their lateral: its field, in steps of the coarser jump,
+    # plus the 3x3 (P4: 427 + 2 x 16; P3 and P2 are reached by the same union, 459).
+    assert fields == [("fpn.p2.out", 459, 4), ("fpn.p3.out", 459, 8), ("fpn.p4.out", 427 + 2 * 16, 16),
+                      ("fpn.p5.out", 427 + 2 * 32, 32), ("fpn.pool", 427 + 2 * 32, 64)]
+    rows = {r["path"]: r for r in data["layers"]}
+    assert all(rows[p]["receptive_field"] == o["receptive_field"] for p, o in zip([f[0] for f in fields], data["outputs"]))
+    path.write_text(BRANCHES)
+    table = run("shapes", str(path)).stdout
+    assert "Output wide    2x32x32  RF 7, jump 1\n" in table  # 3 + (5 - 1)
+    assert "Output narrow  2x32x32  RF 3, jump 1\n" in table  # the stem's field through a 1x1
+
+
+def test_rf_at_any_path_of_a_graph(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(BRANCHES)
+    # no --at: the first output; the centre (15, 15) of wide sees stem's 13..17, input 12..18
+    data = json.loads(run("rf", "net.yaml", "-f", "json").stdout)
+    assert data["path"] == "wide" and data["position"] == [15, 15]
+    assert [a["field"] for a in data["axes"]] == [[15 - 3, 15 + 3]] * 2
+    assert data["warnings"] == []  # the shifted branch does not feed wide
+    # a layer inside the other branch, and the merge: the shift is reported there
+    data = json.loads(run("rf", "net.yaml", "--at", "3", "--position", "0,0", "-f", "json").stdout)
+    # output 0 of the pad is shifted's -2, which reads stem's -2..0, so input -3..1
+    assert [a["field"] for a in data["axes"]] == [[-3, 1]] * 2
+    merged = json.loads(run("rf", "net.yaml", "--at", "merged", "-f", "json").stdout)
+    assert [w["path"] for w in merged["warnings"]] == ["merged", "merged"]
+    assert merged["warnings"][0]["message"] == ("branches wide and 3 have field centres 0 and -1 along axis 1:"
+                                                " the merged features are shifted")
+    # the other output, after the merge in execution order, does not inherit its warnings
+    assert json.loads(run("rf", "net.yaml", "--at", "narrow", "-f", "json").stdout)["warnings"] == []
+    result = run("rf", "net.yaml", "--at", "merge")
+    assert result.exit_code == 2
+    assert "no layer is named 'merge'; did you mean 'merged'?" in result.stderr
+
+
+def test_erf_layer_at_any_path_of_a_graph(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text(BRANCHES)
+    # merged at 15: wide's 12..18, and the padded branch's (shifted at 13: stem 13..15) 12..16
+    for layer, lo, hi in (("merged", 15 - 3, 15 + 3), ("narrow", 15 - 1, 15 + 1)):
+        result = run("erf", "net.yaml", "--layer", layer, "--samples", "2", "--npy", f"{layer}.npy", "-f", "json",
+                     "--dtype", "float64")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["path"] == layer
+        heat = np.load(tmp_path / f"{layer}.npy")
+        rows, cols = np.nonzero(heat)
+        assert (rows.min(), rows.max(), cols.min(), cols.max()) == (lo, hi, lo, hi), layer
+    # no --layer: the first output
+    assert json.loads(run("erf", "net.yaml", "--samples", "1", "-f", "json").stdout)["path"] == "wide"

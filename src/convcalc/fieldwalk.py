@@ -227,11 +227,27 @@ class Explanation:
         return math.prod(a.region.extent / a.region.size for a in self.axes)
 
 
+def default_layer(network: Network, rows: Sequence[Row]) -> str | None:
+    """The layer `rf` and `erf` explain without `--at`: with several outputs, the first output
+    with spatial axes (not a single pixel); otherwise None (`find`'s last spatial layer)."""
+    outputs = [i for i in network.graph.outputs if i != INPUT]
+    if len(network.graph.outputs) < 2:
+        return None
+    spatial = [i for i in outputs if spatial_maps(rows[i]) is not None and len(rows[i].output_shape) > 1]
+    wide = [i for i in spatial if any(n > 1 for n in rows[i].output_shape[1:])]
+    return rows[(wide or spatial)[0]].path if spatial else None
+
+
 def explain(network: Network, at: str | None = None, position: tuple[int, ...] | None = None) -> Explanation:
-    """The field of layer `at` (default: the last spatial one) and of one of its positions."""
+    """The field of layer `at` and of one of its positions.
+
+    `at` defaults to the first output with spatial axes when the network has several, else
+    to the last spatial layer. The warnings shown are those of the layers whose values reach
+    `at` (every path to it, not what merely runs before it).
+    """
     report = analyze(network)
     graph = report.rows
-    target = find(graph, at)
+    target = find(graph, at if at is not None else default_layer(network, graph))
     step = row = graph[target]
     maps = spatial_maps(step)
     if row.field is None or maps is None:
@@ -245,7 +261,7 @@ def explain(network: Network, at: str | None = None, position: tuple[int, ...] |
     for name, f, amap, o, r in zip(names, row.field, maps, position, region):
         counts = [len(amap.taps(p)) for p in range(min(amap.period, 4096))]
         axes.append(AxisExplanation(name, f, min(counts), max(counts), f.at(o), r))
-    paths = {s.path for s in graph[: target + 1]}
+    paths = {graph[i].path for i in network.graph.ancestors(target)}
     warnings = tuple(w for w in report.warnings if w.code in FIELD_WARNINGS and w.path in paths)
     return Explanation(step.path, step.type, step.input_shapes[0], step.output_shape, tuple(position),
                        tuple(axes), warnings)

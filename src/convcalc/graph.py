@@ -105,6 +105,20 @@ class Graph:
             farthest = max(farthest, max(self.consumers[i], default=i))
         return tuple(out)
 
+    def ancestors(self, target: int) -> frozenset[int]:
+        """The nodes whose values reach node `target` (itself included; not the input).
+
+        Follows value inputs only: a `size_of:` reference gives a shape, not values.
+        """
+        seen = {target}
+        todo = [target]
+        while todo:
+            for source in self.nodes[todo.pop()].value_inputs:
+                if source != INPUT and source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+        return frozenset(seen)
+
     def find(self, path: str) -> int | None:
         """The id of the node at `path` (None if there is none)."""
         return self.index.get(path)

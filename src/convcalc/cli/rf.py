@@ -122,7 +122,8 @@ def explanation_table(e: Explanation) -> Any:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("--at", "at", metavar="PATH", help="The layer (module path as in `shapes`); default: the"
-              " last spatial layer whose output is not 1 pixel.")
+              " first of several outputs: with spatial axes, else the last spatial layer whose output is"
+              " not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position (one index per spatial axis);"
               " default: the centre, (n - 1) // 2 per axis.")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -208,7 +209,8 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("--layer", "at", metavar="PATH", help="The layer (module path as in `shapes`); default: the"
-              " last spatial layer whose output is not 1 pixel.")
+              " first of several outputs: with spatial axes, else the last spatial layer whose output is"
+              " not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position; default: the centre.")
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True,
               help="Random inputs to average over (run as one batch).")
