@@ -41,13 +41,18 @@ RESERVED_DEFS = {
                "description": "Repeat the item this many times."},
     "when": {"anyOf": [{"type": "boolean"}, EXPRESSION],
              "description": "Leave the item out when false."},
-    "from": {"anyOf": [{"type": ["string", "integer"]}, {"type": "array", "items": {"type": ["string", "integer"]},
-                                                          "minItems": 2}],
-             "description": "The earlier output(s) this item reads, by path (`input`: the network"
-                            " input); a list for concat, add and mul."},
+    "from": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 0}],
+             "description": "The earlier output this item reads instead of the previous item's, by"
+                            " path as `shapes` prints it (`input`: the network input; a number is a"
+                            " path; in a block, looked up in the block first, then outward)."},
 }
 RESERVED_PROPS = {key: {"$ref": f"#/definitions/{key}"} for key in RESERVED_DEFS}
 assert tuple(RESERVED_PROPS) == RESERVED
+# A standalone merge (`- add: {from: [a, b]}`) takes two or more paths and does not repeat.
+FROM_LIST_DEF = {"type": "array", "items": {"$ref": "#/definitions/from"}, "minItems": 2,
+                 "description": "The outputs a standalone concat, add or mul merges, by path, in order."}
+MERGE_PROPS = {**{k: v for k, v in RESERVED_PROPS.items() if k != "repeat"},
+               "from": {"$ref": "#/definitions/from_list"}}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -90,10 +95,12 @@ def layer_definitions(layer_type: LayerType) -> dict[str, Any]:
     """`args.<type>` (the argument mapping) and `layer.<type>` (the list item)."""
     rank = layer_type.rank or 1
     required = [a.name for a in layer_type.args if a.required]
+    merge = layer_type.name in MERGE_TYPES
+    reserved = MERGE_PROPS if merge else RESERVED_PROPS
     args: dict[str, Any] = {
         "type": "object",
         "description": layer_type.summary,
-        "properties": {**{a.name: arg_schema(a, rank) for a in layer_type.args}, **RESERVED_PROPS},
+        "properties": {**{a.name: arg_schema(a, rank) for a in layer_type.args}, **reserved},
         "additionalProperties": False,
     }
     if required:
@@ -101,13 +108,16 @@ def layer_definitions(layer_type: LayerType) -> dict[str, Any]:
     value: dict[str, Any] = ref(f"args.{layer_type.name}")
     if not required:
         value = {"anyOf": [value, {"type": "null"}]}
-    item = {
+    item: dict[str, Any] = {
         "type": "object",
         "description": layer_type.summary,
-        "properties": {layer_type.name: value, **RESERVED_PROPS},
+        "properties": {layer_type.name: value, **reserved},
         "required": [layer_type.name],
         "additionalProperties": False,
     }
+    if merge:  # its inputs are written: `from` inside the arguments or beside the key
+        item["anyOf"] = [{"required": ["from"]},
+                         {"properties": {layer_type.name: {"type": "object", "required": ["from"]}}}]
     return {f"args.{layer_type.name}": args, f"layer.{layer_type.name}": item}
 
 
@@ -151,13 +161,13 @@ def structure_definitions() -> dict[str, Any]:
 
 def spec_schema() -> dict[str, Any]:
     """The whole schema, as a JSON-ready dict."""
-    definitions: dict[str, Any] = {"expression": EXPRESSION_DEF, **RESERVED_DEFS}
+    definitions: dict[str, Any] = {"expression": EXPRESSION_DEF, **RESERVED_DEFS, "from_list": FROM_LIST_DEF}
     names = REGISTRY.names()
     for name in names:
         definitions.update(layer_definitions(REGISTRY[name]))
     definitions.update(structure_definitions())
     taken = [*names, *STRUCTURES]
-    bare = [n for n in names if not any(a.required for a in REGISTRY[n].args)]
+    bare = [n for n in names if not any(a.required for a in REGISTRY[n].args) and n not in MERGE_TYPES]
     definitions["block_call"] = {
         "type": "object",
         "description": "A block defined under `blocks:`, with its arguments.",
@@ -212,8 +222,10 @@ def spec_schema() -> dict[str, Any]:
                    "description": "Limits for `convcalc check`."},
         "ignore": {"type": "array", "items": {"enum": list(CODES)},
                    "description": "Warning codes to leave out."},
-        "outputs": {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1,
-                    "description": "The paths of the network's outputs (default: the last item)."},
+        "outputs": {"anyOf": [ref("from"), {"type": "array", "items": ref("from"), "minItems": 1,
+                                            "uniqueItems": True}],
+                    "description": "The paths of the network's outputs, in order (default: the last"
+                                   " item)."},
     }
     assert set(properties) == set(TOP_LEVEL_KEYS)
     return {
