@@ -6,6 +6,9 @@ P1  `convcalc shapes examples/resnet50.yaml` (output piped) against the bare imp
     `python -c "import click, yaml, rich.table"`, run alternately; goal: ratio <= 1.3.
 P2  a generated 10,000-layer spec to JSON; goal: <= 1 s, and a 40,000-layer spec at most
     5x that (cost linear in layers).
+P3  a generated 10,000-layer graph with 2,000 long-range references (P2's layers, every fifth
+    an add of the layer before it and the one 500 before, by path) to JSON, against P2's
+    10,000-layer chain in the same run; goal: ratio <= 1.2.
 Times are medians of wall-clock runs of whole processes; the ratios are what to compare
 across machines.
 """
@@ -66,6 +69,27 @@ def generated_spec(layers: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def generated_graph(layers: int, every: int = 5, reach: int = 500) -> str:
+    """A valid graph of exactly `layers` layers: P2's conv/bn/relu triples, where every `every`-th
+    item is instead an add of the item before it and the one `reach` items before (the input
+    for the first ones), written by number as `from:` allows: `layers / every` long-range
+    references, and the spec otherwise as close to the chain as a graph can be."""
+    kinds = [
+        "  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, bias: false}",
+        "  - batchnorm2d",
+        "  - relu",
+    ]
+    lines = ["name: generated_graph", "input: [8, 16, 16]", "layers:"]
+    chain = 0
+    for i in range(layers):
+        if i % every == every - 1:
+            lines.append(f"  - add: {{from: [{i - 1}, {i - reach if i >= reach else 'input'}]}}")
+        else:
+            lines.append(kinds[chain % 3])
+            chain += 1
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15, help="timed runs per command (median)")
@@ -90,6 +114,16 @@ def main() -> None:
     print(f"P2 10,000 layers to JSON   {p2[10_000]:7.3f} s    (goal <= 1 s)")
     print(f"P2 40,000 layers to JSON   {p2[40_000]:7.3f} s    {p2[40_000] / p2[10_000]:.2f}x the 10,000-layer"
           " time (goal <= 5x)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chain, graph = Path(tmp) / "chain.yaml", Path(tmp) / "graph.yaml"
+        chain.write_text(generated_spec(10_000))
+        graph.write_text(generated_graph(10_000))
+        p3 = alternate({name: convcalc("shapes", str(p), "--format", "json")
+                        for name, p in (("chain", chain), ("graph", graph))}, max(5, args.runs // 2))
+    print(f"P3 10,000-layer chain      {p3['chain']:7.3f} s")
+    print(f"P3 10,000-layer graph      {p3['graph']:7.3f} s    ratio {p3['graph'] / p3['chain']:.2f}x"
+          " (2,000 long-range references; goal <= 1.2x)")
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.torch_oracle import convcalc_params, torch_network
 
 from conftest import ROOT
 from convcalc.analysis import analyze
-from convcalc.numeric.runner import input_array
-from convcalc.numeric.runner import run as run_numpy
+from convcalc.numeric.runner import input_array, run_outputs
 from convcalc.spec.parser import parse_text
 
 DAG = """\
@@ -41,19 +38,20 @@ layers:
 
 def outputs_of(text: str, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Every output of the network in NumPy and in torch (float64, the same weights)."""
+    torch = pytest.importorskip("torch")
+    from torch_oracle import convcalc_params, torch_network
+
     network = parse_text(text, "spec.yaml")
     report = analyze(network)
     params = convcalc_params(network, report, seed, np.float64)
     x = input_array(network.input_shape, 2, seed, "float64")
-    values: dict[int, np.ndarray] = {}
-    index = {n.path: i for i, n in enumerate(network.graph.nodes)}
-    run_numpy(network, x, lambda step: values.__setitem__(index[step.path], step.output.y), params=params)
-    ours = [values[o] for o in network.graph.outputs]
+    ours = list(run_outputs(network, x, lambda step: None, params=params))
     theirs = torch_network(network, report, params, torch.float64)(torch.from_numpy(x))
     theirs = list(theirs) if isinstance(theirs, tuple) else [theirs]
     return ours, [t.detach().numpy() for t in theirs]
 
 
+@pytest.mark.torch
 def test_hand_written_dag_matches_torch():
     ours, theirs = outputs_of(DAG.replace("outputs: [p1, p2]", "outputs: [p1, p2, shrink]"))
     assert [o.shape for o in ours] == [t.shape for t in theirs]
@@ -207,6 +205,7 @@ def dags(draw):
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.torch
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dags())
 def test_random_dags_match_torch(spec):

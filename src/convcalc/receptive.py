@@ -333,6 +333,8 @@ class AxisField:
         their centres sit half a jump either side of the line, and the line is what lines up
         with a branch that was not resampled (a U-Net's cropped skip).
         """
+        if len(self.lo) == 1:
+            return self.start
         jump = Fraction(self.jump)
         offsets = [Fraction(lo + hi, 2) - r * jump for r, (lo, hi) in enumerate(zip(self.lo, self.hi))
                    if lo is not None and hi is not None]
@@ -395,6 +397,12 @@ class AxisField:
         If the jumps differ the merged field is not periodic; the first branch's jump is
         kept (the caller warns).
         """
+        if len(self.lo) == len(other.lo) == 1 and self.shift == other.shift:  # two sliding fields
+            a, b, c, d = self.lo[0], self.hi[0], other.lo[0], other.hi[0]
+            if a is not None and b is not None and c is not None and d is not None:
+                if a <= c and d <= b:
+                    return self  # the same object: renderers memoise per field
+                return AxisField((min(a, c),), (max(b, d),), self.shift)
         period = math.lcm(self.period, other.period)
         lo: list[int | None] = []
         hi: list[int | None] = []

@@ -246,8 +246,11 @@ class Parser:
                              f" not {node_kind(node)}", node, prefix or None)
         out: list[Node] = []
         names: dict[str, yaml.Node] = {}
+        used = 0  # item numbers used so far (counted as items are added: long lists stay linear)
         for item in node.value:
-            out.extend(self.item(item, prefix, _numbered(out, prefix), scope, depth, names))
+            built = self.item(item, prefix, used, scope, depth, names)
+            out.extend(built)
+            used += _numbered(built, prefix)
         return out
 
     def item(self, node: yaml.Node, prefix: str, index: int, scope: Mapping[str, Any], depth: int,
