@@ -286,3 +286,19 @@ def test_erf_layer_at_any_path_of_a_graph(run, tmp_path, monkeypatch):
         assert (rows.min(), rows.max(), cols.min(), cols.max()) == (lo, hi, lo, hi), layer
     # no --layer: the first output
     assert json.loads(run("erf", "net.yaml", "--samples", "1", "-f", "json").stdout)["path"] == "wide"
+
+
+def test_unet_skips_cropped_by_negative_padding_as_by_centercrop():
+    # Some U-Net code crops its skips with F.pad and negative widths: the same crops, written
+    # per level (4, 16, 40, 88 pixels a side), give the same network, layer by layer.
+    text = (ROOT / "examples" / "unet.yaml").read_text()
+    padded = text.replace("args: {skip: ~, out: ~}", "args: {skip: ~, out: ~, cut: ~}").replace(
+        "- centercrop: {name: crop, from: $skip, size_of: up}",
+        "- zeropad2d: {name: crop, from: $skip, padding: [$(-cut), $(-cut), $(-cut), $(-cut)]}")
+    for level, cut in ((4, 4), (3, 16), (2, 40), (1, 88)):
+        padded = padded.replace(f"skip: enc{level},", f"skip: enc{level}, cut: {cut},")
+    assert padded.count("cut: ") == 1 + 4 and "centercrop" not in padded  # the argument, 4 calls
+    crop, pad = (analyze(parse_text(t, "unet.yaml")) for t in (text, padded))
+    assert [(r.path, r.output_shape, r.params, r.macs, r.field) for r in crop.rows] == \
+           [(r.path, r.output_shape, r.params, r.macs, r.field) for r in pad.rows]
+    assert {r.type for r in pad.rows if r.path.endswith(".crop")} == {"zeropad2d"}

@@ -20,7 +20,7 @@ import yaml
 
 from convcalc.errors import ArgumentError, ConvcalcError, LimitError, Location, SpecError, suggest
 from convcalc.layers import MERGE_TYPES, REGISTRY
-from convcalc.layers.base import describe
+from convcalc.layers.base import Args, describe
 from convcalc.network import Fork, Layer, Network, Node, Ref, Sequence
 from convcalc.spec.expressions import evaluate, is_expression
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
@@ -70,6 +70,8 @@ class Parser:
     def __init__(self, source: Source, limits: Limits) -> None:
         self.source = source
         self.ctx = _Context(source, {}, limits)
+        # id(parsed args) -> (those args, kept alive so the id stays theirs; with broadcast)
+        self.broadcast_args: dict[int, tuple[Args, Args]] = {}
 
     def where(self, node: yaml.Node | None) -> Location | None:
         return self.source.where(node)
@@ -273,7 +275,7 @@ class Parser:
             sources = self.sources(reserved["from"], scope, prefix, path, kind)
             merge = self.layer(kind, kind_node, args_node, path, scope)
             # A standalone add or mul broadcasts as torch does; residual and parallel keep equal shapes.
-            return [replace(merge, sources=sources, args=MappingProxyType({**merge.args, "broadcast": True}))]
+            return [Layer(merge.path, merge.type, self.broadcasting(merge.args), merge.where, sources)]
         if "from" in reserved:
             segment = name if name is not None else str(index)
             path = _join(prefix, segment)
@@ -288,6 +290,14 @@ class Parser:
             return [Sequence(first.path, tuple(built), source=source, where=first.where)]
         return self.item_body(kind, kind_node, args_node, prefix, index, scope, depth, name, repeat,
                               "repeat" in reserved)
+
+    def broadcasting(self, args: Args) -> Args:
+        """`args` with `broadcast: true`, shared by the merges that share `args` (parsed
+        arguments are memoised by value), so the analysis infers each kind of merge once."""
+        hit = self.broadcast_args.get(id(args))
+        if hit is None:
+            hit = self.broadcast_args[id(args)] = (args, MappingProxyType({**args, "broadcast": True}))
+        return hit[1]
 
     def item_body(self, kind: str, kind_node: yaml.Node, args_node: yaml.Node | None, prefix: str, index: int,
                   scope: Mapping[str, Any], depth: int, name: str | None, repeat: int,
