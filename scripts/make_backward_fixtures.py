@@ -107,7 +107,34 @@ CASES: dict[str, tuple[list[int], str, dict]] = {
     "reflectionpad1d": ([2, 6], "reflectionpad1d", {"padding": 4}),
 }
 
+# Cases added later, drawn from their own generator so the earlier fixtures stay as they are.
+LATER_CASES: dict[str, tuple[list[int], str, dict]] = {
+    "centercrop": ([2, 7, 8], "centercrop", {"size": [4, 5]}),
+    "centercrop_pad": ([2, 4, 5], "centercrop", {"size": [7, 4]}),
+    "zeropad2d_negative": ([2, 6, 7], "zeropad2d", {"padding": [-1, 2, -2, -1]}),
+}
+
+
+class CenterCrop(nn.Module):
+    """torchvision.transforms.CenterCrop on tensors (torchvision is not a dependency)."""
+
+    def __init__(self, size: list[int]) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (ch, cw), (h, w) = self.size, x.shape[-2:]
+        if ch > h or cw > w:
+            pads = [(cw - w) // 2 if cw > w else 0, (ch - h) // 2 if ch > h else 0,
+                    (cw - w + 1) // 2 if cw > w else 0, (ch - h + 1) // 2 if ch > h else 0]
+            x = torch.nn.functional.pad(x, [pads[0], pads[2], pads[1], pads[3]])
+            h, w = x.shape[-2:]
+        top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+        return x[..., top:top + ch, left:left + cw]
+
+
 CLASSES = {name.lower(): cls for name, cls in vars(nn).items() if isinstance(cls, type)}
+CLASSES["centercrop"] = CenterCrop
 
 
 def module(kind: str, args: dict, shape: list[int]) -> nn.Module:
@@ -153,9 +180,13 @@ def make(name: str, shape: list[int], kind: str, args: dict, rng: np.random.Gene
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20261123)
-    for name, (shape, kind, args) in CASES.items():
-        np.savez_compressed(OUT / f"{name}.npz", **make(name, shape, kind, args, rng))
-    print(f"wrote {len(CASES)} fixtures to {OUT} (torch {torch.__version__})", file=sys.stderr)
+    if "--later" not in sys.argv:
+        for name, (shape, kind, args) in CASES.items():
+            np.savez_compressed(OUT / f"{name}.npz", **make(name, shape, kind, args, rng))
+    later = np.random.default_rng(20260511)
+    for name, (shape, kind, args) in LATER_CASES.items():
+        np.savez_compressed(OUT / f"{name}.npz", **make(name, shape, kind, args, later))
+    print(f"wrote {len(CASES) + len(LATER_CASES)} fixtures to {OUT} (torch {torch.__version__})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ the tricky settings: groups, dilation, output_padding, ceil_mode, count_include_
 align_corners, ...), a random input and convcalc-shaped random parameters are fed to the
 torch.nn module built by tests/torch_oracle.py; input, parameters and torch's output (and
 max-pool indices from torch.nn.functional) go into `cases.npz`, the case list into
-`cases.json`. A few small networks (forks, residuals, concatenations) are stored whole in
-`networks.npz` / `networks.json`. tests/test_numeric_fixtures.py replays them without torch.
+`cases.json`. A few small networks (forks, residuals, concatenations, and a graph with
+several outputs) are stored whole in `networks.npz` / `networks.json` (every output). tests/test_numeric_fixtures.py replays them without torch.
 
 Run: python3 scripts/make_forward_fixtures.py
 """
@@ -164,6 +164,12 @@ CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     *((f"{mode}pad{r}d", {"padding": pads, **({"value": 0.5} if mode == "constant" else {})}, shape)
       for mode in ("zero", "constant", "reflection", "replication", "circular")
       for r, pads, shape in ((1, [2, 1], [2, 5]), (2, [1, 2, 0, 3], [2, 4, 5]), (3, 1, [2, 3, 4, 5]))),
+    # added later, at the end so the earlier cases keep their index (and their random numbers)
+    ("centercrop", {"size": [4, 5]}, [3, 7, 8]),
+    ("centercrop", {"size": 3}, [2, 6, 5]),
+    ("centercrop", {"size": [7, 4]}, [2, 4, 5]),  # pads the short axis with zeros
+    ("zeropad2d", {"padding": [-1, 2, -2, -1]}, [2, 6, 7]),
+    ("constantpad1d", {"padding": [-2, 1], "value": 0.5}, [2, 7]),
 ]
 
 NETWORKS = {
@@ -216,6 +222,24 @@ layers:
   - convtranspose3d: {out_channels: 3, kernel_size: 2, stride: 2}
   - adaptivemaxpool3d: {output_size: [2, 3, 3]}
 """,
+    # A graph: fan-out, long skips, size_of, a broadcasting mul gate, a crop, several outputs.
+    "graph2d": """
+name: graph2d
+input: [3, 17, 15]
+outputs: [head, gated, crop]
+layers:
+  - conv2d: {name: stem, out_channels: 8, kernel_size: 3}
+  - relu
+  - conv2d: {name: down, out_channels: 8, kernel_size: 3, stride: 2}
+  - adaptiveavgpool2d: {output_size: 1}
+  - conv2d: {out_channels: 8, kernel_size: 1}
+  - sigmoid: {name: gate}
+  - mul: {from: [down, gate], name: gated}
+  - upsample: {from: gated, size_of: stem, mode: nearest, name: up}
+  - concat: {from: [stem, up, 1]}
+  - conv2d: {out_channels: 4, kernel_size: 3, name: head}
+  - centercrop: {from: input, size_of: head, name: crop}
+""",
 }
 
 
@@ -224,8 +248,16 @@ def torch_output(module: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return module.eval()(torch.from_numpy(x)).numpy()
 
 
+def torch_outputs(module: torch.nn.Module, x: np.ndarray) -> list[np.ndarray]:
+    """Every output of a network (TorchGraph returns a tuple when there are several)."""
+    with torch.no_grad():
+        out = module.eval()(torch.from_numpy(x))
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
 def main() -> int:
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     manifest = []
@@ -268,7 +300,9 @@ def main() -> int:
         params = convcalc_params(network, report, seed=7)
         x = np.random.default_rng([SEED, 999]).standard_normal((2, *network.input_shape), dtype=np.float32)
         net_arrays[f"{name}/x"] = x
-        net_arrays[f"{name}/y"] = torch_output(torch_network(network, report, params), x)
+        # The first output is `<name>/y`, the others `<name>/y1`, `<name>/y2`, ... (outputs: order).
+        for k, y in enumerate(torch_outputs(torch_network(network, report, params), x)):
+            net_arrays[f"{name}/y{k or ''}"] = y
         for path, layer in params.items():
             for key, value in layer.items():
                 net_arrays[f"{name}/param/{path}/{key}"] = value

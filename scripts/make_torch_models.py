@@ -2,12 +2,13 @@
 
 Generated with torch==2.13.0 (CPU; `pip install torch==2.13.0`). torch is a test oracle only,
 never a dependency of convcalc, and torchvision is not used: every model below is written by
-hand after torchvision's definitions (or d2l's, or PyTorch's DCGAN tutorial), so that module
-paths are torchvision's (`layer3.1.conv2`, `features.denseblock1.denselayer1.conv1`, ...). The
-modern networks (EfficientNet-B0, MobileNetV3, ShuffleNetV2, ConvNeXt-T, RegNetY-400MF) copy
-torchvision's classes and the torchvision.ops pieces they use (Conv2dNormActivation,
-SqueezeExcitation, StochasticDepth, Permute) with the same attribute names and registration
-order, so their state_dict keys and parameter counts are torchvision's; scripts/torchvision_models.md
+hand after torchvision's definitions (or d2l's, PyTorch's DCGAN tutorial, the U-Net paper,
+ultralytics' YOLOv5), so that module paths are torchvision's (`layer3.1.conv2`,
+`features.denseblock1.denselayer1.conv1`, `fpn.inner_blocks.2.0`, ...). The modern networks
+(EfficientNet-B0, MobileNetV3, ShuffleNetV2, ConvNeXt-T, RegNetY-400MF) copy torchvision's
+classes and the torchvision.ops pieces they use (Conv2dNormActivation, SqueezeExcitation,
+StochasticDepth, Permute) with the same attribute names and registration order, so their
+state_dict keys and parameter counts are torchvision's; scripts/torchvision_models.md
 describes their paths for spec writers.
 
 Each model runs one forward pass (batch 1, eval mode) with a forward hook on every leaf
@@ -17,6 +18,7 @@ number of calls, parameter count, buffer count and conv/linear multiply-accumula
 model totals (sum of numel over `parameters()` and over `buffers()`, and the leaves' MACs).
 A parameter held directly by a non-leaf module (ConvNeXt's `layer_scale`) is listed as an
 entry of type "Parameter"; see describe().
+The output shape is a list of shapes for a model with several outputs (FPN, YOLO).
 
 Run `python3 scripts/make_torch_models.py` to regenerate all fixtures, or name some models
 (`python3 scripts/make_torch_models.py alexnet resnet50`). tests/test_examples.py compares
@@ -1121,6 +1123,224 @@ class DilatedContext(nn.Module):
         return x
 
 
+# --- graphs: torchvision's FPN on ResNet-50, the original U-Net, a YOLOv5-style PAN neck --------
+
+
+class IntermediateLayerGetter(nn.ModuleDict):
+    """torchvision.models._utils.IntermediateLayerGetter: the model's children up to the last
+    returned one; forward gives the returned layers' outputs by their new names."""
+
+    def __init__(self, model: nn.Module, return_layers: dict[str, str]) -> None:
+        layers, wanted = OrderedDict(), dict(return_layers)
+        for name, module in model.named_children():
+            layers[name] = module
+            wanted.pop(name, None)
+            if not wanted:
+                break
+        super().__init__(layers)
+        self.return_layers = dict(return_layers)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = OrderedDict()
+        for name, module in self.items():
+            x = module(x)
+            if name in self.return_layers:
+                out[self.return_layers[name]] = x
+        return out
+
+
+class FeaturePyramidNetwork(nn.Module):
+    """torchvision.ops.FeaturePyramidNetwork with LastLevelMaxPool and no norm layer: each
+    block is a Conv2dNormActivation holding only its conv (with bias), hence `inner_blocks.2.0`."""
+
+    def __init__(self, in_channels_list: list[int], out_channels: int) -> None:
+        super().__init__()
+        self.inner_blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(c, out_channels, 1)) for c in in_channels_list)
+        self.layer_blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+                                          for _ in in_channels_list)
+
+    def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        names, features = list(x), list(x.values())
+        last_inner = self.inner_blocks[-1](features[-1])
+        results = [self.layer_blocks[-1](last_inner)]
+        for idx in range(len(features) - 2, -1, -1):
+            inner_lateral = self.inner_blocks[idx](features[idx])
+            inner_top_down = F.interpolate(last_inner, size=inner_lateral.shape[-2:], mode="nearest")
+            last_inner = inner_lateral + inner_top_down
+            results.insert(0, self.layer_blocks[idx](last_inner))
+        results.append(F.max_pool2d(results[-1], 1, 2, 0))  # LastLevelMaxPool
+        return OrderedDict(zip([*names, "pool"], results))
+
+
+class BackboneWithFPN(nn.Module):
+    """torchvision's resnet_fpn_backbone("resnet50"), with trainable BatchNorm2d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        resnet = ResNet(Bottleneck, [3, 4, 6, 3])
+        self.body = IntermediateLayerGetter(resnet, {f"layer{i + 1}": str(i) for i in range(4)})
+        self.fpn = FeaturePyramidNetwork([256, 512, 1024, 2048], 256)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.fpn(self.body(x))
+
+
+class DoubleConv(nn.Sequential):
+    """Two unpadded 3x3 convs with ReLUs (the original U-Net)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(OrderedDict([
+            ("conv1", nn.Conv2d(cin, cout, 3)), ("relu1", nn.ReLU(inplace=True)),
+            ("conv2", nn.Conv2d(cout, cout, 3)), ("relu2", nn.ReLU(inplace=True)),
+        ]))
+
+
+def center_crop(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """torchvision.transforms.functional.center_crop for a crop inside the tensor: a slice."""
+    (h, w), (ch, cw) = x.shape[-2:], size
+    top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+    return x[..., top:top + ch, left:left + cw]
+
+
+class UpStep(nn.Module):
+    """One decoder step: 2x2 up-conv halving the channels, the skip centre-cropped, [skip, up], convs."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cout, kernel_size=2, stride=2)
+        self.conv = DoubleConv(cin, cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        return self.conv(torch.cat([center_crop(skip, x.shape[-2:]), x], 1))
+
+
+class UNet(nn.Module):
+    """Ronneberger et al. (2015), figure 1: 1x572x572 in, 2x388x388 out."""
+
+    def __init__(self, in_channels: int = 1, classes: int = 2) -> None:
+        super().__init__()
+        widths = [64, 128, 256, 512]
+        cin = in_channels
+        for i, c in enumerate(widths, start=1):
+            self.add_module(f"enc{i}", DoubleConv(cin, c))
+            self.add_module(f"pool{i}", nn.MaxPool2d(2))
+            cin = c
+        self.center = DoubleConv(512, 1024)
+        for i, c in reversed(list(enumerate(widths, start=1))):
+            self.add_module(f"dec{i}", UpStep(2 * c, c))
+        self.head = nn.Conv2d(64, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i in range(1, 5):
+            x = getattr(self, f"enc{i}")(x)
+            skips.append(x)
+            x = getattr(self, f"pool{i}")(x)
+        x = self.center(x)
+        for i in range(4, 0, -1):
+            x = getattr(self, f"dec{i}")(x, skips[i - 1])
+        return self.head(x)
+
+
+class Conv(nn.Module):
+    """YOLOv5's Conv: conv without bias (padding k // 2 unless given), BatchNorm, SiLU."""
+
+    def __init__(self, cin: int, cout: int, k: int = 1, s: int = 1, p: int | None = None) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, s, k // 2 if p is None else p, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001, momentum=0.03)
+        self.act = nn.SiLU()  # one per Conv (YOLOv5 shares one instance, which hides its path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class YoloBottleneck(nn.Module):
+    def __init__(self, c: int, shortcut: bool = True) -> None:
+        super().__init__()
+        self.cv1, self.cv2, self.add = Conv(c, c, 1), Conv(c, c, 3), shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.cv2(self.cv1(x)) if self.add else self.cv2(self.cv1(x))
+
+
+class C3(nn.Module):
+    """YOLOv5's C3: two 1x1 paths from the input, bottlenecks on the first, concat, 1x1."""
+
+    def __init__(self, cin: int, cout: int, n: int = 1, shortcut: bool = True) -> None:
+        super().__init__()
+        c = cout // 2
+        self.cv1, self.cv2, self.cv3 = Conv(cin, c), Conv(cin, c), Conv(2 * c, cout)
+        self.m = nn.Sequential(*(YoloBottleneck(c, shortcut) for _ in range(n)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
+
+
+class SPPF(nn.Module):
+    """YOLOv5's SPPF: one 5x5 max pool applied three times in a row, the four maps concatenated."""
+
+    def __init__(self, cin: int, cout: int, k: int = 5) -> None:
+        super().__init__()
+        c = cin // 2
+        self.cv1, self.cv2 = Conv(cin, c), Conv(4 * c, cout)
+        self.m = nn.MaxPool2d(k, 1, k // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.cv1(x)
+        y1 = self.m(x)
+        y2 = self.m(y1)
+        return self.cv2(torch.cat((x, y1, y2, self.m(y2)), 1))
+
+
+class Concat(nn.Module):
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(xs, 1)
+
+
+class Detect(nn.Module):
+    """YOLOv5's Detect layer's convolutions: 3 anchors x (80 classes + 5) per position."""
+
+    def __init__(self, channels: tuple[int, ...], outputs: int = 3 * 85) -> None:
+        super().__init__()
+        self.m = nn.ModuleList(nn.Conv2d(c, outputs, 1) for c in channels)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [m(x) for m, x in zip(self.m, xs)]
+
+
+class YoloV5n(nn.Module):
+    """YOLOv5n (v6.0 architecture: depth 0.33, width 0.25), as ultralytics' DetectionModel runs
+    its `model` list: each module reads the previous output or the listed earlier ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[tuple[int | list[int], nn.Module]] = [
+            (-1, Conv(3, 16, 6, 2, 2)), (-1, Conv(16, 32, 3, 2)), (-1, C3(32, 32, 1)),            # 0-2
+            (-1, Conv(32, 64, 3, 2)), (-1, C3(64, 64, 2)), (-1, Conv(64, 128, 3, 2)),              # 3-5
+            (-1, C3(128, 128, 3)), (-1, Conv(128, 256, 3, 2)), (-1, C3(256, 256, 1)),              # 6-8
+            (-1, SPPF(256, 256)), (-1, Conv(256, 128)), (-1, nn.Upsample(None, 2, "nearest")),     # 9-11
+            ([-1, 6], Concat()), (-1, C3(256, 128, 1, False)), (-1, Conv(128, 64)),               # 12-14
+            (-1, nn.Upsample(None, 2, "nearest")), ([-1, 4], Concat()), (-1, C3(128, 64, 1, False)),  # 15-17
+            (-1, Conv(64, 64, 3, 2)), ([-1, 14], Concat()), (-1, C3(128, 128, 1, False)),         # 18-20
+            (-1, Conv(128, 128, 3, 2)), ([-1, 10], Concat()), (-1, C3(256, 256, 1, False)),       # 21-23
+            ([17, 20, 23], Detect((64, 128, 256))),                                               # 24
+        ]
+        self.sources = [f for f, _ in layers]
+        self.model = nn.Sequential(*(m for _, m in layers))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs: list[Any] = []
+        value: Any = x
+        for f, module in zip(self.sources, self.model):
+            if f != -1:
+                value = outputs[f] if isinstance(f, int) else [value if j == -1 else outputs[j] for j in f]
+            value = module(value)
+            outputs.append(value)
+        return value  # Detect's list of three maps
+
+
 # name (= the example's file stem) -> (builder, input shape without the batch)
 MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "lenet": (lenet, (1, 28, 28)),
@@ -1140,7 +1360,19 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "shufflenet_v2_x1_0": (shufflenet_v2_x1_0, (3, 224, 224)),
     "convnext_tiny": (convnext_tiny, (3, 224, 224)),
     "regnet_y_400mf": (regnet_y_400mf, (3, 224, 224)),
+    "fpn_resnet50": (BackboneWithFPN, (3, 512, 512)),
+    "unet": (UNet, (1, 572, 572)),
+    "yolo_neck": (YoloV5n, (3, 640, 640)),
 }
+
+
+def shapes_of(output: Any) -> list[Any]:
+    """The output shape without the batch, or a list of them when the model has several outputs
+    (a tuple, list or dict of tensors), as convcalc's JSON gives `output_shape`."""
+    if isinstance(output, torch.Tensor):
+        return list(output.shape[1:])
+    values = list(output.values()) if isinstance(output, dict) else list(output)
+    return [list(t.shape[1:]) for t in values]
 
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -1184,7 +1416,7 @@ def describe(name: str) -> dict[str, Any]:
 
     def hook(path: str) -> Callable[..., None]:
         def record(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            entry = seen.setdefault(path, {"output_shape": list(output.shape[1:]), "calls": 0,
+            entry = seen.setdefault(path, {"output_shape": shapes_of(output), "calls": 0,
                                            "macs": 0})
             entry["calls"] += 1
             entry["macs"] += leaf_macs(module, inputs, output)
@@ -1230,7 +1462,7 @@ def describe(name: str) -> dict[str, Any]:
         "model": name,
         "generated_by": f"scripts/make_torch_models.py with torch {version}",
         "input_shape": list(shape),
-        "output_shape": list(output.shape[1:]),
+        "output_shape": shapes_of(output),
         "totals": {
             "params": sum(p.numel() for p in model.parameters()),
             "buffers": sum(b.numel() for b in model.buffers()),

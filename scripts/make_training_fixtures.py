@@ -3,9 +3,10 @@
     python3 scripts/make_training_fixtures.py   # writes tests/fixtures/training/training.json
 
 Needs `pip install torch==2.13.0` (CPU); convcalc never imports torch. For every case (small
-sequential specs covering every layer type, in-place variants included, and the example
-models of scripts/make_torch_models.py) the model runs one forward pass in training mode,
-batch 2, float32, under `torch.autograd.graph.saved_tensors_hooks`; the fixture records:
+sequential specs covering every layer type, in-place variants included; small graphs with
+fan-out, standalone merges, several outputs and crops; and the example models of
+scripts/make_torch_models.py) the model runs one forward pass in training mode, batch 2,
+float32, under `torch.autograd.graph.saved_tensors_hooks`; the fixture records:
 
 - saved_bytes: the bytes of every tensor autograd saved, each storage counted once, leaving
   out parameters and buffers (they are counted as weights, not activations);
@@ -15,6 +16,12 @@ batch 2, float32, under `torch.autograd.graph.saved_tensors_hooks`; the fixture 
 - params: sum of numel over parameters (gradients are that many elements);
 - sgd_momentum_state and adam_state: elements of the optimizer state after one step
   (momentum_buffer; exp_avg + exp_avg_sq, leaving out Adam's scalar step counters).
+
+The sequential cases are built from torch.nn directly. The graph cases are built the way
+tests/torch_oracle.py runs any graph (`torch_network`: convcalc's graph for the wiring, one
+torch.nn module per layer, `a * b * c` and `torch.cat` for merges, torchvision's CenterCrop);
+what autograd keeps is PyTorch's own either way. Run with convcalc importable
+(`PYTHONPATH=src`).
 
 tests/test_training.py compares convcalc's `training_memory` with these numbers, and with
 this module live when torch is importable.
@@ -26,6 +33,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "training" / "training.json"
@@ -98,6 +107,64 @@ CASES: dict[str, tuple[list[int], list[Any]]] = {
         {"convtranspose2d": {"out_channels": 2, "kernel_size": 4, "stride": 2, "padding": 1}}, "tanh"]),
 }
 
+# Graphs (written as specs; no in-place layers, which the graph runner does not model):
+# the tensor a layer keeps is often read by several layers, and merges keep what torch keeps.
+GRAPH_CASES: dict[str, str] = {
+    # squeeze-and-excitation: a global gate (C x 1 x 1) multiplies the features it was pooled from
+    "se_gate": """
+input: [4, 8, 8]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+  - relu: {name: x}
+  - adaptiveavgpool2d: {output_size: 1}
+  - conv2d: {out_channels: 2, kernel_size: 1}
+  - relu
+  - conv2d: {out_channels: 8, kernel_size: 1}
+  - sigmoid: {name: gate}
+  - mul: {from: [x, gate]}
+  - conv2d: {out_channels: 4, kernel_size: 1}
+""",
+    # standalone broadcasting products: three factors of different shapes (a * b is a new
+    # tensor), a factor that needs no gradient (the input), a tensor times itself
+    "broadcast_mul": """
+input: [4, 6, 6]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: a}
+  - adaptiveavgpool2d: {output_size: [6, 1], name: rows}
+  - conv2d: {from: a, out_channels: 1, kernel_size: 1, name: plane}
+  - mul: {from: [a, rows, plane], name: abc}
+  - mul: {from: [input, abc], name: masked}
+  - mul: {from: [masked, masked], name: square}
+  - tanh: {from: a, name: t}
+  - mul: {from: [rows, t], name: gated}
+  - concat: {from: [square, gated]}
+  - conv2d: {out_channels: 2, kernel_size: 1}
+""",
+    # centre crops (a view of their input, of the padded input when they pad), to a size and
+    # to another output's size; a tensor read by several layers; several outputs; F.pad crops
+    "crops_and_fanout": """
+input: [3, 12, 11]
+outputs: [head, side, tail]
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, name: c1}
+  - relu: {name: r1}
+  - conv2d: {out_channels: 4, kernel_size: 3, name: c2}
+  - conv2d: {from: r1, out_channels: 4, kernel_size: 3, name: c3}
+  - centercrop: {from: r1, size_of: c2, name: crop}
+  - concat: {from: [crop, c2, c3], name: cat}
+  - add: {from: [crop, c2, c3], name: sum}
+  - conv2d: {from: sum, out_channels: 2, kernel_size: 1, name: head}
+  - centercrop: {from: c3, size: [12, 6], name: grow}
+  - conv2d: {out_channels: 2, kernel_size: 1, name: side}
+  - centercrop: {from: input, size: 5}
+  - conv2d: {out_channels: 2, kernel_size: 3, padding: 1}
+  - zeropad2d: {padding: [-1, 0, 0, -1]}
+  - upsample: {size_of: cat, mode: bilinear}
+  - concat: {from: [cat, 13]}
+  - conv2d: {out_channels: 2, kernel_size: 1, name: tail}
+""",
+}
+
 
 def torch_module(kind: str, args: dict[str, Any], shape: list[int]) -> Any:
     """The torch.nn module for one spec item on an input of `shape` (no batch)."""
@@ -139,6 +206,27 @@ def sequential(shape: list[int], items: list[Any]) -> Any:
     return nn.Sequential(*modules)
 
 
+def graph(text: str) -> Any:
+    """A spec's graph as torch.nn modules (tests/torch_oracle.py's TorchGraph)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from convcalc.analysis import analyze
+    from convcalc.spec.parser import parse_text
+    from torch_oracle import convcalc_params, torch_network  # type: ignore[import-not-found]  # tests/ on sys.path
+
+    network = parse_text(text, "case.yaml")
+    if any(node.args.get("inplace") for node in network.graph.nodes):
+        raise SystemExit("the graph runner does not run layers in place: leave out inplace")
+    report = analyze(network, batch_size=BATCH)
+    return torch_network(network, report, convcalc_params(network, report, seed=0))
+
+
+def outputs(value: Any) -> list[Any]:
+    """A model's outputs as a list (one tensor, a tuple or list, or a dict of them)."""
+    if isinstance(value, dict):
+        return list(value.values())
+    return list(value) if isinstance(value, (tuple, list)) else [value]
+
+
 def saved_bytes(model: Any, shape: list[int], amp: str | None = None) -> tuple[int, Any]:
     """Bytes autograd saves in one forward pass (each storage once, weights left out), and the output.
 
@@ -173,7 +261,7 @@ def measure(model: Any, shape: list[int]) -> dict[str, int]:
     amp_saved, _ = saved_bytes(model, shape, "bfloat16")
     model.zero_grad(set_to_none=True)
     fp32_saved, output = saved_bytes(model, shape)
-    output.float().sum().backward()
+    sum(out.float().sum() for out in outputs(output)).backward()
     states = {}
     for name, make in (("sgd_momentum_state", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
                        ("adam_state", lambda p: torch.optim.Adam(p))):
@@ -196,6 +284,10 @@ def main() -> None:
     for name, (shape, items) in CASES.items():
         cases.append({"name": name, "spec": {"input": shape, "layers": items}, "batch_size": BATCH,
                       **measure(sequential(shape, items), shape)})
+    for name, text in GRAPH_CASES.items():
+        spec = yaml.safe_load(text)
+        cases.append({"name": name, "spec": spec, "batch_size": BATCH,
+                      **measure(graph(text), spec["input"])})
     for name, (build, shape) in MODELS.items():
         if not (ROOT / "examples" / f"{name}.yaml").exists():
             continue  # a torch model whose example spec is not written yet

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import report_of
-from convcalc.budget import evaluate, from_spec, override, parse_number, parse_shape
+from convcalc.budget import evaluate, from_spec, override, parse_number, parse_shape, parse_shapes
 from convcalc.errors import Location, SpecError
 from convcalc.spec.parser import parse_text
 
@@ -86,9 +86,51 @@ def test_limits_are_inclusive_and_flags_override_the_spec():
     network = parse_text(NET, "net.yaml")
     report = report_of(NET)
     params = 4 * 3 * 3 * 3 + 4
-    budget = override(from_spec(network.budget), {"max_params": params, "max_macs": None}, (5,))
+    budget = override(from_spec(network.budget), {"max_params": params, "max_macs": None}, ((5,),))
     outcomes = {o.name: o for o in evaluate(report, budget)}
     assert outcomes["max_params"].ok and outcomes["max_params"].origin == "--max-params"
     assert outcomes["max_macs"].origin == "spec line 4"
     assert not outcomes["expect_output"].ok
     assert outcomes["expect_output"].describe() == "output 4x8x8 != expected 5 (--expect-output)"
+
+
+def test_expected_outputs_parse_as_one_shape_or_one_per_output():
+    assert parse_shapes([1000]) == ((1000,),)
+    assert parse_shapes("64x56x56") == ((64, 56, 56),)
+    assert parse_shapes(7) == ((7,),)
+    assert parse_shapes([[256, 64, 64], "256x32x32", 10]) == ((256, 64, 64), (256, 32, 32), (10,))
+    assert parse_shapes(["10"]) == ((10,),)
+    with pytest.raises(ValueError, match=r"^budget 'expect_output' must be a shape without the batch like 1000 or"
+                       r" 64x56x56, or a list of them, one per output \(got \[\[4, 0\], 3\]\)$"):
+        parse_shapes([[4, 0], 3], "budget 'expect_output'")
+
+
+TWO = """
+input: [3, 8, 8]
+outputs: [a, b]
+budget: {expect_output: [[4, 8, 8], 2x4x4]}
+layers:
+  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: a}
+  - conv2d: {out_channels: 2, kernel_size: 2, stride: 2, name: b}
+"""
+
+
+def test_each_output_against_its_expected_shape():
+    network = parse_text(TWO, "net.yaml")
+    report = report_of(TWO)
+    outcomes = evaluate(report, from_spec(network.budget))
+    assert [(o.output, o.measured, o.limit, o.ok) for o in outcomes] == [
+        ("a", (4, 8, 8), (4, 8, 8), True), ("b", (2, 4, 4), (2, 4, 4), True)]
+    assert [o.describe() for o in outcomes] == ["output a 4x8x8 == expected 4x8x8 (spec line 4)",
+                                                "output b 2x4x4 == expected 2x4x4 (spec line 4)"]
+    wrong = evaluate(report, override(from_spec(network.budget), {}, ((4, 8, 8), (2, 3, 3))))
+    assert [o.describe() for o in wrong] == ["output a 4x8x8 == expected 4x8x8 (--expect-output)",
+                                             "output b 2x4x4 != expected 2x3x3 (--expect-output)"]
+    short = evaluate(report, override(from_spec(network.budget), {}, ((4, 8, 8),)))
+    assert [(o.ok, o.describe()) for o in short] == [
+        (True, "output a 4x8x8 == expected 4x8x8 (--expect-output)"),
+        (False, "output b 2x4x4 has no expected shape: the network has 2 outputs, give one shape per"
+                " output (--expect-output)")]
+    extra = evaluate(report, override(from_spec(network.budget), {}, ((4, 8, 8), (2, 4, 4), (9,))))
+    assert (extra[-1].ok, extra[-1].describe()) == (
+        False, "expected 9 for output 3, but the network has 2 outputs (--expect-output)")

@@ -122,8 +122,81 @@ def test_json_and_batch_from_flags(run, tmp_path):
     activations = 4 * 2 * (8 * 32 * 32 * 2 + 8 * 16 * 16 + 8 + 8 + 10)  # outputs of all 6 layers
     assert checks["max_activation_bytes"]["measured"] == activations
     assert checks["max_activation_bytes"]["limit"] == 2**20
-    assert checks["expect_output"] == {"name": "expect_output", "measured": [10], "limit": [10], "ok": True,
-                                       "origin": "--expect-output", "text": "output 10 == expected 10 (--expect-output)"}
+    assert checks["expect_output"] == {"name": "expect_output", "output": "5", "measured": [10], "limit": [10],
+                                       "ok": True, "origin": "--expect-output",
+                                       "text": "output 10 == expected 10 (--expect-output)"}
+
+
+GRAPH = """name: two_heads
+input: [3, 16, 16]
+outputs: [p3, p4]
+budget:
+  expect_output: [[8, 8, 8], 8x4x4]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, stride: 2, padding: 1, name: p3}
+  - conv2d: {out_channels: 8, kernel_size: 3, stride: 2, padding: 1, name: p4}
+"""
+
+
+def test_several_outputs_from_the_spec(run, tmp_path):
+    spec = write(tmp_path, GRAPH)
+    result = run("check", spec)
+    assert (result.exit_code, result.stdout) == (0, f"PASS {spec} (2 checks hold)\n")
+
+
+def test_several_outputs_repeat_the_option(run, tmp_path):
+    spec = write(tmp_path, GRAPH)
+    result = run("check", spec, "--expect-output", "8x8x8", "--expect-output", "8x2x2")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"FAIL {spec} (1 of 2 checks failed)",
+        "  failed: output p4 8x4x4 != expected 8x2x2 (--expect-output)",
+    ]
+
+
+def test_one_expected_shape_for_two_outputs_fails(run, tmp_path):
+    spec = write(tmp_path, GRAPH)
+    result = run("check", spec, "--expect-output", "8x8x8")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"FAIL {spec} (1 of 2 checks failed)",
+        "  failed: output p4 8x4x4 has no expected shape: the network has 2 outputs, give one shape per"
+        " output (--expect-output)",
+    ]
+    result = run("check", spec, "--expect-output", "8x8x8", "--expect-output", "8x4x4", "--expect-output", "10")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"FAIL {spec} (1 of 3 checks failed)",
+        "  failed: expected 10 for output 3, but the network has 2 outputs (--expect-output)",
+    ]
+
+
+def test_several_outputs_json(run, tmp_path):
+    spec = write(tmp_path, GRAPH)
+    result = run("check", spec, "-f", "json", "--expect-output", "8x8x8", "--expect-output", "[8, 4, 4]")
+    assert result.exit_code == 0, result.output
+    (one,) = json.loads(result.stdout)["specs"]
+    assert one["checks"] == [
+        {"name": "expect_output", "output": "p3", "measured": [8, 8, 8], "limit": [8, 8, 8], "ok": True,
+         "origin": "--expect-output", "text": "output p3 8x8x8 == expected 8x8x8 (--expect-output)"},
+        {"name": "expect_output", "output": "p4", "measured": [8, 4, 4], "limit": [8, 4, 4], "ok": True,
+         "origin": "--expect-output", "text": "output p4 8x4x4 == expected 8x4x4 (--expect-output)"},
+    ]
+    result = run("check", spec, "-f", "json", "--expect-output", "8x8x8", "--expect-output", "8x4x4",
+                 "--expect-output", "3")
+    extra = json.loads(result.stdout)["specs"][0]["checks"][-1]
+    assert extra == {"name": "expect_output", "output": None, "measured": None, "limit": [3], "ok": False,
+                     "origin": "--expect-output",
+                     "text": "expected 3 for output 3, but the network has 2 outputs (--expect-output)"}
+
+
+def test_bad_expected_outputs_in_the_spec(run, tmp_path):
+    spec = write(tmp_path, GRAPH.replace("[[8, 8, 8], 8x4x4]", "[[8, 8, 8], [8, 0]]"))
+    result = run("check", spec)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error: {spec}:5:3: budget 'expect_output' must be a shape without the batch like 1000 or 64x56x56,"
+        " or a list of them, one per output (got [[8, 8, 8], [8, 0]])")
 
 
 def test_every_example_is_checkable(run):

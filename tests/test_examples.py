@@ -1,8 +1,8 @@
 """The example specs: published totals, expected warnings, and a per-layer PyTorch oracle.
 
 Oracles: the parameter and MAC counts are the published numbers (torchvision's model tables,
-d2l, the DCGAN paper's architecture), written as literals; per-layer shapes, parameters and
-buffers come from tests/fixtures/torch_models/*.json, written by scripts/make_torch_models.py
+d2l, the DCGAN paper's architecture), written as literals; per-layer shapes, parameters,
+buffers and MACs come from tests/fixtures/torch_models/*.json, written by scripts/make_torch_models.py
 (hand-written PyTorch models, torch==2.13.0), and live from that script when torch is installed.
 """
 
@@ -35,6 +35,10 @@ PARAMS = {
     "mobilenet_v2": 3_504_872,
     "dcgan_generator": 3_576_704,
     "dilated_context": 9_280,
+    # graphs: ResNet-50 without fc (25,557,032 - 2,049,000) + FPN laterals + 3x3 outputs
+    "fpn_resnet50": 23_508_032 + (256 + 512 + 1024 + 2048) * 256 + 4 * 256 + 4 * (256 * 256 * 9 + 256),
+    "unet": 31_030_658,   # the figure usually quoted for the original U-Net
+    "yolo_neck": 1_872_157,  # ultralytics' YOLOv5n (v6.0), 80 classes
 }
 
 # torchvision's published totals for networks whose plain-torch copy and fixture exist
@@ -51,6 +55,10 @@ PENDING = {
 
 OUTPUT = {
     "lenet": [10], "nin": [10], "dcgan_generator": [3, 64, 64], "dilated_context": [16, 64, 64],
+    # several outputs: a list of shapes, P2-P5 and P6 at strides 4..64; 3 detection levels at 8, 16, 32
+    "fpn_resnet50": [[256, 512 // s, 512 // s] for s in (4, 8, 16, 32, 64)],
+    "unet": [2, 388, 388],
+    "yolo_neck": [[3 * (80 + 5), 640 // s, 640 // s] for s in (8, 16, 32)],
 }  # the others classify ImageNet: [1000]
 
 # The warnings these published architectures deserve, and no others (codes by path):
@@ -62,6 +70,11 @@ OUTPUT = {
 #   ResNet-D fixes).
 # Everything else divides evenly: 2x2/2 pools on even sizes, stride-1 convs, ceil_mode pools
 # (GoogLeNet), 4x4/2 transposed convs (DCGAN: kernel a multiple of the stride, no checkerboard).
+# - misaligned-branches: nearest 2x upsampling of a stride-2 map (FPN's top-down path, YOLO's
+#   PAN neck) repeats each coarse field twice, so the line through the upsampled fields' centres
+#   sits half a fine jump before the lateral's (8 px at FPN's P4; the shift carries down, 12 at
+#   P3, 14 at P2). The U-Net's 2x up-convolution is symmetric about its skip: no warning.
+# - FPN's P6 is a 1x1 max pool with stride 2: skipped-pixels, as it should be.
 RESNET_SHORTCUTS = {(f"layer{i}.0.downsample.0", "skipped-pixels") for i in (2, 3, 4)}
 WARNINGS: dict[str, set[tuple[str, str]]] = {
     # NiN's global average pool (8) averages features whose field is
@@ -70,6 +83,10 @@ WARNINGS: dict[str, set[tuple[str, str]]] = {
     "nin": {(path, "unread-pixels") for path in ("0.0", "1", "3", "5")},
     "resnet18": RESNET_SHORTCUTS,
     "resnet50": RESNET_SHORTCUTS,
+    "fpn_resnet50": ({(f"body.{path}", code) for path, code in RESNET_SHORTCUTS}
+                     | {("fpn.pool", "skipped-pixels")}
+                     | {(f"fpn.p{i}.inner", "misaligned-branches") for i in (2, 3, 4)}),
+    "yolo_neck": {("model.12", "misaligned-branches"), ("model.16", "misaligned-branches")},
 }
 
 
@@ -186,9 +203,16 @@ def _densenet_path(path: str) -> str:
     return f"{match[1]}.{int(match[2]) - 1}.new.{match[3]}" if match else path
 
 
+def _fpn_path(path: str) -> str:
+    """torchvision's fpn.inner_blocks.I.0 / fpn.layer_blocks.I.0 are level P(I+2)'s lateral / out."""
+    match = re.fullmatch(r"fpn\.(inner|layer)_blocks\.(\d)\.0", path)
+    return f"fpn.p{int(match[2]) + 2}.{'lateral' if match[1] == 'inner' else 'out'}" if match else path
+
+
 ALIASES: dict[str, Callable[[str], str]] = {
     "vgg16": lambda path: _vgg16_paths().get(path, path),
     "densenet121": _densenet_path,
+    "fpn_resnet50": _fpn_path,
 }
 
 # Leaf modules per torch model, counted from the architectures; every one must match a row.
@@ -204,6 +228,12 @@ LEAVES = {
     "mobilenet_v2": 3 + 5 + 16 * 8 + 3 + 2,       # stem, t=1 block, t=6 blocks, last conv, head
     "dcgan_generator": 5 * 3 - 1,
     "dilated_context": 4 * 2,
+    "fpn_resnet50": 4 + 16 * 7 + 4 * 2 + 2 * 4,   # ResNet-50 without avgpool and fc; 4 laterals, 4 outputs
+    "unet": 5 * 4 + 4 + 4 * (1 + 4) + 1,          # double convs, pools, up-conv + double conv, head
+    # YOLOv5n: a Conv is conv + bn + act; C3 = 3 Convs + 2 per bottleneck (n = 1, 2, 3, 1, then
+    # four n = 1 in the neck); 9 plain Convs (0, 1, 3, 5, 7, 10, 14, 18, 21), SPPF's 2 Convs and
+    # pool; 2 upsamples, 4 concats, 3 Detect convs.
+    "yolo_neck": 3 * (9 + 2 + sum(3 + 2 * n for n in (1, 2, 3, 1, 1, 1, 1, 1))) + 1 + 2 + 4 + 3,
     # pending examples (PENDING): counted from the architectures, see scripts/torchvision_models.md
     "efficientnet_b0": 3 + 11 + 15 * 14 + 3 + 1 + 2,  # MBConv: [expand 3,] dw 3, SE 5, project 2, stochastic_depth
     "mobilenet_v3_large": 3 + 5 + 6 * 8 + 8 * 13 + 3 + 1 + 4,  # blocks: 5 (no expand), 8 (no SE), 13 (SE)

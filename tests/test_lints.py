@@ -254,3 +254,79 @@ def test_small_head_field_only_below_half_the_input():
         "the features this head pools each see 7x7 input pixels of the 15x20 input, less than half (46% of it"
         " along H; 35% of it along W), so none combines distant parts of it; add downsampling or dilation"
         " before the head, or use a smaller input")
+
+
+# --- graphs: the lints follow every path ------------------------------------------------
+
+D2 = "out_channels: 1, kernel_size: 3, dilation: 2, padding: 2"
+
+
+def gridding_paths(text: str) -> list[tuple[str, str]]:
+    return [(w.path, w.message.split(":")[0]) for w in warnings_of(text) if w.code == "gridding"]
+
+
+def test_gridding_continues_into_every_reader_of_a_tensor():
+    # stem (rate 2) is read by two rate-2 convs: each path stem -> a, stem -> b stacks two rates.
+    text = ("input: [1, 40, 40]\noutputs: [a, b]\nlayers:\n"
+            f"  - conv2d: {{{D2}, name: stem}}\n"
+            f"  - conv2d: {{{D2}, name: a}}\n"
+            f"  - conv2d: {{from: stem, {D2}, name: b}}\n")
+    assert gridding_paths(text) == [("a", "stacked dilated convolutions (stem, a)"),
+                                    ("b", "stacked dilated convolutions (stem, b)")]
+
+
+def test_gridding_follows_a_long_reference_and_ignores_size_of():
+    # x is read 3 layers later through `from:`; the resize reads stem's size, not its values.
+    text = ("input: [1, 40, 40]\nlayers:\n"
+            f"  - conv2d: {{{D2}, name: stem}}\n"
+            "  - relu: {name: x}\n"
+            "  - maxpool2d: {kernel_size: 2}\n"
+            "  - upsample: {size_of: stem, mode: nearest}\n"
+            "  - concat: {from: [x, 3]}\n"
+            f"  - conv2d: {{from: x, {D2}, name: late}}\n")
+    assert gridding_paths(text) == [("late", "stacked dilated convolutions (stem, late)")]
+
+
+def test_gridding_of_a_shared_prefix_is_reported_once():
+    # stem -> mid (both rate 2) feeds a merge and a 1x1: the run ends at mid for the merge and
+    # at the 1x1 (which adds no tap) for the other path: one warning, at mid.
+    text = ("input: [1, 40, 40]\nlayers:\n"
+            f"  - conv2d: {{{D2}, name: stem}}\n"
+            f"  - conv2d: {{{D2}, name: mid}}\n"
+            "  - conv2d: {out_channels: 1, kernel_size: 1, name: one}\n"
+            "  - add: {from: [mid, one]}\n")
+    assert gridding_paths(text) == [("mid", "stacked dilated convolutions (stem, mid)")]
+
+
+def test_a_merge_ends_a_gridding_run():
+    # after the add, another rate-2 conv: the identity input fills the gaps, so no run crosses it
+    text = ("input: [1, 40, 40]\nlayers:\n"
+            f"  - conv2d: {{{D2}, name: stem}}\n"
+            "  - add: {from: [input, stem], name: sum}\n"
+            f"  - conv2d: {{{D2}, name: after}}\n")
+    assert gridding_paths(text) == []
+
+
+def test_misaligned_branches_at_a_merge_of_references():
+    # a is centred on its output (padding 1), b on output + 1 (no padding): b starts later and
+    # is padded back to a's size; at the merge, two layers after, the centres differ by 1.
+    text = ("input: [1, 12, 12]\nlayers:\n"
+            "  - conv2d: {out_channels: 1, kernel_size: 3, padding: 1, name: a}\n"
+            "  - conv2d: {from: input, out_channels: 1, kernel_size: 3, name: b}\n"
+            "  - zeropad2d: {padding: [0, 2, 0, 2], name: c}\n"
+            "  - relu: {from: a, name: r}\n"
+            "  - mul: {from: [r, c], name: m}\n")
+    found = [(w.path, w.message) for w in warnings_of(text) if w.code == "misaligned-branches"]
+    assert found == [("m", "branch c's field centres lie 1 input pixel after (along H and W) those of branch r, on"
+                           " average over a period (off-centre windows: b (+1)), so the merged features are shifted;"
+                           " centre every window in both branches (odd kernels with padding (k_eff - 1) / 2) or"
+                           " shift both alike")]
+
+
+def test_misaligned_branches_not_reported_for_a_broadcast_gate():
+    # squeeze-excite: the gate is one value per channel, nothing to line up
+    text = ("input: [4, 12, 12]\nlayers:\n"
+            "  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: x}\n"
+            "  - adaptiveavgpool2d: {output_size: 1}\n  - sigmoid: {name: gate}\n"
+            "  - mul: {from: [x, gate]}\n")
+    assert [w.code for w in warnings_of(text)] == []

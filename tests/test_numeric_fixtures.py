@@ -16,7 +16,7 @@ from conftest import ROOT
 from convcalc.analysis import analyze
 from convcalc.layers import REGISTRY
 from convcalc.numeric.kernels import forward_layer
-from convcalc.numeric.runner import run
+from convcalc.numeric.runner import run_outputs
 from convcalc.spec.parser import parse_text
 
 FIXTURES = ROOT / "tests" / "fixtures" / "forward"
@@ -78,7 +78,19 @@ def test_network_matches_torch(name, net_arrays):
             params.setdefault(path, {})[pname] = value
     assert set(params) >= {leaf.path for leaf in network.leaves() if leaf.type.name.startswith("conv")}
     shapes = []
-    y = run(network, net_arrays[f"{name}/x"], lambda step: shapes.append(step.output.y.shape[1:]), params=params)
+    ys = run_outputs(network, net_arrays[f"{name}/x"], lambda step: shapes.append(step.output.y.shape[1:]),
+                     params=params)
     assert shapes == [row.output_shape for row in report.rows]
-    expected = net_arrays[f"{name}/y"]
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+    # Every output: `<name>/y` is the first, `<name>/y1`, ... the others.
+    assert len(ys) == len(report.outputs) == len([k for k in net_arrays if k.startswith(f"{name}/y")])
+    for k, y in enumerate(ys):
+        expected = net_arrays[f"{name}/y{k or ''}"]
+        assert y.shape[1:] == report.outputs[k].shape
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+def test_a_graph_network_is_stored():
+    # fan-out, long skips, size_of, a broadcasting mul, a crop and several outputs
+    graph = parse_text(NETWORKS["graph2d"], "graph2d.yaml").graph
+    assert len(graph.outputs) == 3
+    assert {"mul", "concat", "centercrop", "upsample"} <= {n.type.name for n in graph.nodes}

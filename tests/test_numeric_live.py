@@ -15,7 +15,7 @@ from convcalc.analysis import analyze  # noqa: E402
 from convcalc.errors import SpecError  # noqa: E402
 from convcalc.layers import REGISTRY  # noqa: E402
 from convcalc.numeric.kernels import forward_layer, layer_params  # noqa: E402
-from convcalc.numeric.runner import input_array, run  # noqa: E402
+from convcalc.numeric.runner import input_array, run, run_outputs  # noqa: E402
 from convcalc.spec.parser import parse_text  # noqa: E402
 from torch_oracle import convcalc_params, load, torch_layer, torch_network  # noqa: E402
 
@@ -148,6 +148,31 @@ def test_example_network_output_matches_torch(name):
     with torch.no_grad():
         expected = torch_network(network, report, params)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+# The graph examples on smaller inputs (every layer as in the example; a U-Net tile whose crops
+# are the original's): every output of the NumPy pass against torch on the same weights.
+GRAPH_EXAMPLES = {"unet": "[1, 188, 188]", "fpn_resnet50": "[3, 96, 128]", "yolo_neck": "[3, 128, 160]"}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPH_EXAMPLES))
+def test_graph_example_outputs_match_torch(name):
+    import re
+
+    text = re.sub(r"(?m)^input: .*$", f"input: {GRAPH_EXAMPLES[name]}", (EXAMPLES / f"{name}.yaml").read_text(),
+                  count=1)
+    network = parse_text(text, f"{name}.yaml")
+    report = analyze(network)
+    params = convcalc_params(network, report, seed=0)
+    x = input_array(network.input_shape, 1, seed=0)
+    ours = run_outputs(network, x, lambda step: None, seed=0)
+    with torch.no_grad():
+        theirs = torch_network(network, report, params)(torch.from_numpy(x))
+    theirs = theirs if isinstance(theirs, tuple) else (theirs,)
+    assert [y.shape[1:] for y in ours] == [o.shape for o in report.outputs] == [tuple(t.shape[1:]) for t in theirs]
+    for y, expected in zip(ours, theirs):
+        expected = expected.numpy()
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
 
 
 def test_float64_pass_matches_torch_double_tightly():

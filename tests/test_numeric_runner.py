@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -134,3 +135,51 @@ def test_nonfinite_outputs_are_noted(monkeypatch):
     network, report = small()
     result = verify(network, report)
     assert result.ok and result.nonfinite[0] == "1"
+
+
+# --- several outputs ----------------------------------------------------------------------
+
+TWO_OUTPUTS = """
+input: [1, 8, 8]
+outputs: [big, big2]
+layers:
+  - relu: {name: a}
+  - upsample: {scale_factor: 4, name: big}
+  - relu: {from: a, name: r1}
+  - upsample: {scale_factor: 4, name: big2}
+"""
+
+
+def test_run_outputs_gives_every_output_in_order():
+    network = parse_text(TWO_OUTPUTS, "two.yaml")
+    x = input_array(network.input_shape, 2, seed=0)
+    big, big2 = runner.run_outputs(network, x, lambda step: None)
+    expected = np.maximum(x, 0).repeat(4, axis=2).repeat(4, axis=3)
+    np.testing.assert_array_equal(big, expected)
+    np.testing.assert_array_equal(big2, expected)
+    np.testing.assert_array_equal(run(network, x, lambda step: None), big)  # run: the first
+
+
+def test_memory_estimate_keeps_every_output_to_the_end():
+    # Elements per step (input 64; a, r1 64; big, big2 1,024; an upsample's temporaries are
+    # 4 x 1,024 + 1,024): the input dies after a, a after r1, but big, an output, lives on, so
+    # the peak is at big2: big + r1 + big2 + temporaries.
+    network = parse_text(TWO_OUTPUTS, "two.yaml")
+    peak, where = estimate_memory(network, report_of(TWO_OUTPUTS))
+    temporaries = 4 * 1024 + 1024
+    assert (peak, where) == ((1024 + 64 + 1024 + temporaries) * 4, "big2")
+    # big read by nothing and not an output is freed at once: big2's step holds r1 + big2 +
+    # temporaries, as big's held a + big (the first such step is reported)
+    alone = TWO_OUTPUTS.replace("outputs: [big, big2]", "outputs: [big2]")
+    assert estimate_memory(parse_text(alone, "one.yaml"), report_of(alone)) == ((64 + 1024 + temporaries) * 4, "big")
+
+
+def test_verify_checks_every_output_of_a_graph(run):
+    from conftest import ROOT
+
+    result = run("shapes", str(ROOT / "examples" / "yolo_neck.yaml"), "--verify", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verified"] is True
+    rows = {r["path"]: r for r in data["layers"]}
+    assert [rows[o["path"]]["actual_shape"] for o in data["outputs"]] == [[255, 80, 80], [255, 40, 40], [255, 20, 20]]

@@ -18,6 +18,7 @@ pooling, upsampling, padding layers, residual and concat branches.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -41,7 +42,12 @@ def support(grad: np.ndarray) -> list[tuple[int, ...]]:
 
 
 def check(text: str, name: str, targets: int = 4, extra_positions: int = 1, seed: int = 0) -> int:
-    """Compare walk and recurrence with the gradient at several layers; returns comparisons made."""
+    """Compare walk and recurrence with the gradient at several layers; returns comparisons made.
+
+    The layers are `targets` rows spread over the network (at the centre and at
+    `extra_positions` random positions), and every output of a network with several (each
+    output's own field, at its centre).
+    """
     network = parse_text(text, name)
     graph = analyze(network).rows
     report = analyze(network)
@@ -49,13 +55,17 @@ def check(text: str, name: str, targets: int = 4, extra_positions: int = 1, seed
     spatial = [i for i, s in enumerate(graph) if s.axes is not None and len(s.output_shape) > 1]
     chosen = sorted({spatial[round(k * (len(spatial) - 1) / max(1, targets - 1))]
                      for k in range(targets)}) if spatial else []
+    outputs = network.graph.outputs
+    spread = set(chosen)
+    if len(outputs) > 1:
+        chosen = sorted({*chosen, *(i for i in outputs if i in spatial)})
     rng = np.random.default_rng(seed)
     compared = 0
     for target in chosen:
         step = graph[target]
         positions = [centre(step.output_shape)]
         positions += [tuple(int(rng.integers(0, n)) for n in step.output_shape[1:])
-                      for _ in range(extra_positions)]
+                      for _ in range(extra_positions if target in spread else 0)]
         for position in positions:
             grad = structural_gradient(graph, target, position)
             region = walk(network, position, step.path, graph)
@@ -75,10 +85,30 @@ def check(text: str, name: str, targets: int = 4, extra_positions: int = 1, seed
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml")) + sorted(EXAMPLES.glob("*.json"))
 
+# The float64 gradient of the largest examples takes minutes at their own size; their layers'
+# fields do not depend on it, so they are checked on a smaller input that keeps every layer's
+# arithmetic: the U-Net on the smallest tile whose crops are the same (4, 16, 40 and 88 pixels
+# a side, as from 572), the FPN (resized to its laterals, any size works) on 128x128 (P6 2x2),
+# the YOLO network (any multiple of 32) on 320x320.
+SMALLER = {"unet": "[1, 188, 188]", "fpn_resnet50": "[3, 128, 128]", "yolo_neck": "[3, 320, 320]"}
+
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
 def test_every_example_field_is_the_gradient_support(path):
-    assert check(path.read_text(), path.name, targets=4, extra_positions=1) > 0
+    text = path.read_text()
+    if path.stem in SMALLER:
+        text = re.sub(r"(?m)^input: .*$", f"input: {SMALLER[path.stem]}", text, count=1)
+    assert check(text, path.name, targets=4, extra_positions=1) > 0
+
+
+def test_the_smaller_unet_crops_as_the_original():
+    texts = [(EXAMPLES / "unet.yaml").read_text()]
+    texts.append(re.sub(r"(?m)^input: .*$", f"input: {SMALLER['unet']}", texts[0], count=1))
+    crops = []
+    for text in texts:
+        rows = analyze(parse_text(text, "unet.yaml")).rows
+        crops.append([(r.input_shapes[0][1] - r.output_shape[1]) // 2 for r in rows if r.type == "centercrop"])
+    assert crops == [[4, 16, 40, 88]] * 2
 
 
 # --- hand-written cases with the arithmetic spelled out ------------------------------------
@@ -216,3 +246,99 @@ def test_random_stack_field_is_the_gradient_support(text, seed):
     except (ShapeError, SpecError):
         assume(False)
     check(text, "random.json", targets=3, extra_positions=2, seed=seed)
+
+
+# --- random graphs ------------------------------------------------------------------------
+# Fan-out, long skips and every way inputs meet: add and mul that broadcast (a gate pooled to
+# 1 along some axes, a one-channel map), concat along channels and along a spatial axis, a
+# resize and a centre crop to another output's size.
+
+
+@st.composite
+def graphs(draw):
+    """A random DAG on a 2D input (YAML), each node named n<i>, with its shapes tracked."""
+    size = draw(st.integers(6, 11))
+    shapes: dict[str, tuple[int, int, int]] = {"input": (2, size, size + draw(st.integers(0, 2)))}
+    lines = []
+    for i in range(draw(st.integers(2, 9))):
+        name, names = f"n{i}", list(shapes)
+        kind = draw(st.sampled_from(["conv", "conv", "gate", "resize", "crop", "add", "mul", "concat", "relu"]))
+        a = draw(st.sampled_from(names))
+        c, h, w = shapes[a]
+        if kind == "conv":
+            k, s, d = draw(st.sampled_from([1, 3])), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+            p = draw(st.integers(0, d * (k - 1) // 2))
+            out = (draw(st.integers(1, 3)), (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1)
+            if min(out[1:]) < 1:
+                continue
+            lines.append(f"  - conv2d: {{from: {a}, out_channels: {out[0]}, kernel_size: {k}, stride: {s},"
+                         f" dilation: {d}, padding: {p}, name: {name}}}")
+        elif kind == "gate":
+            size_h, size_w = draw(st.sampled_from([(1, 1), (1, None), (None, 1)]))
+            out = (c, size_h or h, size_w or w)
+            lines.append(f"  - adaptiveavgpool2d: {{from: {a}, output_size: [{size_h or 'null'}, {size_w or 'null'}],"
+                         f" name: {name}}}")
+        elif kind in ("resize", "crop"):
+            b = draw(st.sampled_from(names))
+            out = (c, *shapes[b][1:])
+            layer = (f"upsample: {{mode: {draw(st.sampled_from(['nearest', 'bilinear']))},"
+                     if kind == "resize" else "centercrop: {")
+            lines.append(f"  - {layer} from: {a}, size_of: {b}, name: {name}}}")
+        elif kind in ("add", "mul"):
+            fits = [b for b in names if b != a and all(x == y or 1 in (x, y) for x, y in zip(shapes[a], shapes[b]))]
+            if not fits:
+                continue
+            b = draw(st.sampled_from(fits))
+            out = tuple(max(x, y) for x, y in zip(shapes[a], shapes[b]))
+            lines.append(f"  - {kind}: {{from: [{a}, {b}], name: {name}}}")
+        elif kind == "concat":
+            dim = draw(st.sampled_from([1, 2, 3]))
+            fits = [b for b in names if all(x == y for j, (x, y) in enumerate(zip(shapes[a], shapes[b])) if j != dim - 1)]
+            b = draw(st.sampled_from(fits))
+            out = tuple(x + y if j == dim - 1 else x for j, (x, y) in enumerate(zip(shapes[a], shapes[b])))
+            lines.append(f"  - concat: {{from: [{a}, {b}], dim: {dim}, name: {name}}}")
+        else:
+            out = shapes[a]
+            lines.append(f"  - relu: {{from: {a}, name: {name}}}")
+        shapes[name] = out
+    if not lines:
+        lines.append("  - relu: {name: n0}")
+    return f"input: [{', '.join(map(str, shapes['input']))}]\nlayers:\n" + "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graphs(), st.integers(0, 2**16))
+def test_random_graph_field_is_the_gradient_support(text, seed):
+    """Every node of a random DAG (dead ones too): walk == gradient, recurrence where exact."""
+    network = parse_text(text, "graph.yaml")
+    rows = analyze(network).rows
+    check(text, "graph.yaml", targets=len(rows), extra_positions=2, seed=seed)
+
+
+def test_a_gate_broadcast_over_the_axis_gives_every_output_its_field():
+    # squeeze-excite: x (field 3, jump 1, at o: [o - 1, o + 1]) times a gate pooled over all of
+    # x (the hull of x's fields, [-1, 12]): every output of the product sees [-1, 12].
+    text = ("input: [2, 12, 12]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1, name: x}\n"
+            "  - adaptiveavgpool2d: {output_size: 1}\n  - conv2d: {out_channels: 4, kernel_size: 1, name: gate}\n"
+            "  - mul: {from: [x, gate], name: y}\n  - conv2d: {out_channels: 4, kernel_size: 3, padding: 1}\n")
+    network = parse_text(text, "se.yaml")
+    rows = {row.path: row for row in analyze(network).rows}
+    y = rows["y"].field
+    assert y is not None
+    assert all(y[0].at(o) == (-1, 12) for o in range(12))
+    assert (y[0].size, y[0].jump, y[0].centre) == (14, 1, 0)  # the centre line stays x's
+    assert not [w for w in analyze(network).warnings if w.code == "misaligned-branches"]
+    assert check(text, "se.yaml", targets=5, extra_positions=3) > 0
+
+
+def test_concat_along_a_spatial_axis_puts_the_parts_side_by_side():
+    # [a; b] along H: outputs 0..9 are a's (at i: [i - 1, i + 1]), outputs 10..13 are b's, a
+    # 3x1 stride-2 conv on a (at j: a's 2j..2j + 2, so [2j - 1, 2j + 3]).
+    text = ("input: [2, 10, 9]\nlayers:\n  - conv2d: {out_channels: 3, kernel_size: 3, padding: 1, name: a}\n"
+            "  - conv2d: {out_channels: 3, kernel_size: [3, 1], stride: [2, 1], name: b}\n"
+            "  - concat: {from: [a, b], dim: 2, name: tall}\n")
+    network = parse_text(text, "tall.yaml")
+    field = analyze(network).rows[-1].field
+    assert field is not None
+    assert [field[0].at(o) for o in (0, 9, 10, 13)] == [(-1, 1), (8, 10), (-1, 3), (5, 9)]
+    assert check(text, "tall.yaml", targets=3, extra_positions=5) > 0

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from conftest import EXAMPLES
+from convcalc.analysis import analyze
 from convcalc.errors import ArgumentError, SpecError
-from convcalc.layers import REGISTRY
+from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.schema import spec_schema
 from convcalc.spec.parser import RESERVED, parse_text
 
@@ -37,7 +38,9 @@ def test_schema_and_registry_agree():
     for name in REGISTRY.names():
         layer_type = REGISTRY[name]
         args = definitions[f"args.{name}"]
-        assert set(args["properties"]) == {*layer_type.arg_names, *RESERVED}, name
+        # a standalone merge does not repeat (it names its inputs)
+        reserved = set(RESERVED) - ({"repeat"} if name in MERGE_TYPES else set())
+        assert set(args["properties"]) == {*layer_type.arg_names, *reserved}, name
         assert set(args.get("required", [])) == {a.name for a in layer_type.args if a.required}, name
         assert {"$ref": f"#/definitions/layer.{name}"} in definitions["item"]["anyOf"], name
         for arg in layer_type.args:
@@ -132,3 +135,63 @@ def test_without_blocks_every_item_must_name_a_layer_type():
     assert valid(with_blocks)
     error = next(VALIDATOR.iter_errors(typo))
     assert list(error.absolute_path)[:2] == ["layers", 0]
+
+
+@pytest.mark.parametrize(("expect", "ok"), [([10], True), ("4x8x8", True), ([[4, 8, 8], "2x4x4", 10], True),
+                                            ([[4, 0]], False), ([], False), ([[]], False)])
+def test_expected_outputs_one_shape_or_one_per_output(expect, ok):
+    spec = {"input": [3, 8, 8], "layers": ["relu"], "budget": {"expect_output": expect}}
+    assert valid(spec) == ok
+
+
+
+# --- graphs: from, standalone merges, outputs, size_of -------------------------------------
+
+GRAPH_HEAD = {"input": [3, 16, 16]}
+STEM = [{"conv2d": {"out_channels": 4, "kernel_size": 3, "padding": 1, "name": "a"}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "name": "b"}}]
+
+
+@pytest.mark.parametrize("extra", [
+    [{"upsample": {"from": "b", "size_of": "a", "mode": "nearest", "name": "up"}},
+     {"add": {"from": ["a", "up"]}}],
+    ["relu", {"mul": {"from": ["b", 2, "b"]}}],               # a number is a path
+    [{"concat": None, "from": ["a", "input"], "name": "cat"}],                # from beside the key
+    [{"concat": {"from": ["a", "a"], "dim": -1}}],
+    [{"centercrop": {"from": "input", "size_of": "b"}}, {"relu": None, "from": 2}],
+    [{"sequential": {"from": "a", "layers": ["relu"]}}],
+])
+def test_graph_items_validate_and_parse(extra):
+    spec = {**GRAPH_HEAD, "layers": [*STEM, *extra], "outputs": ["a", "b"]}
+    errors = [e.message for e in VALIDATOR.iter_errors(spec)]
+    assert errors == []
+    analyze(parse_text(json.dumps(spec), "spec.json"))
+
+
+@pytest.mark.parametrize(("extra", "outputs"), [
+    ([{"add": {"from": ["a"]}}], None),                    # a merge takes two or more
+    ([{"add": {"from": "a"}}], None),
+    (["add"], None),                                      # a merge names its inputs
+    ([{"add": None}], None),
+    ([{"relu": {"from": ["a", "b"]}}], None),             # one path for a layer
+    ([{"add": {"from": ["a", "b"], "repeat": 2}}], None),  # a standalone merge does not repeat
+    ([{"concat": {"from": ["a", "b"], "dim": 0}}], None),   # not the batch
+    ([], []),
+    ([], ["a", "a"]),
+    ([{"relu": {"from": ""}}], None),
+])
+def test_graph_mistakes_fail_the_schema_and_the_parser(extra, outputs):
+    spec = {**GRAPH_HEAD, "layers": [*STEM, *extra]}
+    if outputs is not None:
+        spec["outputs"] = outputs
+    assert not valid(spec)
+    with pytest.raises(SpecError):
+        network = parse_text(json.dumps(spec), "spec.json")
+        analyze(network)
+
+
+def test_block_arguments_may_be_paths():
+    spec = {**GRAPH_HEAD, "blocks": {"merge_with": {"args": {"skip": None}, "layers": [
+        {"conv2d": {"out_channels": 4, "kernel_size": 1, "name": "lat"}}, {"add": {"from": ["lat", "$skip"]}}]}},
+        "layers": [*STEM[:1], {"merge_with": {"skip": "a"}}]}
+    assert valid(spec)

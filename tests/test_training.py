@@ -101,6 +101,46 @@ def test_live_against_torch():
         assert training_memory(network, report).saved_bytes == expected["saved_bytes"], name
 
 
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["se_gate", "broadcast_mul", "crops_and_fanout"])
+def test_live_graphs_against_torch(name):
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import yaml
+    from make_training_fixtures import GRAPH_CASES, graph, measure
+
+    text = GRAPH_CASES[name]
+    spec = yaml.safe_load(text)
+    expected = measure(graph(text), spec["input"])
+    network, report = network_and_report({"name": name, "spec": spec, "batch_size": 2})
+    assert training_memory(network, report).saved_bytes == expected["saved_bytes"]
+
+
+def test_a_product_keeps_its_partial_products():
+    # (a * rows) * plane at batch 1: the first product keeps a (already kept by the pool and
+    # plane) and rows; the second keeps the partial product a * rows (a new 4x6x6 tensor) and plane.
+    spec = ("input: [4, 6, 6]\nlayers:\n"
+            "  - conv2d: {out_channels: 4, kernel_size: 1, name: a}\n"
+            "  - adaptiveavgpool2d: {output_size: [6, 1], name: rows}\n"
+            "  - conv2d: {from: a, out_channels: 1, kernel_size: 1, name: plane}\n"
+            "  - mul: {from: [a, rows, plane]}\n")
+    network = parse_text(spec)
+    memory = training_memory(network, analyze(network))
+    conv_a = 4 * 6 * 6 * 4  # the input, kept by conv a
+    assert memory.per_layer == (conv_a, 4 * 6 * 6 * 4, 0, (4 * 6 * 1 + 4 * 6 * 6 + 1 * 6 * 6) * 4)
+
+
+def test_a_crop_is_a_view_unless_it_pads():
+    # A conv after a crop keeps the uncropped tensor (the crop's storage); after a crop that
+    # pads one axis, the padded tensor (as large as the input on the axis it crops).
+    head = "input: [3, 8, 7]\nlayers:\n  - conv2d: {out_channels: 2, kernel_size: 1}\n"
+    for size, kept in (("[4, 5]", 2 * 8 * 7), ("[10, 5]", 2 * 10 * 7), ("[10, 9]", 2 * 10 * 9)):
+        network = parse_text(head + f"  - centercrop: {{size: {size}}}\n"
+                             "  - conv2d: {out_channels: 1, kernel_size: 1}\n")
+        memory = training_memory(network, analyze(network))
+        assert memory.per_layer[-1] == kept * 4, size
+
+
 def test_cli_optimizer_choices_match():
     from convcalc.cli.lint import OPTIMIZERS
 

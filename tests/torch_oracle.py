@@ -52,6 +52,25 @@ class Crop(nn.Module):
         return x[(Ellipsis, *index)]
 
 
+class CenterCrop(nn.Module):
+    """torchvision.transforms.CenterCrop on tensors (torchvision is not a dependency)."""
+
+    def __init__(self, size: Any = None) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor, size: Any = None) -> torch.Tensor:
+        ch, cw = size if size is not None else self.size
+        h, w = x.shape[-2:]
+        if ch > h or cw > w:
+            left, top = (cw - w) // 2 if cw > w else 0, (ch - h) // 2 if ch > h else 0
+            right, bottom = (cw - w + 1) // 2 if cw > w else 0, (ch - h + 1) // 2 if ch > h else 0
+            x = F.pad(x, [left, right, top, bottom])
+            h, w = x.shape[-2:]
+        top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+        return x[..., top:top + ch, left:left + cw]
+
+
 def _symmetric(pairs: Any) -> bool:
     return all(a == b for a, b in pairs)
 
@@ -108,11 +127,17 @@ def torch_layer(lt: LayerType, args: Args, in_shape: tuple[int, ...]) -> tuple[n
     elif name == "linear":
         kw.pop("in_features")
         module = cls(in_shape[-1], **kw)
+    elif name == "centercrop":
+        size = args["size"]
+        module = CenterCrop(None if size is None else (size * 2 if len(size) == 1 else size))
+    elif name == "upsample" and args.get("size_of") is not None:
+        module = nn.Identity()  # TorchGraph calls F.interpolate with the other input's size
     elif name in ("upsample", "upsamplingnearest2d", "upsamplingbilinear2d"):
         rank = len(in_shape) - 1
         for key in ("size", "scale_factor"):
             if kw.get(key) is not None:
                 kw[key] = kw[key] * rank if len(kw[key]) == 1 else kw[key]
+        kw.pop("size_of", None)
         if name != "upsample":
             kw = {k: kw[k] for k in ("size", "scale_factor")}
         module = cls(**kw)
@@ -142,21 +167,28 @@ class TorchGraph(nn.Module):
         self.graph = graph
         self.layers = nn.ModuleDict({str(i): m for i, m in modules.items()})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Any:
+        """The output, or the tuple of outputs when the graph has several."""
         values = {INPUT: x}
         for i, node in enumerate(self.graph.nodes):
             xs = [values[j] for j in node.inputs]
             if node.type.name == "concat":
-                values[i] = torch.cat(xs, dim=1)
-            elif node.type.name == "add":
+                values[i] = torch.cat(xs, dim=node.args.get("dim", 1))
+            elif node.type.name in ("add", "mul"):
                 total = xs[0]
                 for other in xs[1:]:
-                    total = total + other
+                    total = total + other if node.type.name == "add" else total * other
                 values[i] = total
+            elif len(xs) > 1 and node.type.name == "upsample":  # size_of: F.interpolate(size=other)
+                values[i] = F.interpolate(xs[0], size=tuple(xs[1].shape[2:]), mode=node.args["mode"],
+                                          align_corners=node.args["align_corners"])
+            elif len(xs) > 1:  # centercrop with size_of
+                values[i] = self.layers[str(i)](xs[0], tuple(xs[1].shape[2:]))
             else:
                 assert node.type.arity == 1, f"the oracle does not know the merge {node.type.name}"
                 values[i] = self.layers[str(i)](xs[0])
-        return values[self.graph.outputs[0]]
+        outs = tuple(values[o] for o in self.graph.outputs)
+        return outs[0] if len(outs) == 1 else outs
 
 
 def torch_network(network: Network, report: Report, params: Mapping[str, Mapping[str, np.ndarray]],

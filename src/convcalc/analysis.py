@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as record_field
 
-from convcalc.branches import alignment, mismatch
+from convcalc.branches import alignment, mismatch, number_text
 from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Group, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
 from convcalc.network import Network
-from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular
+from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular, Span, positional
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
@@ -87,15 +88,25 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class Output:
+    """One output of the network: its path (`input` when there are no layers), shape and field."""
+
+    path: str
+    shape: Shape
+    field: Field
+
+
+@dataclass(frozen=True)
 class Report:
     name: str
     input_shape: Shape
-    output_shape: Shape
+    output_shape: Shape  # the first output's (the JSON contract lists all when there are several)
     batch_size: int
     dtype: str
     rows: tuple[Row, ...]
     totals: Totals
     warnings: tuple[DesignWarning, ...]
+    outputs: tuple[Output, ...] = ()  # every output of the graph, in the order `outputs:` lists them
 
 
 @dataclass(frozen=True)
@@ -189,9 +200,14 @@ class _Analysis:
             elif node.type.arity == 1:
                 field = self.advance(fields[node.inputs[0]], result, node)
             else:
-                field = self.merge_fields(i, result.output_shape)
+                field = self.merge_fields(i, in_shapes, result.output_shape)
             shapes[i], fields[i] = result.output_shape, field
             self.emit(node, in_shapes, result, field)
+        outputs = set(graph.outputs)
+        for i, node in enumerate(graph.nodes):
+            if not graph.consumers[i] and i not in outputs:
+                self.warn(node, Note("dead-layer", "nothing reads this output and it is not one of"
+                                                   " the network's outputs (list it in 'outputs:'?)"))
 
     def infer(self, i: int, node: Node, shapes: tuple[Shape, ...]) -> Inference:
         # `infer` is pure, and parsed arguments are shared between identical layers, so
@@ -205,6 +221,9 @@ class _Analysis:
             result = node.type.infer_inputs(node.args, shapes)
             check_dims(result.output_shape)
         except InputMismatch as err:
+            if node.from_paths:  # a merge written with `from:`: its inputs are named paths
+                raise err.named(node.labels, "input").located(where=node.where, path=node.path,
+                                                              layer_type=node.type.name) from None
             maps = {j: row.axes for j, row in enumerate(self.rows)}
             raise mismatch(self.graph, i, err, self.shapes, maps) from None
         except ConvcalcError as err:
@@ -218,20 +237,70 @@ class _Analysis:
         self.inferred[key] = (node.args, result)
         return result
 
-    def merge_fields(self, i: int, out_shape: Shape) -> Field:
-        """The union of the branches' fields, with a warning when they do not line up."""
+    def merge_fields(self, i: int, shapes: tuple[Shape, ...], out: Shape) -> Field:
+        """The union of the inputs' fields, output position by output position.
+
+        Inputs that slide together (same jump, not broadcast) merge phase by phase; an input
+        of size 1 broadcast along an axis gives every output its one field, inputs
+        concatenated along a spatial axis each cover their part of it, and inputs whose jumps
+        differ are merged position by position over the axis. Inputs of another rank (NumPy
+        broadcasting of fewer axes) leave the field untracked.
+        """
         node = self.graph.nodes[i]
         fields = [self.fields[j] for j in node.inputs]
-        if any(f is None for f in fields) or not fields:
+        if not fields or any(f is None for f in fields):
             return None
         axes = [f for f in fields if f is not None]
-        note = alignment(self.graph, i, self.fields, out_shape)
-        if note is not None:
-            self.warn(node, note)
-        merged = list(axes[0])
-        for other in axes[1:]:
-            merged = [a.union(b) for a, b in zip(merged, other)]
-        return tuple(f.bounded(n) for f, n in zip(merged, out_shape[1:]))
+        rank = len(out) - 1
+        if any(len(f) != rank for f in axes) or any(len(shape) != len(out) for shape in shapes):
+            return None
+        joined = merge_axis(node, out)  # the spatial axis a concat joins along, if any
+        if joined is None and all(shape[1:] == out[1:] for shape in shapes):
+            # Inputs that slide together: aligned when their centres line up on average.
+            note = alignment(self.graph, i, self.fields, out)
+            if note is not None:
+                self.warn(node, note)
+        else:
+            self.misaligned(node, axes, shapes, out, joined)
+        merged: list[AxisField] = []
+        for i in range(rank):
+            n = out[i + 1]
+            column = [f[i] for f in axes]
+            sizes = [shape[i + 1] for shape in shapes]
+            if i != joined and all(m == n for m in sizes) and len({f.jump for f in column}) == 1:
+                union = column[0]
+                for more in column[1:]:
+                    union = union.union(more)
+                merged.append(union.bounded(n))
+                continue
+            try:
+                merged.append(positional(_sources(column, sizes, n, i == joined), n,
+                                         next(f for f, m in zip(column, sizes) if m == n or i == joined)))
+            except FieldTooIrregular as err:
+                self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
+                return None
+        return tuple(merged)
+
+    def misaligned(self, node: Node, axes: list[tuple[AxisField, ...]], shapes: tuple[Shape, ...], out: Shape,
+                   joined: int | None) -> None:
+        """Warn where inputs that do not slide together (broadcast, joined) still disagree."""
+        names = node.labels
+        for k, (other, name) in enumerate(zip(axes[1:], names[1:]), start=1):
+            for i, (a, b) in enumerate(zip(axes[0], other)):
+                if i == joined or 1 in (shapes[0][i + 1], shapes[k][i + 1]) and out[i + 1] != 1:
+                    continue  # a broadcast input, or parts side by side: nothing to line up
+                if a.jump != b.jump:
+                    self.warn(node, Note(
+                        "misaligned-branches",
+                        f"branches {names[0]} and {name} have different jumps along axis {i + 1}"
+                        f" ({number_text(a.jump)} vs {number_text(b.jump)}): their outputs do not line up",
+                    ))
+                elif a.centre != b.centre:
+                    self.warn(node, Note(
+                        "misaligned-branches",
+                        f"branches {names[0]} and {name} have field centres {number_text(a.centre)} and"
+                        f" {number_text(b.centre)} along axis {i + 1}: the merged features are shifted",
+                    ))
 
     def advance(self, field: Field, result: Inference, node: Node) -> Field:
         if field is None or result.axes is None or len(result.axes) != len(field):
@@ -294,6 +363,27 @@ def input_hint(shape: Shape, rank: int | None) -> str | None:
     return None
 
 
+def merge_axis(node: Node, out: Shape) -> int | None:
+    """The spatial axis (from 0) a concat joins its inputs along; None for channels, add, mul."""
+    if node.type.name != "concat":
+        return None
+    dim = node.args.get("dim", 1)
+    axis = dim - 1 if dim > 0 else len(out) + dim
+    return axis - 1 if axis > 0 else None
+
+
+def _sources(column: list[AxisField], sizes: list[int], n: int, joined: bool) -> Callable[[int], list[Span]]:
+    """Per output position, the spans the merge's inputs give it along one axis."""
+    offsets = [sum(sizes[:k]) for k in range(len(sizes))]
+
+    def spans(o: int) -> list[Span]:
+        if joined:  # concatenated along this axis: input k holds positions offset..offset + size
+            return [f.at(o - start) for f, start, m in zip(column, offsets, sizes) if 0 <= o - start < m]
+        return [f.at(0 if m == 1 and n != 1 else o) for f, m in zip(column, sizes)]
+
+    return spans
+
+
 def input_field(shape: Shape) -> Field:
     return tuple(AxisField() for _ in shape[1:]) if len(shape) > 1 else None
 
@@ -311,10 +401,12 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32", *,
     shape = network.input_shape if input_shape is None else tuple(input_shape)
     walker.run(graph, shape, fields)
     rows = tuple(walker.rows)
-    out = graph.outputs[0]
-    output = rows[out].output_shape if out != INPUT else shape
+    outputs = tuple(
+        Output(rows[i].path, rows[i].output_shape, rows[i].field) if i != INPUT
+        else Output("input", shape, input_field(shape))
+        for i in graph.outputs)
     params = sum(r.params for r in rows)
-    sizes = {INPUT: math.prod(network.input_shape) * walker.bytes_per_element,
+    sizes = {INPUT: math.prod(shape) * walker.bytes_per_element,
              **{i: r.activation_bytes for i, r in enumerate(rows)}}
     peak, step = graph.live_peak(sizes)
     totals = Totals(
@@ -329,10 +421,11 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32", *,
     return Report(
         name=network.name,
         input_shape=shape,
-        output_shape=output,
+        output_shape=outputs[0].shape,
         batch_size=batch_size,
         dtype=dtype,
         rows=rows,
         totals=totals,
         warnings=tuple(walker.warnings),
+        outputs=outputs,
     )

@@ -186,7 +186,7 @@ def alignment(graph: Graph, merge: int, fields: Mapping[int, Fields], out_shape:
         shifted: list[int] = []
         for axis, (fa, fb, n) in enumerate(zip(first, other, out_shape[1:])):
             if fa.jump != fb.jump:
-                jumps.setdefault((_num(fa.jump), _num(fb.jump)), []).append(names[axis])
+                jumps.setdefault((number_text(fa.jump), number_text(fb.jump)), []).append(names[axis])
                 continue
             offset = mean_offset(fa, fb, n)
             if offset:
@@ -208,7 +208,7 @@ def _shift_text(shifts: dict[Fraction, list[str]]) -> str:
     """`0.5 input pixels after ... along H and W`, or per axis group when they differ."""
     def one(offset: Fraction) -> str:
         size = abs(offset)
-        return f"{_num(size)} input pixel{'' if size == 1 else 's'} {'after' if offset > 0 else 'before'}"
+        return f"{number_text(size)} input pixel{'' if size == 1 else 's'} {'after' if offset > 0 else 'before'}"
     if len(shifts) == 1:
         offset, axes = next(iter(shifts.items()))
         return f"{one(offset)} (along {along(axes)})"
@@ -253,7 +253,7 @@ def _movers(graph: Graph, merge: int, branches: tuple[int, ...], fields: Mapping
                     moves.add(new - old)
             if len(moves) == 1:
                 move = moves.pop()
-                found.append(f"{graph.nodes[j].path} ({'+' if move > 0 else ''}{_num(move)})")
+                found.append(f"{graph.nodes[j].path} ({'+' if move > 0 else ''}{number_text(move)})")
             elif moves:
                 found.append(graph.nodes[j].path)
     if not found:
@@ -262,7 +262,7 @@ def _movers(graph: Graph, merge: int, branches: tuple[int, ...], fields: Mapping
     return f" (off-centre windows: {shown})"
 
 
-def _num(value: object) -> str:
+def number_text(value: object) -> str:
     if isinstance(value, Fraction) and value.denominator == 1:
         return str(value.numerator)
     return f"{float(value):g}" if isinstance(value, Fraction) else str(value)

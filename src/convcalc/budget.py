@@ -1,10 +1,11 @@
-"""Budgets a CI job holds a network to: limits on counts and bytes, and an expected output.
+"""Budgets a CI job holds a network to: limits on counts and bytes, and expected outputs.
 
 Numbers accept SI suffixes (`25.6M` = 25,600,000; K, M, G, T are powers of 1000) and
 binary byte suffixes (`64MiB` = 64 * 2**20; KiB, MiB, GiB, TiB); a trailing `B` on an SI
 suffix is allowed for bytes (`2GB` = 2 * 10**9). A limit is inclusive: a measured value
 equal to it holds. Budgets come from the spec (`budget:`) and the command line; the
-command line wins, key by key.
+command line wins, key by key. `expect_output` is one shape per output of the network, in
+the order of `outputs:` (one shape for a network with one output).
 
 Pure: imports `errors` and `analysis` only.
 """
@@ -109,12 +110,30 @@ def parse_shape(value: Any, what: str = "expect_output") -> tuple[int, ...]:
     raise ValueError(f"{what} must be a shape without the batch like 1000 or 64x56x56 (got {value!r})")
 
 
+Shape = tuple[int, ...]
+
+
+def parse_shapes(value: Any, what: str = "expect_output") -> tuple[Shape, ...]:
+    """One shape (`[1000]`, `64x56x56`), or a list of shapes, one per output.
+
+    A list of numbers is one shape; a list whose items are lists or strings is one shape per
+    output (`[[256, 64, 64], 256x32x32]`).
+    """
+    if isinstance(value, (list, tuple)) and value and any(isinstance(v, (list, tuple, str)) for v in value):
+        try:
+            return tuple(parse_shape(v, what) for v in value)
+        except ValueError:
+            raise ValueError(f"{what} must be a shape without the batch like 1000 or 64x56x56, or a"
+                             f" list of them, one per output (got {value!r})") from None
+    return (parse_shape(value, what),)
+
+
 @dataclass(frozen=True)
 class Budget:
     """Limits and expectations for one network, each with where it came from."""
 
     limits: tuple[tuple[str, int, str], ...] = ()  # (key, limit, origin)
-    expect_output: tuple[tuple[int, ...], str] | None = None
+    expect_output: tuple[tuple[Shape, ...], str] | None = None  # (one shape per output, origin)
     batch_size: int | None = None
     dtype: str | None = None
 
@@ -134,7 +153,7 @@ def from_spec(entries: Iterable[tuple[str, object, Location | None]]) -> Budget:
                 limits.append((key, parse_number(value, f"budget '{key}'", LIMITS[key].bytes),
                                origin_text(where)))
             elif key == "expect_output":
-                expect = (parse_shape(value, "budget 'expect_output'"), origin_text(where))
+                expect = (parse_shapes(value, "budget 'expect_output'"), origin_text(where))
             elif key == "batch_size":
                 batch = parse_number(value, "budget 'batch_size'", allow_bytes=False)
                 if batch < 1:
@@ -153,16 +172,19 @@ def from_spec(entries: Iterable[tuple[str, object, Location | None]]) -> Budget:
     return Budget(tuple(limits), expect, batch, dtype)
 
 
-def override(base: Budget, limits: Mapping[str, int | None], expect_output: tuple[int, ...] | None,
+def override(base: Budget, limits: Mapping[str, int | None], expect_output: tuple[Shape, ...] | None,
              batch_size: int | None = None, dtype: str | None = None) -> Budget:
-    """`base` with the command line's values replacing the spec's, key by key."""
+    """`base` with the command line's values replacing the spec's, key by key.
+
+    `expect_output` (one shape per output) replaces the spec's list as a whole.
+    """
     given = {k: v for k, v in limits.items() if v is not None}
     kept = [entry for entry in base.limits if entry[0] not in given]
     merged = kept + [(k, v, "--" + k.replace("_", "-")) for k, v in given.items()]
     order = list(LIMITS)
     return Budget(
         tuple(sorted(merged, key=lambda e: order.index(e[0]))),
-        (expect_output, "--expect-output") if expect_output is not None else base.expect_output,
+        (expect_output, "--expect-output") if expect_output else base.expect_output,
         batch_size if batch_size is not None else base.batch_size,
         dtype if dtype is not None else base.dtype,
     )
@@ -170,22 +192,46 @@ def override(base: Budget, limits: Mapping[str, int | None], expect_output: tupl
 
 @dataclass(frozen=True)
 class Outcome:
-    """One budget or expectation, measured."""
+    """One budget or expectation, measured.
+
+    An `expect_output` outcome is one output: `measured` is its shape and `output` its path
+    (None when more shapes are expected than the network has outputs: `measured` is None);
+    `limit` is the expected shape (None for an output beyond the expected ones). `count`
+    is how many outputs the network has and `index` which one this is (from 0).
+    """
 
     name: str
     measured: Any
     limit: Any
     ok: bool
     origin: str
+    output: str | None = None
+    index: int = 0
+    count: int = 1
 
     def describe(self) -> str:
         if self.name == "expect_output":
-            shown = "x".join(map(str, self.measured)), "x".join(map(str, self.limit))
-            rel = "==" if self.ok else "!="
-            return f"output {shown[0]} {rel} expected {shown[1]} ({self.origin})"
+            return self.describe_output()
         rel = "<=" if self.ok else ">"
         what = self.name.removeprefix("max_").replace("_", " ")
         return f"{what} {self.measured:,} {rel} limit {self.limit:,} ({self.origin})"
+
+    def describe_output(self) -> str:
+        """`output 10 == expected 10`; with several outputs, the output's path too."""
+        outputs = f"{self.count} output{'s' if self.count != 1 else ''}"
+        if self.measured is None:
+            return (f"expected {_shape(self.limit)} for output {self.index + 1}, but the network has"
+                    f" {outputs} ({self.origin})")
+        name = f"output {self.output}" if self.count > 1 or self.index > 0 else "output"
+        if self.limit is None:
+            return (f"{name} {_shape(self.measured)} has no expected shape: the network has {outputs},"
+                    f" give one shape per output ({self.origin})")
+        rel = "==" if self.ok else "!="
+        return f"{name} {_shape(self.measured)} {rel} expected {_shape(self.limit)} ({self.origin})"
+
+
+def _shape(shape: Shape) -> str:
+    return "x".join(map(str, shape))
 
 
 def measure(report: Report, key: str) -> int:
@@ -201,15 +247,20 @@ def measure(report: Report, key: str) -> int:
 
 
 def evaluate(report: Report, budget: Budget) -> tuple[Outcome, ...]:
-    """Every limit and the expected output against the report, in a fixed order."""
+    """Every limit, then each output against its expected shape, in a fixed order."""
     out = []
     for key, limit, origin in budget.limits:
         value = measure(report, key)
         out.append(Outcome(key, value, limit, value <= limit, origin))
     if budget.expect_output is not None:
-        shape, origin = budget.expect_output
-        out.append(Outcome("expect_output", tuple(report.output_shape), shape,
-                           tuple(report.output_shape) == shape, origin))
+        expected, origin = budget.expect_output
+        outputs: list[tuple[str, Shape]] = [(o.path, tuple(o.shape)) for o in report.outputs]
+        for k in range(max(len(expected), len(outputs))):
+            path: str | None = outputs[k][0] if k < len(outputs) else None
+            shape: Shape | None = outputs[k][1] if k < len(outputs) else None
+            want: Shape | None = expected[k] if k < len(expected) else None
+            out.append(Outcome("expect_output", shape, want, shape is not None and shape == want, origin,
+                               path, k, len(outputs)))
     return tuple(out)
 
 

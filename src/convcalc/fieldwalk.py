@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from convcalc.analysis import DesignWarning, Row, analyze
+from convcalc.analysis import DesignWarning, Row, analyze, merge_axis
 from convcalc.errors import ShapeError, SpecError, suggest
 from convcalc.graph import INPUT
 from convcalc.layers import Shape
@@ -125,17 +125,31 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
             raise ShapeError(
                 "the spatial axes are merged here (flatten), so positions after it do not map"
                 " back to input positions per axis", path=step.path, layer_type=step.type)
-        for source, in_shape in zip(inputs_of(step), step.input_shapes):
+        merge = step.is_merge
+        if merge and any(len(s) != len(step.output_shape) for s in step.input_shapes):
+            raise ShapeError("the inputs of this merge have fewer axes than its output (broadcast),"
+                             " so its positions do not map back per axis", path=step.path, layer_type=step.type)
+        joined = merge_axis(step.node, step.output_shape) if merge and step.node is not None else None
+        offset = 0
+        for source, in_shape in zip(inputs_of(step), step.input_shapes):  # value inputs only
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []
             for box in here:
+                if joined is not None:  # concatenated along a spatial axis: this input's part only
+                    part = frozenset(o - offset for o in box[joined] if 0 <= o - offset < in_shape[joined + 1])
+                    if not part:  # the other part: the per-axis field of the rest counts this input
+                        dropped = True
+                        continue
+                    box = (*box[:joined], part, *box[joined + 1:])
                 mapped = []
                 for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
                     if box[axis] not in memo[axis]:
                         got: set[int] = set()
+                        # A merge's input of size 1 along an axis is broadcast: every position reads it.
+                        broadcast = merge and n == 1 and step.output_shape[axis + 1] != 1
                         for o in box[axis]:
-                            indices, outside = amap.reads(o, n)
+                            indices, outside = ((0,), False) if broadcast else amap.reads(o, n)
                             got.update(indices)
                             touched[axis] = touched[axis] or outside
                         memo[axis][box[axis]] = frozenset(got)
@@ -144,6 +158,8 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                     reached.append(tuple(mapped))
                 else:
                     dropped = dropped or any(mapped)
+            if joined is not None:
+                offset += in_shape[joined + 1]
             merged = _prune(boxes.get(source, []) + reached)
             if len(merged) > MAX_BOXES:
                 merged = [tuple(frozenset().union(*(b[a] for b in merged)) for a in range(rank))]
@@ -160,9 +176,9 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
 
 
 def inputs_of(row: Row) -> tuple[int, ...]:
-    """The ids of the rows (or INPUT) a row reads: its graph node's inputs."""
+    """The ids of the rows (or INPUT) whose values a row reads (not a `size_of:` input's)."""
     assert row.node is not None, "rows come from analyze"
-    return row.node.inputs
+    return row.node.value_inputs
 
 
 def _prune(boxes: list[Box]) -> list[Box]:
@@ -211,11 +227,27 @@ class Explanation:
         return math.prod(a.region.extent / a.region.size for a in self.axes)
 
 
+def default_layer(network: Network, rows: Sequence[Row]) -> str | None:
+    """The layer `rf` and `erf` explain without `--at`: with several outputs, the first output
+    with spatial axes (not a single pixel); otherwise None (`find`'s last spatial layer)."""
+    outputs = [i for i in network.graph.outputs if i != INPUT]
+    if len(network.graph.outputs) < 2:
+        return None
+    spatial = [i for i in outputs if spatial_maps(rows[i]) is not None and len(rows[i].output_shape) > 1]
+    wide = [i for i in spatial if any(n > 1 for n in rows[i].output_shape[1:])]
+    return rows[(wide or spatial)[0]].path if spatial else None
+
+
 def explain(network: Network, at: str | None = None, position: tuple[int, ...] | None = None) -> Explanation:
-    """The field of layer `at` (default: the last spatial one) and of one of its positions."""
+    """The field of layer `at` and of one of its positions.
+
+    `at` defaults to the first output with spatial axes when the network has several, else
+    to the last spatial layer. The warnings shown are those of the layers whose values reach
+    `at` (every path to it, not what merely runs before it).
+    """
     report = analyze(network)
     graph = report.rows
-    target = find(graph, at)
+    target = find(graph, at if at is not None else default_layer(network, graph))
     step = row = graph[target]
     maps = spatial_maps(step)
     if row.field is None or maps is None:
@@ -230,7 +262,7 @@ def explain(network: Network, at: str | None = None, position: tuple[int, ...] |
     for name, f, amap, o, r, (n_in, n_out) in zip(names, row.field, maps, position, region, sizes):
         fewest, most = inputs_per_output(amap, n_in, n_out)
         axes.append(AxisExplanation(name, f, fewest, most, f.at(o), r))
-    paths = {s.path for s in graph[: target + 1]}
+    paths = {graph[i].path for i in network.graph.ancestors(target)}
     warnings = tuple(w for w in report.warnings if w.code in FIELD_WARNINGS and w.path in paths)
     return Explanation(step.path, step.type, step.input_shapes[0], step.output_shape, tuple(position),
                        tuple(axes), warnings)

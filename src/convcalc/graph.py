@@ -21,14 +21,15 @@ Imports `errors`, `layers` and `network` only.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
-from convcalc.errors import Location
+from convcalc.errors import Location, SpecError
 from convcalc.layers import Args, LayerType, Shape
-from convcalc.network import Fork, Layer, Network, Sequence
+from convcalc.network import Fork, Layer, Network, Ref, Sequence
 
 INPUT = -1  # the id of the network input among a node's inputs
 
@@ -46,6 +47,16 @@ class Node:
     # What each input is called in messages (a merge's branch paths); empty for one input.
     labels: tuple[str, ...] = field(default=(), compare=False)
     where: Location | None = field(default=None, compare=False)
+    from_paths: bool = field(default=False, compare=False)  # a merge written with `from:`
+
+    @property
+    def value_inputs(self) -> tuple[int, ...]:
+        """The inputs whose values reach the output: all of a merge's, else the first.
+
+        A layer's second input (`size_of:`) gives only its shape, as `F.interpolate(x,
+        size=other.shape[-2:])` does: no field and no gradient flow through it.
+        """
+        return self.inputs if self.type.arity is None else self.inputs[:1]
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,20 @@ class Graph:
                     heads[b] = self.nodes[head].inputs[0]
         return heads[0], tuple(tuple(reversed(w)) for w in walked)
 
+    def ancestors(self, target: int) -> frozenset[int]:
+        """The nodes whose values reach node `target` (itself included; not the input).
+
+        Follows value inputs only: a `size_of:` reference gives a shape, not values.
+        """
+        seen = {target}
+        todo = [target]
+        while todo:
+            for source in self.nodes[todo.pop()].value_inputs:
+                if source != INPUT and source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+        return frozenset(seen)
+
     def find(self, path: str) -> int | None:
         """The id of the node at `path` (None if there is none)."""
         return self.index.get(path)
@@ -198,17 +223,59 @@ def group_kind(item: Sequence | Fork, branch: bool) -> tuple[str, int | None]:
 
 
 def lower(network: Network) -> Graph:
-    """The tree of `network` as a graph: the one place that walks the parsed tree."""
+    """The tree of `network` as a graph: the one place that walks the parsed tree.
+
+    `from:` and `size_of:` references become node inputs here: a path names the output
+    of the item at that path once that item is complete, looked up in the list where the
+    reference was written, then outward; `input` is the network input.
+    """
     nodes: list[Node] = []
     depths: list[int] = []
     groups: list[Group | None] = []
+    done: dict[str, int] = {"input": INPUT}  # path -> the node id of its output, so far
+    everything: set[str] | None = None  # every path of the tree, built on the first miss
+
+    def resolve(ref: Ref, at: str | None) -> int:
+        nonlocal everything
+        scope = ref.scope
+        candidates = []
+        while True:
+            candidates.append(f"{scope}.{ref.path}" if scope else ref.path)
+            if not scope:
+                break
+            scope = scope.rpartition(".")[0]
+        for path in candidates:
+            if path in done:
+                return done[path]
+        if everything is None:
+            everything = set()
+            _paths(network.body, everything)
+        later = next((path for path in candidates if path in everything), None)
+        if later is not None:
+            raise SpecError(f"'{ref.path}' refers to {later}, which comes later (or encloses this"
+                            " item): a reference must name an earlier output, graphs cannot have"
+                            " cycles", where=ref.where, path=at)
+        raise SpecError(f"no layer or block has the path '{ref.path}'{_nearest(ref.path, done)}",
+                        where=ref.where, path=at)
 
     def visit(item: Layer | Sequence | Fork, source: int, enclosing: str, depth: int,
               branch: bool = False) -> int:
         if isinstance(item, Layer):
-            nodes.append(Node(item.path, item.type, item.args, (source,), where=item.where))
+            labels: tuple[str, ...] = ()
+            if item.sources:
+                inputs = tuple(resolve(ref, item.path) for ref in item.sources)
+                if len(inputs) > 1:
+                    labels = tuple(_label(nodes, i) for i in inputs)
+            else:
+                inputs = (source,)
+            if item.shape_of is not None:
+                inputs += (resolve(item.shape_of, item.path),)
+            nodes.append(Node(item.path, item.type, item.args, inputs, labels, where=item.where,
+                              from_paths=bool(labels)))
             depths.append(depth)
-            return len(nodes) - 1
+            out = len(nodes) - 1
+            done[item.path] = out
+            return out
         slot = None
         if item.path != enclosing:  # a new path level: a group, one deeper inside
             slot, start = len(groups), len(nodes)
@@ -217,6 +284,8 @@ def lower(network: Network) -> Graph:
         else:
             inner = depth
         if isinstance(item, Sequence):
+            if item.source is not None:
+                source = resolve(item.source, item.path or None)
             for child in item.items:
                 source = visit(child, source, enclosing, inner)
             end = source
@@ -226,11 +295,41 @@ def lower(network: Network) -> Graph:
             nodes.append(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where))
             depths.append(inner)
             end = len(nodes) - 1
+            done[item.merge_path] = end
         if slot is not None:
             kind, repeat = group_kind(item, branch)
             groups[slot] = Group(item.path, kind, depth, start, len(nodes), repeat)
+        if item.path:
+            done[item.path] = end
         return end
 
     output = visit(network.body, INPUT, network.body.path, 1)
+    outputs = tuple(resolve(ref, None) for ref in network.outputs) or (output,)
     kept = tuple(g for g in groups if g is not None and g.stop > g.start)
-    return Graph(network.input_shape, tuple(nodes), (output,), kept, tuple(depths))
+    return Graph(network.input_shape, tuple(nodes), outputs, kept, tuple(depths))
+
+
+def _nearest(path: str, known: dict[str, int]) -> str:
+    """`; did you mean 'a', 'b' or 'c'?`: the closest existing paths, or nothing."""
+    close = difflib.get_close_matches(path, list(known), n=3, cutoff=0.5)
+    if not close:
+        return ""
+    quoted = [f"'{c}'" for c in close]
+    listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return f"; did you mean {listed}?"
+
+
+def _label(nodes: list[Node], i: int) -> str:
+    return "input" if i == INPUT else nodes[i].path
+
+
+def _paths(item: Layer | Sequence | Fork, into: set[str]) -> None:
+    """Every path of the tree (for telling a later reference from an unknown one)."""
+    into.add(item.path)
+    if isinstance(item, Sequence):
+        for child in item.items:
+            _paths(child, into)
+    elif isinstance(item, Fork):
+        into.add(item.merge_path)
+        for branch in item.branches:
+            _paths(branch, into)

@@ -36,6 +36,7 @@ CODES = {
     "field-untracked": "the receptive field became too irregular to track",
     "channels-last-input": "the input looks like an image written channels-last ([H, W, C])",
     "unflattened-linear": "a linear layer on an input with spatial axes acts on the last axis only",
+    "dead-layer": "a layer whose output nothing reads and that is not one of the network's outputs",
 }
 
 
@@ -47,47 +48,93 @@ class _Step:
     field_in: Field
 
 
+@dataclass(frozen=True)
+class _Run:
+    """A run of stride-1 window layers ending at one layer, on one path (for gridding).
+
+    `previous` links back along the path, so runs that share a prefix (a tensor read by
+    several layers) share it. Per axis: how many windows with a kernel larger than 1 the
+    run holds, and the gcd of their dilations; only a run where some axis has two or more
+    such windows with a common factor is walked back and confirmed.
+    """
+
+    step: _Step
+    windows: tuple[Window, ...]
+    previous: _Run | None
+    counts: tuple[int, ...]
+    gcds: tuple[int, ...]
+
+    def extend(self, step: _Step, windows: tuple[Window, ...]) -> _Run:
+        counts = tuple(c + (w.kernel > 1) for c, w in zip(self.counts, windows))
+        gcds = tuple(math.gcd(g, w.dilation) if w.kernel > 1 else g for g, w in zip(self.gcds, windows))
+        return _Run(step, windows, self, counts, gcds)
+
+    def suspicious(self) -> bool:
+        return any(c >= 2 and g > 1 for c, g in zip(self.counts, self.gcds))
+
+    def steps(self) -> list[tuple[_Step, tuple[Window, ...]]]:
+        out = []
+        run: _Run | None = self
+        while run is not None:
+            out.append((run.step, run.windows))
+            run = run.previous
+        return out[::-1]
+
+
+def _start(step: _Step, windows: tuple[Window, ...]) -> _Run:
+    return _Run(step, windows, None, tuple(int(w.kernel > 1) for w in windows),
+                tuple(w.dilation if w.kernel > 1 else 0 for w in windows))
+
+
 class _Linter:
     def __init__(self, report: Report) -> None:
         self.input_shape = report.input_shape
         self.found: list[tuple[str, str, str, Row]] = []  # (code, message, path, row)
+        self.seen: set[tuple[str, str, str]] = set()
         self.head_seen = False
 
     def warn(self, code: str, message: str, row: Row) -> None:
-        self.found.append((code, message, row.path, row))
+        """Note a warning, once (runs that share a prefix can end at the same layer's taps)."""
+        if (code, message, row.path) not in self.seen:
+            self.seen.add((code, message, row.path))
+            self.found.append((code, message, row.path, row))
 
     def run(self, graph: Graph, report: Report) -> None:
-        """Each layer in graph order; then gridding along every chain.
+        """Each layer in graph order, then gridding on every path.
 
-        A chain is a run of layers each read only by the next (a fork or a merge ends it).
+        Gridding looks at runs of stride-1 window layers, each reading the one before it. A
+        merge ends a run (another input may fill the gaps); a fan-out does not: every layer
+        reading the same tensor continues the run that made it, so a dilated stack whose last
+        rate sits in two branches is a run in each. A run is checked where it ends on some
+        path: at a layer that some reader does not continue, or that nothing reads.
         The head is the first flatten, linear or global pool on every path to the output
         (a global pool inside a branch, as in squeeze-excite, is not the head).
         """
         rows = report.rows
         start = input_field(report.input_shape)
-        readers = graph.consumers[INPUT]
+        first_readers = graph.consumers[INPUT]
         shape = report.input_shape
-        if readers and looks_channels_last(shape):
+        if first_readers and looks_channels_last(shape):
             spatial = "x".join(map(str, shape[1:]))
             self.warn("channels-last-input",
                       f"the input {list(shape)} looks channels-last: convcalc reads it as {shape[0]} channels"
                       f" of {spatial}; channels come first, without the batch: input:"
-                      f" {[shape[-1], *shape[:-1]]}", rows[readers[0]])
-        chains: dict[int, list[_Step]] = {}  # open chains by the id of their last layer
+                      f" {[shape[-1], *shape[:-1]]}", rows[first_readers[0]])
+        runs: dict[int, _Run] = {}  # the stride-1 run ending at each layer that has one
         for i, node in enumerate(graph.nodes):
             if node.type.arity != 1:
                 continue
             source = node.inputs[0]
             step = _Step(rows[i], start if source == INPUT else rows[source].field)
             self.layer(step, graph.on_every_path[i])
-            chain = chains.pop(source, None) if self.continues(graph, source) else None
-            chains[i] = [*(chain or []), step]
-        for chain in chains.values():
-            self.chain_done(chain)
-
-    @staticmethod
-    def continues(graph: Graph, source: int) -> bool:
-        return source != INPUT and graph.nodes[source].type.arity == 1 and len(graph.consumers[source]) == 1
+            windows = self.stride1_windows(step)
+            if windows is not None:
+                before = runs.get(source)
+                runs[i] = before.extend(step, windows) if before is not None else _start(step, windows)
+        for i, run in runs.items():
+            readers = [j for j in graph.consumers[i] if i in graph.nodes[j].value_inputs]  # not size_of
+            if run.suspicious() and (not readers or any(j not in runs for j in readers)):
+                self.gridding(run.steps())
 
     def layer(self, step: _Step, on_every_path: bool) -> None:
         row, before = step.row, step.field_in
@@ -147,17 +194,6 @@ class _Linter:
                   f"the features this head pools each see {seen} input pixels of the {whole} input, less"
                   f" than half ({share}), so none combines distant parts of it; add downsampling or"
                   " dilation before the head, or use a smaller input", step.row)
-
-    def chain_done(self, chain: list[_Step]) -> None:
-        """Gridding in every maximal run of stride-1 window layers of one chain."""
-        run: list[tuple[_Step, tuple[Window, ...]]] = []
-        for step in [*chain, None]:
-            maps = self.stride1_windows(step) if step is not None else None
-            if maps is not None:
-                run.append((step, maps))  # type: ignore[arg-type]
-                continue
-            self.gridding(run)
-            run = []
 
     @staticmethod
     def stride1_windows(step: _Step) -> tuple[Window, ...] | None:

@@ -26,11 +26,28 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Ref:
+    """A path written in the spec (`from:`, `size_of:`, `outputs:`), resolved when lowering.
+
+    `scope` is the path of the list it was written in: the path is looked up there first,
+    then in each enclosing list outward (`input` is the network input).
+    """
+
+    path: str
+    scope: str = ""
+    where: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Layer:
     path: str
     type: LayerType
     args: Args = field(compare=False)
     where: Location | None = field(default=None, compare=False)
+    # `from:` (one path, or a merge's several) instead of the previous item's output.
+    sources: tuple[Ref, ...] = ()
+    # `size_of:`: a second input whose shape (not its values) the layer reads.
+    shape_of: Ref | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class Sequence:
     block_args: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
     repeat: int | None = field(default=None, compare=False)  # `items` are copies of one item
     where: Location | None = field(default=None, compare=False)
+    source: Ref | None = None  # `from:` on a block, branch structure or group
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,8 @@ class Network:
     budget: tuple[tuple[str, object, Location | None], ...] = field(default=(), compare=False)
     # Warning codes silenced by the spec (`ignore:`), with where each was written.
     ignore: tuple[tuple[str, Location | None], ...] = field(default=(), compare=False)
+    # `outputs:` (default: the last item's output).
+    outputs: tuple[Ref, ...] = ()
 
     @cached_property
     def graph(self) -> Graph:

@@ -22,6 +22,7 @@ Imports only `geometry` from the package.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
@@ -369,6 +370,25 @@ class AxisField:
         return total // 2 if total % 2 == 0 else Fraction(total, 2)
 
     @property
+    def centre(self) -> Fraction | int | None:
+        """Where the line through the fields' centres crosses output 0 (for alignment).
+
+        The mean over one period of (centre of output o's field) - o * jump: `start` for a
+        sliding field. After a 2x up-convolution outputs 0 and 1 share input 0's field, so
+        their centres sit half a jump either side of the line, and the line is what lines up
+        with a branch that was not resampled (a U-Net's cropped skip).
+        """
+        if len(self.lo) == 1:
+            return self.start
+        jump = Fraction(self.jump)
+        offsets = [Fraction(lo + hi, 2) - r * jump for r, (lo, hi) in enumerate(zip(self.lo, self.hi))
+                   if lo is not None and hi is not None]
+        if not offsets:
+            return None
+        mean = sum(offsets, Fraction(0)) / len(offsets)
+        return int(mean) if mean.denominator == 1 else mean
+
+    @property
     def unreached(self) -> int:
         """Output phases (of those the output has) that no input reaches."""
         return sum(lo is None for lo in self.lo[: self.phases])
@@ -422,6 +442,12 @@ class AxisField:
         If the jumps differ the merged field is not periodic; the first branch's jump is
         kept (the caller warns).
         """
+        if len(self.lo) == len(other.lo) == 1 and self.shift == other.shift:  # two sliding fields
+            a, b, c, d = self.lo[0], self.hi[0], other.lo[0], other.hi[0]
+            if a is not None and b is not None and c is not None and d is not None:
+                if a <= c and d <= b:
+                    return self  # the same object: renderers memoise per field
+                return AxisField((min(a, c),), (max(b, d),), self.shift)
         period = math.lcm(self.period, other.period)
         lo: list[int | None] = []
         hi: list[int | None] = []
@@ -430,6 +456,27 @@ class AxisField:
             lo.append(min(s[0] for s in spans) if spans else None)
             hi.append(max(s[1] for s in spans) if spans else None)
         return AxisField(tuple(lo), tuple(hi), self.shift * period // self.period)
+
+
+def positional(spans: Callable[[int], list[Span]], n: int, like: AxisField) -> AxisField:
+    """The field of an axis of `n` outputs given position by position (`spans(o)`: the
+    spans whose hull output `o` sees).
+
+    For merges whose inputs do not slide together: jumps that differ, an input broadcast
+    along the axis (size 1: every output sees its one field), inputs concatenated along the
+    axis. The period is the whole axis (a multiple of `like`'s period); positions past `n`,
+    which do not exist, follow `like`, so the field keeps `like`'s jump.
+    """
+    period = math.lcm(n, like.period)
+    if period > MAX_PERIOD:
+        raise FieldTooIrregular(period)
+    lo: list[int | None] = []
+    hi: list[int | None] = []
+    for o in range(period):
+        found = [s for s in (spans(o) if o < n else [like.at(o)]) if s is not None]
+        lo.append(min(s[0] for s in found) if found else None)
+        hi.append(max(s[1] for s in found) if found else None)
+    return AxisField(tuple(lo), tuple(hi), like.shift * period // like.period)
 
 
 class FieldTooIrregular(Exception):

@@ -43,9 +43,18 @@ RESERVED_DEFS = {
                "description": "Repeat the item this many times."},
     "when": {"anyOf": [{"type": "boolean"}, EXPRESSION],
              "description": "Leave the item out when false."},
+    "from": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 0}],
+             "description": "The earlier output this item reads instead of the previous item's, by"
+                            " path as `shapes` prints it (`input`: the network input; a number is a"
+                            " path; in a block, looked up in the block first, then outward)."},
 }
 RESERVED_PROPS = {key: {"$ref": f"#/definitions/{key}"} for key in RESERVED_DEFS}
 assert tuple(RESERVED_PROPS) == RESERVED
+# A standalone merge (`- add: {from: [a, b]}`) takes two or more paths and does not repeat.
+FROM_LIST_DEF = {"type": "array", "items": {"$ref": "#/definitions/from"}, "minItems": 2,
+                 "description": "The outputs a standalone concat, add or mul merges, by path, in order."}
+MERGE_PROPS = {**{k: v for k, v in RESERVED_PROPS.items() if k != "repeat"},
+               "from": {"$ref": "#/definitions/from_list"}}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -88,10 +97,12 @@ def layer_definitions(layer_type: LayerType) -> dict[str, Any]:
     """`args.<type>` (the argument mapping) and `layer.<type>` (the list item)."""
     rank = layer_type.rank or 1
     required = [a.name for a in layer_type.args if a.required]
+    merge = layer_type.name in MERGE_TYPES
+    reserved = MERGE_PROPS if merge else RESERVED_PROPS
     args: dict[str, Any] = {
         "type": "object",
         "description": layer_type.summary,
-        "properties": {**{a.name: arg_schema(a, rank) for a in layer_type.args}, **RESERVED_PROPS},
+        "properties": {**{a.name: arg_schema(a, rank) for a in layer_type.args}, **reserved},
         "additionalProperties": False,
     }
     if required:
@@ -99,13 +110,16 @@ def layer_definitions(layer_type: LayerType) -> dict[str, Any]:
     value: dict[str, Any] = ref(f"args.{layer_type.name}")
     if not required:
         value = {"anyOf": [value, {"type": "null"}]}
-    item = {
+    item: dict[str, Any] = {
         "type": "object",
         "description": layer_type.summary,
-        "properties": {layer_type.name: value, **RESERVED_PROPS},
+        "properties": {layer_type.name: value, **reserved},
         "required": [layer_type.name],
         "additionalProperties": False,
     }
+    if merge:  # its inputs are written: `from` inside the arguments or beside the key
+        item["anyOf"] = [{"required": ["from"]},
+                         {"properties": {layer_type.name: {"type": "object", "required": ["from"]}}}]
     return {f"args.{layer_type.name}": args, f"layer.{layer_type.name}": item}
 
 
@@ -156,14 +170,14 @@ def _own_keys(structure: dict[str, Any]) -> set[str]:
 
 def spec_schema() -> dict[str, Any]:
     """The whole schema, as a JSON-ready dict."""
-    definitions: dict[str, Any] = {"expression": EXPRESSION_DEF, **RESERVED_DEFS}
+    definitions: dict[str, Any] = {"expression": EXPRESSION_DEF, **RESERVED_DEFS, "from_list": FROM_LIST_DEF}
     names = REGISTRY.names()
     for name in names:
         definitions.update(layer_definitions(REGISTRY[name]))
     definitions.update(structure_definitions())
     definitions.update(structure_definitions(KNOWN))
     taken = [*names, *STRUCTURES]
-    bare = [n for n in names if not any(a.required for a in REGISTRY[n].args)]
+    bare = [n for n in names if not any(a.required for a in REGISTRY[n].args) and n not in MERGE_TYPES]
     layer_items = [ref(f"layer.{n}") for n in names]
     definitions["block_call"] = {
         "type": "object",
@@ -204,7 +218,9 @@ def spec_schema() -> dict[str, Any]:
                        {"type": "integer", "minimum": 1}, {"type": "string"}]}
     budget = {
         **{key: {**number, "description": limit.doc} for key, limit in LIMITS.items()},
-        "expect_output": {**shape, "description": "Output shape without the batch."},
+        "expect_output": {"anyOf": [*shape["anyOf"], {"type": "array", "items": shape, "minItems": 1}],
+                          "description": "Output shape without the batch; with several outputs, a list"
+                                         " of shapes, one per output in the order of `outputs`."},
         "batch_size": {"type": "integer", "minimum": 1},
         "dtype": {"enum": list(DTYPE_BYTES)},
     }
@@ -224,6 +240,10 @@ def spec_schema() -> dict[str, Any]:
                    "description": "Limits for `convcalc check`."},
         "ignore": {"type": "array", "items": {"enum": list(CODES)},
                    "description": "Warning codes to leave out."},
+        "outputs": {"anyOf": [ref("from"), {"type": "array", "items": ref("from"), "minItems": 1,
+                                            "uniqueItems": True}],
+                    "description": "The paths of the network's outputs, in order (default: the last"
+                                   " item)."},
     }
     assert set(properties) == set(TOP_LEVEL_KEYS)
     return {

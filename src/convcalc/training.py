@@ -8,7 +8,10 @@ torch 2.13 on CPU in training mode):
   keep their input; ReLU, sigmoid, tanh and softmax keep their output; most other
   activations keep their input; max pooling keeps its input and int64 indices of the output's
   size; batch norm keeps its input plus 2*C statistics; dropout keeps a mask; flatten,
-  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing;
+  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing; mul of `a, b, c`
+  is `(a * b) * c`: each product keeps a factor when the other factor needs a gradient (the
+  partial product `a * b` is a new tensor); a centre crop is a view of its input, or of the
+  zero-padded input when it pads an axis (torchvision pads, then slices);
 - a tensor kept by two layers (a ReLU's output that the next conv keeps as its input) is
   counted once; flatten and identity are views, in-place activations reuse their input;
 - a layer keeps nothing unless a gradient flows through it (it has parameters, or one
@@ -29,7 +32,7 @@ torch 2.13 on CPU in training mode):
 - not counted: activation gradients alive during backward, framework workspaces, the
   allocator's rounding, and anything held by a data loader. The total is a lower bound.
 
-Pure: imports `analysis`, `errors`, `graph` and `network` only.
+Pure: imports `analysis`, `errors`, `graph`, `layers` and `network` only.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from convcalc.analysis import DTYPE_BYTES, Report, Row
 from convcalc.errors import SpecError
 from convcalc.graph import INPUT as NETWORK_INPUT
 from convcalc.graph import Graph, Node
+from convcalc.layers.merge import broadcast
 from convcalc.network import Network
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
@@ -164,6 +168,10 @@ SAVES: dict[str, Saves] = {
     "pixelunshuffle": NOTHING,
     "add": NOTHING,
     "concat": NOTHING,
+    # Left to right; each product keeps one factor when the other needs a gradient.
+    "mul": Saves("product"),
+    # A crop is a view of its input (a slice); one that pads slices a new, padded tensor.
+    "centercrop": Saves(view=True),
     **{f"{mode}pad{r}d": NOTHING for mode in ("zero", "constant", "circular") for r in (1, 2, 3)},
     **{f"{mode}pad{r}d": INPUT for mode in ("reflection", "replication") for r in (1, 2, 3)},
 }
@@ -214,7 +222,7 @@ class _Saved:
     def run(self, graph: Graph, report: Report) -> None:
         tensor_of = {NETWORK_INPUT: "<input>"}
         for i, (node, row) in enumerate(zip(graph.nodes, report.rows)):
-            tensor_of[i] = self.node(node, row, [tensor_of[j] for j in node.inputs])
+            tensor_of[i] = self.node(node, row, [tensor_of[j] for j in node.value_inputs])
 
     def new(self, name: str, elements: int, element: int) -> str:
         self.sizes[name], self.bytes[name] = elements, element
@@ -235,7 +243,8 @@ class _Saved:
             return tensor, have, have
         if want == have:
             return tensor, have, want
-        return self.new(f"{row.path}#cast", self.sizes[tensor], want), want, want
+        # the cast is of what the layer reads: a view (a crop) casts only its own elements
+        return self.new(f"{row.path}#cast", math.prod(row.input_shapes[0]), want), want, want
 
     def node(self, node: Node, row: Row, tensors: list[str]) -> str:
         """The name of the tensor `node` outputs, after noting what it keeps."""
@@ -245,14 +254,15 @@ class _Saved:
                             " backward", path=node.path, layer_type=node.type.name)
         tensor = tensors[0]
         inplace = bool(node.args.get("inplace", False))
-        out = tensor if rule.view or (inplace and rule.keeps) else row.path
+        padded = _padded(node, row)
+        out = tensor if (rule.view and padded is None) or (inplace and rule.keeps) else row.path
         if len(tensors) == 1:
             operand, element, out_element = self.operand(row, tensor)
         else:  # a merge: the widest of its inputs (type promotion)
             operand, element = tensor, self.bytes[tensor]
             out_element = max(self.bytes[t] for t in tensors)
         if out == row.path:
-            self.new(out, math.prod(row.output_shape), out_element)
+            self.new(out, math.prod(padded or row.output_shape), out_element)
         self.grad[out] = any(self.grad[t] for t in tensors) or row.params > 0
         if not self.grad[out]:  # no gradient flows through it: autograd keeps nothing
             self.layers.append(LayerMemory(row.path, (), 0))
@@ -264,6 +274,8 @@ class _Saved:
         kept: tuple[str, ...] = ()
         if keeps == "input":
             kept = (operand,) if len(tensors) == 1 else tuple(tensors)
+        elif keeps == "product":
+            kept = self.product(row, tensors)
         elif keeps == "output":
             kept = (out,)
         elif keeps == "copy":
@@ -279,6 +291,42 @@ class _Saved:
             extra += weight_elements(node, row) * self.half  # the low-precision cast of the weight
         self.layers.append(LayerMemory(row.path, kept, extra))
         return out
+
+    def product(self, row: Row, tensors: list[str]) -> tuple[str, ...]:
+        """What `x0 * x1 * ...` keeps, multiplied left to right as Python does.
+
+        Each step `acc * x` keeps `acc` when `x` needs a gradient and `x` when `acc` does;
+        the partial products before the last are new tensors (broadcast shapes).
+        """
+        acc, shape = tensors[0], row.input_shapes[0]
+        kept: list[str] = []
+        for k in range(1, len(tensors)):
+            factor = tensors[k]
+            if self.grad[factor]:
+                kept.append(acc)
+            if self.grad[acc]:
+                kept.append(factor)
+            if k < len(tensors) - 1:
+                shape = broadcast((shape, row.input_shapes[k]))[0]
+                partial = self.new(f"{row.path}#product{k}", math.prod(shape),
+                                   max(self.bytes[acc], self.bytes[factor]))
+                self.grad[partial] = self.grad[acc] or self.grad[factor]
+                acc = partial
+        return tuple(dict.fromkeys(kept))
+
+
+def _padded(node: Node, row: Row) -> tuple[int, ...] | None:
+    """The padded tensor a centre crop slices when it pads an axis (None when it only crops).
+
+    torchvision zero-pads the axes that are too small, then slices: the output is a view of
+    a new tensor as large as the input on the axes it crops.
+    """
+    if node.type.name != "centercrop":
+        return None
+    shape = row.input_shapes[0]
+    if all(o <= n for o, n in zip(row.output_shape[1:], shape[1:])):
+        return None
+    return (shape[0], *(max(o, n) for o, n in zip(row.output_shape[1:], shape[1:])))
 
 
 def weight_elements(node: Node, row: Row) -> int:

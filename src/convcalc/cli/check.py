@@ -42,7 +42,7 @@ class ShapeParam(click.ParamType):
             self.fail(str(err), param, ctx)
 
 
-def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] | None,
+def check_one(path: str, limits: dict[str, int | None], expect: tuple[tuple[int, ...], ...],
               batch_size: int | None, dtype: str | None, ignore: tuple[str, ...], strict: bool,
               max_layers: int, overrides: dict[str, Any] | None = None,
               input_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
@@ -68,7 +68,9 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
 @click.option("--max-param-bytes", type=Number(), help="Most bytes of trainable parameters.")
 @click.option("--max-peak-bytes", type=Number(),
               help="Most bytes of live tensors at any step of an inference pass (the peak; e.g. 16MiB).")
-@click.option("--expect-output", type=ShapeParam(), help="The output shape without the batch (e.g. 1000).")
+@click.option("--expect-output", type=ShapeParam(), multiple=True,
+              help="The output shape without the batch (e.g. 1000); repeat it for each output, in"
+                   " the order of the spec's outputs:.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1),
               help="Batch size for MACs and activations [spec budget's batch_size, else 1].")
 @click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)),
@@ -81,13 +83,15 @@ def check_one(path: str, limits: dict[str, int | None], expect: tuple[int, ...] 
 def check(specs: tuple[str, ...], input_shape: Shape | None, assignments: Assignments,
           max_params: int | None, max_macs: int | None, max_flops: int | None,
           max_activation_bytes: int | None, max_param_bytes: int | None, max_peak_bytes: int | None,
-          expect_output: tuple[int, ...] | None, batch_size: int | None, dtype: str | None,
+          expect_output: tuple[tuple[int, ...], ...], batch_size: int | None, dtype: str | None,
           strict: bool, ignore: tuple[str, ...], fmt: str, max_layers: int) -> None:
     """Check each SPEC against its budgets; for CI jobs and pre-commit hooks.
 
     Budgets come from the spec's `budget:` mapping (max_params, max_macs, max_flops,
     max_activation_bytes, max_param_bytes, max_peak_bytes, expect_output, batch_size, dtype) and from these
-    options, which override the spec key by key. Numbers take suffixes: K, M, G, T (1000s)
+    options, which override the spec key by key. A network with several outputs takes one
+    expected shape per output, in the order of its `outputs:` (repeat --expect-output, or
+    give the spec's expect_output a list of shapes). Numbers take suffixes: K, M, G, T (1000s)
     and KiB, MiB, GiB, TiB (1024s). A limit holds when the measured value is at most it.
 
     Exit status: 0 every budget holds, 1 a budget or expectation failed (or, with --strict,
@@ -100,6 +104,7 @@ def check(specs: tuple[str, ...], input_shape: Shape | None, assignments: Assign
       convcalc check net.yaml --max-params 25.6M --max-macs 4.1G --expect-output 1000
       convcalc check net.yaml --max-activation-bytes 2GiB -b 32 --dtype float16 --format json
       convcalc check net.yaml --input 3x512x512 --max-activation-bytes 1GiB
+      convcalc check fpn.yaml --expect-output 256x128x128 --expect-output 256x64x64
     """
     limits = {"max_params": max_params, "max_macs": max_macs, "max_flops": max_flops,
               "max_activation_bytes": max_activation_bytes, "max_param_bytes": max_param_bytes,

@@ -39,7 +39,8 @@ def parse_position(text: str | None) -> tuple[int, ...] | None:
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
 @input_options
 @click.option("--at", "at", metavar="PATH", help="The layer (module path as in `shapes`); default: the"
-              " last spatial layer whose output is not 1 pixel.")
+              " first of several outputs: with spatial axes, else the last spatial layer whose output is"
+              " not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position (one index per spatial axis);"
               " default: the centre, (n - 1) // 2 per axis.")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -97,7 +98,8 @@ def run_erf(network: Any, at: str | None, position: tuple[int, ...] | None, samp
 @click.argument("spec", type=click.Path(dir_okay=True, allow_dash=True))
 @input_options
 @click.option("--layer", "--at", "at", metavar="PATH", help="The layer (module path as in `shapes`; --at as"
-              " in `rf`); default: the last spatial layer whose output is not 1 pixel.")
+              " in `rf`); default: the first of several outputs with spatial axes, else the last spatial"
+              " layer whose output is not 1 pixel.")
 @click.option("--position", metavar="Y,X", help="Output position; default: the centre.")
 @click.option("--samples", type=click.IntRange(min=1), default=8, show_default=True,
               help="Random inputs to average over (run as one batch).")

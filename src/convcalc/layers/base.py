@@ -251,6 +251,18 @@ class IntList(Kind):
         return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
 
 
+class PathText(Kind):
+    """A path of the spec (`size_of:`), a name, dotted path or number: resolved when lowering."""
+
+    def parse(self, name: str, value: Any, rank: int) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+            raise self.fail(name, "a path like backbone.stage3", value)
+        return str(value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        return {"type": ["string", "integer"]}
+
+
 class Optional(Kind):
     """`null` or the inner kind."""
 
@@ -377,8 +389,19 @@ class LayerType:
         raise NotImplementedError
 
     def infer_inputs(self, args: Args, shapes: Sequence[Shape]) -> Inference:
-        """`infer` for a node of the graph, which has one shape per input."""
-        return self.infer(args, shapes[0])
+        """`infer` for a node of the graph, which has one shape per input.
+
+        A second input is a `size_of:` reference: only its shape is read (`with_shape_of`).
+        """
+        return self.infer(self.bind(args, shapes), shapes[0])
+
+    def bind(self, args: Args, shapes: Sequence[Shape]) -> Args:
+        """`args` with a `size_of:` input's shape filled in (the node's input shapes)."""
+        return self.with_shape_of(args, shapes[1]) if len(shapes) > 1 else args
+
+    def with_shape_of(self, args: Args, other: Shape) -> Args:
+        """`args` completed by the shape of the `size_of:` input; only layers taking one override it."""
+        raise ShapeError(f"{self.name} does not take size_of")
 
     # helpers for subclasses
 

@@ -1,9 +1,10 @@
-"""Layers with several inputs: element-wise add (residuals) and channel concatenation.
+"""Layers with several inputs: element-wise add (residuals) and product, concatenation.
 
 A merge is an ordinary registered layer type whose `arity` is None (two or more inputs);
-`residual` and `parallel` lower to one. Its `infer` takes one shape per input. A shape
-mismatch raises `InputMismatch`, which names the inputs by index; whoever knows what the
-inputs are called (the analysis, from the graph) turns it into the message users see.
+`residual` and `parallel` lower to one, and a standalone `- add: {from: [a, b]}` is one.
+`add` and `mul` broadcast as PyTorch does over the batchless shape (`broadcast`). Its `infer`
+takes one shape per input. A shape mismatch raises `InputMismatch`, which names the inputs by
+index; whoever knows what the inputs are called (the analysis, from the graph) turns it into the message users see.
 
 Imports `errors` and `layers` only.
 """
@@ -11,9 +12,10 @@ Imports `errors` and `layers` only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from convcalc.errors import ShapeError
-from convcalc.layers.base import Args, Inference, LayerType, Shape, shape_str
+from convcalc.layers.base import Arg, Args, Inference, Kind, LayerType, Shape, is_int, shape_str
 from convcalc.layers.norm import same_shape
 
 
@@ -27,11 +29,12 @@ class InputMismatch(ShapeError):
         self.shapes = tuple(shapes)
         self.index = index
 
-    def named(self, labels: Sequence[str]) -> ShapeError:
+    def named(self, labels: Sequence[str], word: str = "branch") -> ShapeError:
+        """The message with the inputs' names: branch paths (`word`) or `from:` paths."""
         first, other = labels[0] or "(input)", labels[self.index] or "(input)"
         return ShapeError(
-            f"{self.rule}: branch {first} gives {shape_str(self.shapes[0])}"
-            f" but branch {other} gives {shape_str(self.shapes[self.index])}",
+            f"{self.rule}: {word} {first} gives {shape_str(self.shapes[0])}"
+            f" but {word} {other} gives {shape_str(self.shapes[self.index])}",
             where=self.where, path=self.path, layer_type=self.layer_type)
 
 
@@ -54,26 +57,82 @@ class Merge(LayerType):
         raise NotImplementedError
 
 
-class Add(Merge):
+def broadcast(shapes: Sequence[Shape]) -> tuple[Shape, int | None]:
+    """PyTorch's broadcasting of batchless shapes: (the result, the first input that fails).
+
+    Shapes are aligned at their last axis; along each axis the sizes must be equal or 1.
+    The index is None when all inputs broadcast together.
+    """
+    rank = max(len(s) for s in shapes)
+    out = [1] * rank
+    for i, shape in enumerate(shapes):
+        for axis, n in enumerate(shape, start=rank - len(shape)):
+            if n != out[axis] and 1 not in (n, out[axis]):
+                return tuple(out), i
+            out[axis] = max(out[axis], n) if 1 in (n, out[axis]) else n
+    return tuple(out), None
+
+
+class Elementwise(Merge):
+    """An element-wise merge with broadcasting (add, mul)."""
+
     def merge(self, args: Args, shapes: Sequence[Shape]) -> Inference:
-        for i, shape in enumerate(shapes[1:], start=1):
-            if shape != shapes[0]:
-                raise InputMismatch("add needs equal shapes", shapes, i)
-        return same_shape(shapes[0])
+        if not args.get("broadcast"):  # `residual` / `parallel`: equal shapes (CONVENTIONS.md)
+            for i, shape in enumerate(shapes[1:], start=1):
+                if shape != shapes[0]:
+                    raise InputMismatch(f"{self.name} needs equal shapes", shapes, i)
+            return same_shape(shapes[0])
+        out, bad = broadcast(shapes)
+        if bad is not None:
+            raise InputMismatch(f"{self.name} needs shapes that broadcast (equal, or 1 on an axis)",
+                                shapes, bad)
+        return same_shape(out)
+
+
+class Add(Elementwise):
+    """Element-wise sum."""
+
+
+class Mul(Elementwise):
+    """Element-wise product (gating, attention masks, `x * sigmoid(g)`)."""
+
+
+class Dim(Kind):
+    """A tensor dim as torch numbers it: 1 is the channels (0, the batch, is refused)."""
+
+    def parse(self, name: str, value: Any, rank: int) -> int:
+        if not is_int(value) or value == 0:
+            raise self.fail(name, "a non-zero int (1: channels; negative counts from the end)", value)
+        return int(value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        return {"type": "integer", "not": {"const": 0}}
 
 
 class Concat(Merge):
+    args = (Arg("dim", Dim(), 1, "The dim to join along, counting the batch as 0"
+                                             " (1: channels); negative counts from the end."),)
+
     def merge(self, args: Args, shapes: Sequence[Shape]) -> Inference:
+        rank = len(shapes[0])
+        dim = args.get("dim", 1)
+        axis = dim - 1 if dim > 0 else rank + dim
+        if dim == 0 or not 0 <= axis < rank:
+            raise ShapeError(f"dim={dim} is not a dim of {shape_str(shapes[0])} (1 to {rank}, or"
+                             f" -{rank} to -1; 0 is the batch)")
         for i, shape in enumerate(shapes[1:], start=1):
-            if shape[1:] != shapes[0][1:]:
-                raise InputMismatch("concat needs equal sizes except channels", shapes, i)
+            if len(shape) != rank or shape[:axis] + shape[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:]:
+                what = "channels" if axis == 0 else f"dim {dim}"
+                raise InputMismatch(f"concat needs equal sizes except {what}", shapes, i)
         first = shapes[0]
-        return same_shape((sum(s[0] for s in shapes), *first[1:]))
+        return same_shape((*first[:axis], sum(s[axis] for s in shapes), *first[axis + 1:]))
 
 
 LAYER_TYPES: list[LayerType] = [
-    Add("add", "Element-wise sum of the branches (residual connections); shapes must be equal."
-               " Written as `residual:`, or `parallel:` with merge: add."),
-    Concat("concat", "Concatenation of the branches along channels; other dims must be equal."
-                     " Written as `parallel:` (merge: concat is its default)."),
+    Add("add", "Element-wise sum of the inputs (residual connections); shapes broadcast as in"
+               " PyTorch. Written as `residual:`, `parallel:` with merge: add, or `add: {from: [a, b]}`."),
+    Mul("mul", "Element-wise product of the inputs; shapes broadcast as in PyTorch."
+               " Written as `mul: {from: [a, b]}`."),
+    Concat("concat", "Concatenation of the inputs along channels (or `dim`); other dims must be equal."
+                     " Written as `parallel:` (merge: concat is its default) or `concat: {from: [a, b]}`."),
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 from convcalc.errors import ArgumentError, ShapeError
 from convcalc.layers.base import (
@@ -21,12 +22,13 @@ from convcalc.layers.base import (
     LayerType,
     Note,
     Optional,
+    PathText,
     Shape,
     is_int,
     shape_str,
 )
 from convcalc.layers.elementwise import batchless_axis
-from convcalc.receptive import IDENTITY, Dense, Resample, Window
+from convcalc.receptive import IDENTITY, AxisMap, Dense, Resample, Window
 
 
 class Linear(LayerType):
@@ -113,6 +115,8 @@ class Upsample(LayerType):
         Arg("mode", Choice(("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear")), "nearest",
             "Interpolation."),
         Arg("align_corners", Optional(Bool()), None, "Align corner pixels (linear modes only)."),
+        Arg("size_of", Optional(PathText()), None,
+            "Resize to the spatial size of an earlier output (its path), as F.interpolate(size=other.shape[-2:])."),
     )
 
     def __init__(self, name: str, rank: int | None = None, fixed_mode: str | None = None) -> None:
@@ -120,16 +124,22 @@ class Upsample(LayerType):
         self.fixed_mode = fixed_mode
         if fixed_mode:  # UpsamplingNearest2d / UpsamplingBilinear2d take only size or scale
             self.args = self.args[:2]
+
             self.summary = f"Upsampling ({fixed_mode}{', align_corners=True' if fixed_mode == 'bilinear' else ''})."
 
     def check_args(self, args: dict[str, Any]) -> None:
-        if (args["size"] is None) == (args["scale_factor"] is None):
-            raise ArgumentError("give exactly one of 'size' and 'scale_factor'")
+        given = [k for k in ("size", "scale_factor", "size_of") if args.get(k) is not None]
+        if len(given) != 1:
+            raise ArgumentError("give exactly one of 'size' and 'scale_factor'" if self.fixed_mode
+                                else "give exactly one of 'size', 'scale_factor' and 'size_of'")
         if self.fixed_mode:
             args["mode"] = self.fixed_mode
             args["align_corners"] = True if self.fixed_mode == "bilinear" else None
         if args.get("align_corners") is not None and args["mode"] in ("nearest", "nearest-exact"):
             raise ArgumentError(f"'align_corners' only applies to linear modes, not mode={args['mode']!r}")
+
+    def with_shape_of(self, args: Args, other: Shape) -> Args:
+        return MappingProxyType({**args, "size": tuple(other[1:]), "size_of": None})
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         self.expect_rank(shape)
@@ -137,6 +147,8 @@ class Upsample(LayerType):
         rank = len(spatial)
         if rank == 0:
             raise ShapeError(f"expects an input with spatial axes, got {shape_str(shape)}")
+        if args.get("size_of") is not None:
+            raise ShapeError("size_of needs the referenced output (run it through the graph)")
         mode = args["mode"]
         if MODE_RANK.get(mode, rank) != rank:
             raise ShapeError(f"mode={mode!r} needs {MODE_RANK[mode]} spatial axes, the input has {rank}")
@@ -190,23 +202,31 @@ class PixelUnshuffle(LayerType):
 
 
 class PadWidths(Kind):
-    """PyTorch's padding-layer argument: an int, or (before, after) per axis, last axis first."""
+    """PyTorch's padding-layer argument: an int, or (before, after) per axis, last axis first.
+
+    With `negative=True` (zero and constant padding, as `F.pad` allows) a negative width crops.
+    """
+
+    def __init__(self, negative: bool = False) -> None:
+        self.negative = negative
 
     def parse(self, name: str, value: Any, rank: int) -> tuple[tuple[int, int], ...]:
-        if is_int(value) and value >= 0:
+        low = -(2**63) if self.negative else 0
+        if is_int(value) and value >= low:
             return ((int(value), int(value)),) * rank
-        if isinstance(value, (list, tuple)) and len(value) == 2 * rank and all(is_int(v) and v >= 0 for v in value):
+        if isinstance(value, (list, tuple)) and len(value) == 2 * rank and all(is_int(v) and v >= low for v in value):
             pairs = [(int(value[2 * i]), int(value[2 * i + 1])) for i in range(rank)]
             return tuple(reversed(pairs))  # PyTorch lists the last axis first
+        what = "an int (negative crops)" if self.negative else "a non-negative int"
         raise self.fail(
             name,
-            f"a non-negative int or a list of {2 * rank} of them"
+            f"{what} or a list of {2 * rank} of them"
             f" ({', '.join(f'{a}_before, {a}_after' for a in reversed(SPATIAL_NAMES[rank]))})",
             value,
         )
 
     def schema(self, rank: int) -> dict[str, Any]:
-        one = {"type": "integer", "minimum": 0}
+        one: dict[str, Any] = {"type": "integer"} if self.negative else {"type": "integer", "minimum": 0}
         return {"oneOf": [one, {"type": "array", "items": one, "minItems": 2 * rank, "maxItems": 2 * rank}]}
 
 
@@ -216,7 +236,10 @@ class Pad(LayerType):
     def __init__(self, name: str, rank: int, mode: str) -> None:
         super().__init__(name, rank)
         self.mode = mode
-        self.args = (Arg("padding", PadWidths(), doc="An int, or before/after widths, last axis first."),)
+        cropping = mode in ("zero", "constant")
+        self.args = (Arg("padding", PadWidths(negative=cropping),
+                         doc="An int, or before/after widths, last axis first"
+                             + ("; negative widths crop, as F.pad does." if cropping else ".")),)
         if mode == "constant":
             self.args += (Arg("value", Float(), doc="Fill value."),)
         self.summary = f"{mode.capitalize()} padding; `padding` lists the last axis first, as in PyTorch."
@@ -235,8 +258,60 @@ class Pad(LayerType):
                     raise ShapeError(f"circular padding {max(a, b)} must be at most the input size {n}"
                                      f" along {axis}, as PyTorch requires (it wraps around once)")
         out = (shape[0], *(n + a + b for n, (a, b) in zip(shape[1:], pads)))
+        if min(out[1:]) < 1:
+            axis = next(a for a, n in zip(SPATIAL_NAMES[self.rank or 1], out[1:]) if n < 1)
+            raise ShapeError(f"negative padding crops everything along {axis} (output {shape_str(out)})")
         fill = {"reflection": "reflect", "replication": "replicate", "circular": "circular"}.get(self.mode, "zeros")
         return Inference(output_shape=out, axes=tuple(Window(pad=a, mode=fill) for a, _ in pads))
+
+
+def centercrop_pads(spatial: Shape, size: Shape) -> tuple[tuple[int, int], ...]:
+    """torchvision's CenterCrop as (before, after) pad widths per axis (negative: cropped).
+
+    Cropping starts at `int(round((n - size) / 2))` (Python's rounding, half to even); an
+    axis smaller than `size` is first zero-padded by `(size - n) // 2` before and the rest after.
+    """
+    pads = []
+    for n, c in zip(spatial, size):
+        if c > n:
+            pads.append(((c - n) // 2, (c - n + 1) // 2))
+        else:
+            top = int(round((n - c) / 2.0))
+            pads.append((-top, c - n + top))
+    return tuple(pads)
+
+
+class CenterCrop(LayerType):
+    summary = ("Crops the centre to `size` or to the spatial size of an earlier output (`size_of`),"
+               " as torchvision's CenterCrop (zero-pads an axis that is smaller).")
+    args = (
+        Arg("size", Optional(NumbersOrList(integer=True)), None, "Output size, one int or one per spatial axis."),
+        Arg("size_of", Optional(PathText()), None, "Crop to the spatial size of an earlier output (its path)."),
+    )
+
+    def check_args(self, args: dict[str, Any]) -> None:
+        if (args["size"] is None) == (args["size_of"] is None):
+            raise ArgumentError("give exactly one of 'size' and 'size_of'")
+
+    def with_shape_of(self, args: Args, other: Shape) -> Args:
+        return MappingProxyType({**args, "size": tuple(other[1:]), "size_of": None})
+
+    def pads(self, args: Args, shape: Shape) -> tuple[tuple[int, int], ...]:
+        """The crop as pad widths for a batchless input `shape` (the NumPy kernels use it)."""
+        spatial = shape[1:]
+        size = args["size"]
+        if size is None:
+            raise ShapeError("size_of needs the referenced output (run it through the graph)")
+        if len(size) == 1:
+            size = size * len(spatial)
+        if not spatial or len(size) != len(spatial):
+            raise ShapeError(f"'size' has {len(size)} values for {len(spatial)} spatial axes")
+        return centercrop_pads(spatial, size)
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        pads = self.pads(args, shape)
+        out = (shape[0], *(n + a + b for n, (a, b) in zip(shape[1:], pads)))
+        return Inference(output_shape=out, axes=cast("tuple[AxisMap, ...]", tuple(Window(pad=a) for a, _ in pads)))
 
 
 LAYER_TYPES: list[LayerType] = [
@@ -245,6 +320,7 @@ LAYER_TYPES: list[LayerType] = [
     Upsample("upsample"),
     Upsample("upsamplingnearest2d", 2, "nearest"),
     Upsample("upsamplingbilinear2d", 2, "bilinear"),
+    CenterCrop("centercrop"),
     PixelShuffle("pixelshuffle", 2),
     PixelUnshuffle("pixelunshuffle", 2),
     *(Pad(f"{mode}pad{r}d", r, mode)

@@ -37,6 +37,7 @@ from convcalc.analysis import Row
 from convcalc.graph import INPUT
 from convcalc.layers import Args, Shape
 from convcalc.numeric.conv import conv, conv_transpose
+from convcalc.numeric.reshape import pad_or_crop
 from convcalc.numeric.windows import windows
 
 Params = Mapping[str, np.ndarray]
@@ -478,7 +479,19 @@ PAD_MODES = {"zero": "zeros", "constant": "zeros", "reflection": "reflect",
 
 def pad_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                  params: Params) -> np.ndarray:
+    if any(min(a, b) < 0 for a, b in args["padding"]):  # negative widths crop
+        return crop_backward(g, args["padding"])
     return unpad(g, args["padding"], in_shape[1:], PAD_MODES[layer_type.mode])
+
+
+def crop_backward(g: np.ndarray, pads: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Adjoint of zero padding and cropping with widths `pads`: the same with the widths negated."""
+    return np.ascontiguousarray(pad_or_crop(g, [(-a, -b) for a, b in pads]))
+
+
+def centercrop_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                        params: Params) -> np.ndarray:
+    return crop_backward(g, kind.pads(args, in_shape))
 
 
 def _table() -> dict[str, Backward]:
@@ -500,6 +513,7 @@ def _table() -> dict[str, Backward]:
         "localresponsenorm": lrn_backward, "linear": linear_backward, "flatten": flatten_backward,
         "upsample": upsample_backward, "upsamplingnearest2d": upsample_backward,
         "upsamplingbilinear2d": upsample_backward, "pixelshuffle": pixelshuffle_backward,
+        "centercrop": centercrop_backward,
         "pixelunshuffle": pixelunshuffle_backward,
     })
     return table
@@ -508,18 +522,50 @@ def _table() -> dict[str, Backward]:
 BACKWARD = _table()
 
 
-def add_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray) -> tuple[np.ndarray, ...]:
-    return (g,) * len(in_shapes)
+def unbroadcast(g: np.ndarray, shape: Shape) -> np.ndarray:
+    """The gradient of an input broadcast to `g`'s shape: summed over the axes it was repeated on."""
+    lead = g.ndim - 1 - len(shape)  # `g` is batched; `shape` is batchless and may have fewer axes
+    if lead:
+        g = g.sum(axis=tuple(range(1, 1 + lead)))
+    axes = tuple(1 + a for a, n in enumerate(shape) if n == 1 and g.shape[1 + a] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
 
 
-def concat_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray) -> tuple[np.ndarray, ...]:
-    bounds = np.cumsum([0, *(shape[0] for shape in in_shapes)])
-    return tuple(g[:, start:stop] for start, stop in zip(bounds[:-1], bounds[1:]))
+def add_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray,
+                 xs: Sequence[np.ndarray] | None) -> tuple[np.ndarray, ...]:
+    return tuple(unbroadcast(g, shape) for shape in in_shapes)
 
 
-# The gradient of each input of a merge, given the output's.
-MergeBackward = Callable[[Args, Sequence[Shape], np.ndarray], tuple[np.ndarray, ...]]
-MERGE_BACKWARD: dict[str, MergeBackward] = {"add": add_backward, "concat": concat_backward}
+def mul_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray,
+                 xs: Sequence[np.ndarray] | None) -> tuple[np.ndarray, ...]:
+    """The product rule: input i's gradient is g times every other input, summed where broadcast.
+
+    Linearised (`xs=None`), every input passes `g` on as add does: the structural oracle asks
+    where the output depends on the input, which a product does through every factor.
+    """
+    if xs is None:
+        return add_backward(args, in_shapes, g, xs)
+    out = []
+    for i, shape in enumerate(in_shapes):
+        total = g
+        for j, x in enumerate(xs):
+            if j != i:
+                total = total * x
+        out.append(unbroadcast(total, shape))
+    return tuple(out)
+
+
+def concat_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray,
+                    xs: Sequence[np.ndarray] | None) -> tuple[np.ndarray, ...]:
+    dim = args.get("dim", 1)
+    axis = dim - 1 if dim > 0 else len(in_shapes[0]) + dim  # batchless
+    bounds = np.cumsum([0, *(shape[axis] for shape in in_shapes)])
+    return tuple(np.take(g, range(start, stop), axis=axis + 1) for start, stop in zip(bounds[:-1], bounds[1:]))
+
+
+# The gradient of each input of a merge, given the output's (and the forward inputs, or None).
+MergeBackward = Callable[[Args, Sequence[Shape], np.ndarray, "Sequence[np.ndarray] | None"], tuple[np.ndarray, ...]]
+MERGE_BACKWARD: dict[str, MergeBackward] = {"add": add_backward, "mul": mul_backward, "concat": concat_backward}
 
 
 def _node(step: Row) -> Any:
@@ -530,7 +576,8 @@ def _node(step: Row) -> Any:
 def layer_backward(step: Row, g: np.ndarray, x: np.ndarray | None, params: Params) -> np.ndarray:
     """The input gradient of one single-input node."""
     node = _node(step)
-    return BACKWARD[step.type](node.type, node.args, step.input_shapes[0], g, x, params)
+    args = node.type.bind(node.args, step.input_shapes)  # a `size_of:` input gives its shape
+    return BACKWARD[step.type](node.type, args, step.input_shapes[0], g, x, params)
 
 
 def node_backward(step: Row, g: np.ndarray, xs: Sequence[np.ndarray] | None,
@@ -539,7 +586,7 @@ def node_backward(step: Row, g: np.ndarray, xs: Sequence[np.ndarray] | None,
     node = _node(step)
     if node.type.arity == 1:
         return (layer_backward(step, g, xs[0] if xs is not None else None, params),)
-    return MERGE_BACKWARD[step.type](node.args, step.input_shapes, g)
+    return MERGE_BACKWARD[step.type](node.args, step.input_shapes, g, xs)
 
 
 # --- the network ------------------------------------------------------------------------

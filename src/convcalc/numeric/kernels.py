@@ -53,5 +53,7 @@ def forward_node(lt: LayerType, args: Args, xs: Sequence[np.ndarray], params: Pa
                  save: bool = False) -> Output:
     """Run one node of the graph on its inputs (one array, or a merge's several)."""
     if lt.arity == 1:
+        if len(xs) > 1:  # a `size_of:` input: only its shape is read
+            args = lt.bind(args, [x.shape[1:] for x in xs])
         return forward_layer(lt, args, xs[0], params, save=save)
     return KERNELS[lt.name].forward(lt, args, xs, params, save=save)

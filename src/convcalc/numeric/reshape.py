@@ -153,8 +153,22 @@ PAD_MODES = {"zero": "zeros", "constant": "zeros", "reflection": "reflect", "rep
              "circular": "circular"}
 
 
+def pad_or_crop(x: np.ndarray, pads: Sequence[tuple[int, int]], value: float = 0.0) -> np.ndarray:
+    """Constant padding of the spatial axes where a width is positive, cropping where negative."""
+    lead = x.ndim - len(pads)
+    crop = tuple([slice(None)] * lead + [slice(max(-a, 0), n - max(-b, 0))
+                                         for n, (a, b) in zip(x.shape[lead:], pads)])
+    return pad(x[crop], [(max(a, 0), max(b, 0)) for a, b in pads], "zeros" if value == 0.0 else "constant", value)
+
+
+def centercrop_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    return Output(np.ascontiguousarray(pad_or_crop(x, lt.pads(args, x.shape[1:]))))  # type: ignore[attr-defined]
+
+
 def pad_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
     mode = lt.mode  # type: ignore[attr-defined]
+    if any(min(a, b) < 0 for a, b in args["padding"]):  # negative widths crop (zero and constant modes)
+        return Output(np.ascontiguousarray(pad_or_crop(x, args["padding"], float(args.get("value", 0.0)))))
     y = pad(x, args["padding"], PAD_MODES[mode], float(args.get("value", 0.0)))
     return Output(np.array(y, copy=y is x))
 
@@ -167,6 +181,7 @@ KERNELS: Mapping[str, Kernel] = {
     "linear": Kernel(linear_forward, linear_params),
     "flatten": Kernel(flatten_forward, workspace=lambda lt, a, i, o: 0),
     "upsample": Kernel(upsample_forward, workspace=gather_workspace),
+    "centercrop": Kernel(centercrop_forward),
     "upsamplingnearest2d": Kernel(upsample_forward, workspace=gather_workspace),
     "upsamplingbilinear2d": Kernel(upsample_forward, workspace=gather_workspace),
     "pixelshuffle": Kernel(pixelshuffle_forward),

@@ -88,11 +88,19 @@ class LiveBytes:
 
 def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save: bool = False,
         params: ParamTable | None = None, live: LiveBytes | None = None) -> np.ndarray:
-    """The network's output for the batched input `x`, calling `on_step` after each step.
+    """The network's (first) output for the batched input `x`; see `run_outputs`."""
+    return run_outputs(network, x, on_step, seed=seed, save=save, params=params, live=live)[0]
 
-    Parameters are drawn from `seed` per layer path, except for paths in `params`
-    (path -> {name: array}, PyTorch names and layouts), which are used as given. `live`
-    (when given) counts the bytes of the values held, as they are made and freed.
+
+def run_outputs(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save: bool = False,
+                params: ParamTable | None = None, live: LiveBytes | None = None) -> tuple[np.ndarray, ...]:
+    """Every output of the network (in `outputs:` order) for the batched input `x`.
+
+    Calls `on_step` after each step. Parameters are drawn from `seed` per layer path,
+    except for paths in `params` (path -> {name: array}, PyTorch names and layouts), which
+    are used as given. Outputs live to the end (`Graph.last_use`); other values are freed
+    after their last reader. `live` (when given) counts the bytes of the values held, as
+    they are made and freed.
     """
     dtype = VERIFY_DTYPES["float64" if x.dtype == np.float64 else "float32"]
     graph = network.graph
@@ -116,7 +124,7 @@ def run(network: Network, x: np.ndarray, on_step: OnStep, *, seed: int = 0, save
         for j in {*node.inputs, i}:
             if last_use[j] == i:
                 live.now -= values.pop(j).nbytes
-    return values[graph.outputs[0]]
+    return tuple(values[o] for o in graph.outputs)
 
 
 def trace(network: Network, x: np.ndarray, *, seed: int = 0, save: bool = True,

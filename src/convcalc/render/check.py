@@ -15,14 +15,23 @@ if TYPE_CHECKING:
 
 def check_dict(path: str, name: str, report: Report, outcomes: Sequence[Outcome], strict: bool) -> dict[str, Any]:
     """One spec's result; `ok` also needs no warnings left under --strict."""
-    checks = [{"name": o.name, "measured": list(o.measured) if o.name == "expect_output" else o.measured,
-               "limit": list(o.limit) if o.name == "expect_output" else o.limit, "ok": o.ok,
-               "origin": o.origin, "text": o.describe()} for o in outcomes]
+    checks = [outcome_dict(o) for o in outcomes]
     warnings = [warning_dict(w) for w in report.warnings]
     ok = all(o.ok for o in outcomes) and not (strict and warnings)
     return {"file": path, "name": name, "ok": ok, "status": 0 if ok else 1,
             "batch_size": report.batch_size, "dtype": report.dtype, "checks": checks,
             "warnings": warnings, "error": None}
+
+
+def outcome_dict(outcome: Outcome) -> dict[str, Any]:
+    """One check as JSON; an expected output also names the output (`output`: its path)."""
+    if outcome.name != "expect_output":
+        return {"name": outcome.name, "measured": outcome.measured, "limit": outcome.limit, "ok": outcome.ok,
+                "origin": outcome.origin, "text": outcome.describe()}
+    return {"name": outcome.name, "output": outcome.output,
+            "measured": None if outcome.measured is None else list(outcome.measured),
+            "limit": None if outcome.limit is None else list(outcome.limit), "ok": outcome.ok,
+            "origin": outcome.origin, "text": outcome.describe()}
 
 
 def error_dict(path: str, status: int, headline: str, message: str) -> dict[str, Any]:

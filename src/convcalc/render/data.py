@@ -1,14 +1,15 @@
 """The JSON contract (schema_version 1) and the plain values every format shares.
 
-Contract: top level `schema_version`, `name`, `input_shape`, `output_shape`, `batch_size`,
-`dtype`, `layers`, `totals` (with `peak_activation_bytes`, the inference peak), `warnings`.
-Each layer: `path`, `type`, `input_shape` (a list of shapes for `add`/`concat`),
-`output_shape`, `params`, `buffers`, `macs`, `flops`, `activation_bytes`, `receptive_field`
-({size, jump, start} per spatial axis, or null). Shapes leave out the batch. Numbers are
-exact; a fractional jump or start is a float. With `--verify` (`add_verification`): top-level
-`verified` (bool) and `verification` ({seed, dtype, batch_size, seconds, memory_estimate,
-live_peak_bytes, nonfinite, failure}); each layer gains `verified` (true, false, or null when
-it did not run) and `actual_shape`.
+Contract: top level `schema_version`, `name`, `input_shape`, `output_shape` (a list of shapes
+when the network has several outputs), `outputs` (each output's `path`, `shape` and
+`receptive_field`, also with one output), `batch_size`, `dtype`, `layers`, `totals` (with
+`peak_activation_bytes`, the inference peak), `warnings`. Each layer: `path`, `type`,
+`input_shape` (a list of shapes for a merge), `output_shape`, `params`, `buffers`, `macs`,
+`flops`, `activation_bytes`, `receptive_field` ({size, jump, start} per spatial axis, or
+null). Shapes leave out the batch. Numbers are exact; a fractional jump or start is a float.
+With `--verify` (`add_verification`): top-level `verified` (bool) and `verification` ({seed,
+dtype, batch_size, seconds, memory_estimate, live_peak_bytes, nonfinite, failure}); each
+layer gains `verified` (true, false, or null when it did not run) and `actual_shape`.
 """
 
 from __future__ import annotations
@@ -100,7 +101,10 @@ def report_dict(report: Report) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "name": report.name,
         "input_shape": list(report.input_shape),
-        "output_shape": list(report.output_shape),
+        "output_shape": ([list(o.shape) for o in report.outputs] if len(report.outputs) > 1
+                         else list(report.output_shape)),
+        "outputs": [{"path": o.path, "shape": list(o.shape), "receptive_field": field_dict(o.field)}
+                    for o in report.outputs],
         "batch_size": report.batch_size,
         "dtype": report.dtype,
         "layers": [row_dict(r, fields) for r in report.rows],

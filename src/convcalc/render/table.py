@@ -134,7 +134,7 @@ COLUMNS: dict[str, ColumnKind] = {c.key: c for c in (
     ColumnKind("input", "Input", False, lambda e, r, s: shape_text(e.input_shapes),
                lambda r, s: shape_text(r.input_shape)),
     ColumnKind("output", "Output", False, lambda e, r, s: shape_text(e.output_shape),
-               lambda r, s: shape_text(r.output_shape)),
+               lambda r, s: shape_text(r.output_shape) if len(r.outputs) < 2 else f"{len(r.outputs)} outputs"),
     ColumnKind("params", "Params", True, *_counted("params", "params")),
     ColumnKind("params%", "Params%", True, lambda e, r, s: _share(e.params, r.totals.params)),
     ColumnKind("buffers", "Buffers", True, *_counted("buffers", "buffers")),
@@ -283,6 +283,12 @@ def report_table(report: Report, extra: Sequence[Extra] = (), entries: Sequence[
     title = f"{report.name}: input {shape_text(report.input_shape)}, batch {report.batch_size}, {report.dtype}"
     out: list[Line] = _prose([(title, "bold")], width)
     out += layout(columns, row_styles=row_styles)
+    if len(report.outputs) > 1:
+        longest = max(len(o.path) for o in report.outputs)
+        for o in report.outputs:
+            size, jump = field_text(o.field)
+            out += _prose([("Output ", "bold"), (o.path.ljust(longest), "cyan"),
+                           (f"  {shape_text(o.shape)}  RF {size}, jump {jump}", None)], width)
     if dropped:
         note = f"Left out to fit {width} columns: {', '.join(dropped)}; pick columns with --columns."
         out += _prose([(note, "dim")], width)

@@ -13,19 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
 from convcalc.errors import ArgumentError, ConvcalcError, LimitError, Location, SpecError, suggest
 from convcalc.layers import MERGE_TYPES, REGISTRY
-from convcalc.layers.base import describe
-from convcalc.network import Fork, Layer, Network, Node, Sequence
+from convcalc.layers.base import Args, describe
+from convcalc.network import Fork, Layer, Network, Node, Ref, Sequence
 from convcalc.spec.expressions import evaluate, is_expression
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
 
-TOP_LEVEL_KEYS = ("name", "input", "layers", "blocks", "vars", "budget", "ignore", "description")
-RESERVED = ("name", "repeat", "when")
+TOP_LEVEL_KEYS = ("name", "input", "layers", "outputs", "blocks", "vars", "budget", "ignore", "description")
+RESERVED = ("name", "repeat", "when", "from")
 STRUCTURES = ("residual", "parallel", "sequential")
 RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "after")
 PARALLEL_KEYS = ("branches", "merge", "after")
@@ -60,6 +61,7 @@ class _Context:
     limits: Limits
     leaves: int = 0
     stack: list[str] = field(default_factory=list)  # blocks being expanded
+    references: int = 0  # `from:` / `size_of:` / `outputs:` paths, checked once lowered
 
 
 class Parser:
@@ -77,6 +79,8 @@ class Parser:
         self.ctx = _Context(source, {}, limits)
         self.overrides = dict(overrides or {})
         self.input_override = input_shape
+        # id(parsed args) -> (those args, kept alive so the id stays theirs; with broadcast)
+        self.broadcast_args: dict[int, tuple[Args, Args]] = {}
 
     def where(self, node: yaml.Node | None) -> Location | None:
         return self.source.where(node)
@@ -129,7 +133,47 @@ class Parser:
                 for key, key_node, value in mapping_items(top["budget"][1], self.source)
             )
         ignore = self.ignore(top["ignore"][1]) if "ignore" in top else ()
-        return Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget, ignore)
+        outputs = self.outputs(top["outputs"][1]) if "outputs" in top else ()
+        network = Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget, ignore,
+                          outputs)
+        if self.ctx.references:
+            network.graph  # noqa: B018  (lowering resolves the paths: unknown ones are spec errors)
+        return network
+
+    def outputs(self, node: yaml.Node) -> tuple[Ref, ...]:
+        """`outputs: [path, ...]`: the network's outputs, in order."""
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        refs = [self.ref(item, {}, "", None, "outputs") for item in items]
+        if not refs:
+            raise self.error("'outputs' must list at least one path", node)
+        seen: set[str] = set()
+        for ref, item in zip(refs, items):
+            if ref.path in seen:
+                raise self.error(f"output '{ref.path}' is listed twice", item)
+            seen.add(ref.path)
+        return tuple(refs)
+
+    def ref(self, node: yaml.Node, scope: Mapping[str, Any], prefix: str, path: str | None, what: str) -> Ref:
+        """One path written in the spec (a name, a dotted path or a number)."""
+        value = self.value(node, scope)
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+            raise self.error(f"'{what}' must be a path like backbone.stage3, input or 7"
+                             f" (got {describe(value)})", node, path)
+        self.ctx.references += 1
+        return Ref(str(value), prefix, self.where(node))
+
+    def sources(self, node: yaml.Node, scope: Mapping[str, Any], prefix: str, path: str,
+                kind: str) -> tuple[Ref, ...]:
+        """The paths of `from:`: one, or a merge's list of two or more."""
+        if kind in MERGE_TYPES:
+            if not isinstance(node, yaml.SequenceNode) or len(node.value) < 2:
+                raise self.error(f"'from' of {kind} must be a list of two or more paths, like"
+                                 " [lat3, up4]", node, path, kind)
+            return tuple(self.ref(item, scope, prefix, path, "from") for item in node.value)
+        if isinstance(node, yaml.SequenceNode):
+            raise self.error(f"'from' of {kind} takes one path; only merges (concat, add, mul)"
+                             " take a list", node, path, kind)
+        return (self.ref(node, scope, prefix, path, "from"),)
 
     def ignore(self, node: yaml.Node) -> tuple[tuple[str, Location | None], ...]:
         """`ignore: [code, ...]`: warning codes to leave out (the CLI checks they exist)."""
@@ -235,6 +279,42 @@ class Parser:
         name = None
         if "name" in reserved:
             name = self.name(reserved["name"], scope, names)
+        if head in MERGE_TYPES and "from" in reserved:
+            segment = name if name is not None else str(index)
+            path = _join(prefix, segment)
+            if "repeat" in reserved:
+                raise self.error(f"a standalone {head} cannot repeat", reserved["repeat"], path, head)
+            sources = self.sources(reserved["from"], scope, prefix, path, head)
+            merge = self.layer(head, head_node, args_node, path, scope)
+            # A standalone add or mul broadcasts as torch does; residual and parallel keep equal shapes.
+            return [Layer(merge.path, merge.type, self.broadcasting(merge.args), merge.where, sources)]
+        if "from" in reserved:
+            segment = name if name is not None else str(index)
+            path = _join(prefix, segment)
+            source = self.sources(reserved["from"], scope, prefix, path, head)[0]
+            built = self.item_body(head, head_node, args_node, prefix, index, scope, depth, name, repeat,
+                                   "repeat" in reserved)
+            first = built[0]
+            if isinstance(first, Layer):
+                return [replace(first, sources=(source,)), *built[1:]]
+            if isinstance(first, Sequence) and len(built) == 1:
+                return [replace(first, source=source)]
+            return [Sequence(first.path, tuple(built), source=source, where=first.where)]
+        return self.item_body(head, head_node, args_node, prefix, index, scope, depth, name, repeat,
+                              "repeat" in reserved)
+
+    def broadcasting(self, args: Args) -> Args:
+        """`args` with `broadcast: true`, shared by the merges that share `args` (parsed
+        arguments are memoised by value), so the analysis infers each kind of merge once."""
+        hit = self.broadcast_args.get(id(args))
+        if hit is None:
+            hit = self.broadcast_args[id(args)] = (args, MappingProxyType({**args, "broadcast": True}))
+        return hit[1]
+
+    def item_body(self, head: str, head_node: yaml.Node, args_node: yaml.Node | None, prefix: str, index: int,
+                  scope: Mapping[str, Any], depth: int, name: str | None, repeat: int,
+                  repeated: bool) -> list[Node]:
+        """One list item built, without its `from:` (which `item` attaches)."""
         if name is not None and repeat != 1:
             group = _join(prefix, name)
             children = [self.build(head, head_node, args_node, group, str(i), scope, depth) for i in range(repeat)]
@@ -242,7 +322,7 @@ class Parser:
         if name is not None:
             return [self.build(head, head_node, args_node, prefix, name, scope, depth)]
         copies = [self.build(head, head_node, args_node, prefix, str(index + i), scope, depth) for i in range(repeat)]
-        if "repeat" not in reserved:
+        if not repeated:
             return copies
         # An unnamed repeat adds no path segment: its copies are numbered among their siblings.
         return [Sequence(prefix, tuple(copies), repeat=repeat, where=self.where(head_node))]
@@ -368,7 +448,7 @@ class Parser:
         if head in MERGE_TYPES:
             raise self.error(
                 f"'{head}' is where branches meet; write it as 'residual:' or 'parallel:' with"
-                f" merge: {head}", head_node, path)
+                f" merge: {head}, or give its inputs as from: [a, b]", head_node, path)
         if head in REGISTRY:
             return self.layer(head, head_node, args_node, path, scope)
         if head == "sequential":
@@ -397,6 +477,7 @@ class Parser:
         layer_type = REGISTRY[type_name]
         raw: dict[str, Any] = {}
         arg_nodes: dict[str, yaml.Node] = {}
+        shape_of: Ref | None = None
         if args_node is not None and not (isinstance(args_node, yaml.ScalarNode)
                                            and scalar(args_node, self.source) is None):
             if not isinstance(args_node, yaml.MappingNode):
@@ -408,6 +489,11 @@ class Parser:
                     expected = ", ".join(layer_type.arg_names) or "none"
                     raise self.error(f"unknown argument '{arg}'{suggest(arg, layer_type.arg_names)}"
                                      f" ({type_name} takes: {expected})", arg_key, path, type_name, ArgumentError)
+                if arg == "size_of":
+                    shape_of = self.ref(value, scope, _split(path)[0], path, "size_of")
+                    raw[arg] = shape_of.path
+                    arg_nodes[arg] = value
+                    continue
                 try:
                     raw[arg] = self.value(value, scope)
                 except ConvcalcError as err:
@@ -422,7 +508,7 @@ class Parser:
         if self.ctx.leaves > self.ctx.limits.max_layers:
             raise self.error(f"the spec expands to more than {self.ctx.limits.max_layers:,} layers"
                              " (raise the limit with --max-layers)", head_node, path, type_name, LimitError)
-        return Layer(path, layer_type, args, self.where(head_node))
+        return Layer(path, layer_type, args, self.where(head_node), shape_of=shape_of)
 
     def structure_keys(self, structure: str, node: yaml.Node | None, allowed: tuple[str, ...], path: str
                        ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
