@@ -182,7 +182,7 @@ class Parser:
         """A node's plain value with `$` expressions evaluated in `scope`."""
         if isinstance(node, yaml.ScalarNode):  # most arguments: no list, no expression
             raw = scalar(node, self.source)
-            if not isinstance(raw, str) or "$" not in raw:
+            if not isinstance(raw, str) or ("$" not in raw and "(" not in raw):
                 return raw
         else:
             raw = to_python(node, self.source)
