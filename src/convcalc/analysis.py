@@ -16,7 +16,7 @@ from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
 from convcalc.network import Network
-from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular
+from convcalc.receptive import BROADCAST, AxisField, AxisMap, FieldTooIrregular
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
@@ -111,7 +111,9 @@ class _Analysis:
             if node.type.arity == 1:
                 field = self.advance(fields[node.inputs[0]], result, node)
             else:
-                field = self.merge_fields([fields[j] for j in node.inputs], node)
+                field = self.merge_fields([stretch(fields[j], shape, result.output_shape)
+                                           for j, shape in zip(node.inputs, in_shapes)],
+                                          node, result.output_shape)
             shapes[i], fields[i] = result.output_shape, field
             self.emit(node, in_shapes, result, field)
 
@@ -134,7 +136,7 @@ class _Analysis:
         self.inferred[key] = (node.args, result)
         return result
 
-    def merge_fields(self, fields: list[Field], node: Node) -> Field:
+    def merge_fields(self, fields: list[Field], node: Node, out: Shape) -> Field:
         if any(f is None for f in fields) or not fields:
             return None
         axes = [f for f in fields if f is not None]
@@ -142,6 +144,10 @@ class _Analysis:
         merged = list(axes[0])
         for other, name in zip(axes[1:], names[1:]):
             for i, (a, b) in enumerate(zip(merged, other)):
+                if (a.stretched or b.stretched) and (a.covers(b, out[i + 1]) or b.covers(a, out[i + 1])):
+                    # A broadcast gate: one field holds the other's at every position.
+                    merged[i] = a if a.covers(b, out[i + 1]) else b
+                    continue
                 if a.jump != b.jump:
                     self.warn(node, Note(
                         "misaligned-branches",
@@ -205,6 +211,16 @@ def _num(value: object) -> str:
     if isinstance(value, Fraction) and value.denominator == 1:
         return str(value.numerator)
     return f"{float(value):g}" if isinstance(value, Fraction) else str(value)
+
+
+def stretch(field: Field, shape: Shape, out: Shape) -> Field:
+    """A merge input's field with its broadcast (size-1) axes stretched over the output."""
+    if field is None or len(shape) != len(out):
+        return None if field is None or len(shape) != len(out) else field
+    if all(n == m for n, m in zip(shape[1:], out[1:])):
+        return field
+    return tuple(f.through(BROADCAST) if n == 1 and m != 1 else f
+                 for f, n, m in zip(field, shape[1:], out[1:]))
 
 
 def input_field(shape: Shape) -> Field:

@@ -33,7 +33,7 @@ from convcalc.graph import INPUT
 from convcalc.layers import Shape
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
-from convcalc.receptive import AxisField, AxisMap
+from convcalc.receptive import BROADCAST, AxisField, AxisMap
 
 MAX_BOXES = 256
 
@@ -126,6 +126,9 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                 "the spatial axes are merged here (flatten), so positions after it do not map"
                 " back to input positions per axis", path=step.path, layer_type=step.type)
         for source, in_shape in zip(inputs_of(step), step.input_shapes):
+            # A merge's broadcast input (size 1 where the output is not) is read at index 0.
+            maps = [BROADCAST if n == 1 and m != 1 else amap
+                    for amap, n, m in zip(spatial_maps(step) or (), in_shape[1:], step.output_shape[1:])]
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []
@@ -204,6 +207,11 @@ class Explanation:
     def pixels(self) -> int:
         """Input pixels (per channel) the position reads."""
         return math.prod(len(a.region.indices) for a in self.axes)
+
+    @property
+    def whole(self) -> bool:
+        """Does every output position see the whole input (a global-pool gate feeds it)?"""
+        return all(a.field.covers_whole(a.region.size) for a in self.axes)
 
     @property
     def coverage(self) -> float:

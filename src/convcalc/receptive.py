@@ -116,6 +116,8 @@ class Window:
 
 
 IDENTITY = Window()
+# A size-1 axis stretched by a broadcasting merge: every output reads input 0.
+BROADCAST = Window(stride=0)
 
 
 @dataclass(frozen=True)
@@ -370,6 +372,24 @@ class AxisField:
         if not spans:
             return None
         return min(s[0] for s in spans), max(s[1] for s in spans)
+
+    @property
+    def stretched(self) -> bool:
+        """Every output sees the same span (after a broadcast size-1 axis)."""
+        return self.shift == 0 and len(self.lo) == 1
+
+    def covers(self, other: AxisField, n: int) -> bool:
+        """Does this field contain `other`'s at each of the first `n` output positions?"""
+        for o in range(n):
+            mine, theirs = self.at(o), other.at(o)
+            if theirs is not None and (mine is None or mine[0] > theirs[0] or mine[1] < theirs[1]):
+                return False
+        return True
+
+    def covers_whole(self, n: int) -> bool:
+        """Is every output's field the whole input of size `n` (a global-pool gate)?"""
+        return self.stretched and self.lo[0] is not None and self.hi[0] is not None \
+            and self.lo[0] <= 0 and self.hi[0] >= n - 1
 
     def union(self, other: AxisField) -> AxisField:
         """The field of a merge: for each output, the hull of both branches' fields.

@@ -8,7 +8,10 @@ torch 2.13 on CPU in training mode):
   keep their input; ReLU, sigmoid, tanh and softmax keep their output; most other
   activations keep their input; max pooling keeps its input and int64 indices of the output's
   size; batch norm keeps its input plus 2*C statistics; dropout keeps a mask; flatten,
-  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing;
+  padding with zeros, upsampling, pixel and channel shuffle, add and concat keep nothing;
+  mul keeps each input whose partner needs a gradient; layer scale keeps its input;
+  stochastic depth keeps its noise (one number per sample in `row` mode); narrow and
+  permute are views;
 - a tensor kept by two layers (a ReLU's output that the next conv keeps as its input) is
   counted once; flatten and identity are views, in-place activations reuse their input;
 - a layer keeps nothing unless a gradient flows through it (it has parameters, or one
@@ -92,6 +95,13 @@ def _channel_mask(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tu
     return shape[0], 0, None
 
 
+def _drop_noise(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
+    # torchvision's stochastic_depth multiplies by a noise tensor: [N, 1, ...] or [1, 1, ...].
+    if args["p"] == 0:
+        return 0, 0, None
+    return (1, 0, None) if args["mode"] == "row" else (0, 1, None)
+
+
 def _adaptive_avg(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> str:
     return "" if all(n == 1 for n in out[1:]) else "input"  # a global mean keeps nothing
 
@@ -137,6 +147,12 @@ SAVES: dict[str, Saves] = {
     "pixelunshuffle": NOTHING,
     "add": NOTHING,
     "concat": NOTHING,
+    "mul": Saves("operands"),  # each input is the others' gradient factor
+    "narrow": Saves(view=True),
+    "permute": Saves(view=True),
+    "channelshuffle": NOTHING,
+    "layerscale": INPUT,  # x * gamma keeps x for gamma's gradient
+    "stochasticdepth": Saves(extra=_drop_noise),
     **{f"{mode}pad{r}d": NOTHING for mode in ("zero", "constant", "circular") for r in (1, 2, 3)},
     **{f"{mode}pad{r}d": INPUT for mode in ("reflection", "replication") for r in (1, 2, 3)},
 }
@@ -200,7 +216,10 @@ class _Saved:
         if keeps == "adaptive":
             keeps = _adaptive_avg(node.args, shape, row.output_shape)
         kept: tuple[str, ...] = ()
-        if keeps == "input":
+        if keeps == "operands":  # an input is kept when another input needs its gradient
+            kept = tuple(t for i, t in enumerate(tensors)
+                         if any(self.grad[o] for j, o in enumerate(tensors) if j != i))
+        elif keeps == "input":
             kept = tuple(tensors)
         elif keeps == "output":
             kept = (out,)

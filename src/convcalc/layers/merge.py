@@ -1,4 +1,4 @@
-"""Layers with several inputs: element-wise add (residuals) and channel concatenation.
+"""Layers with several inputs: element-wise add (residuals) and mul (gates), channel concatenation.
 
 A merge is an ordinary registered layer type whose `arity` is None (two or more inputs);
 `residual` and `parallel` lower to one. Its `infer` takes one shape per input. A shape
@@ -54,12 +54,37 @@ class Merge(LayerType):
         raise NotImplementedError
 
 
+def broadcast(shapes: Sequence[Shape], rule: str = "the inputs must broadcast") -> Shape:
+    """PyTorch's broadcast of batchless shapes: aligned at the right, each size equal or 1.
+
+    `[C, 1, 1]` and `[C, H, W]` give `[C, H, W]`. Raises `InputMismatch` naming the first
+    input that does not fit the ones before it.
+    """
+    out = tuple(shapes[0])
+    for i, shape in enumerate(shapes[1:], start=1):
+        rank = max(len(out), len(shape))
+        a = (1,) * (rank - len(out)) + out
+        b = (1,) * (rank - len(shape)) + tuple(shape)
+        if any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+            raise InputMismatch(rule, shapes, i)
+        out = tuple(max(x, y) if 1 in (x, y) else x for x, y in zip(a, b))
+    return out
+
+
 class Add(Merge):
+    rule = "add needs shapes that broadcast"
+
     def merge(self, args: Args, shapes: Sequence[Shape]) -> Inference:
-        for i, shape in enumerate(shapes[1:], start=1):
-            if shape != shapes[0]:
-                raise InputMismatch("add needs equal shapes", shapes, i)
-        return same_shape(shapes[0])
+        return same_shape(broadcast(shapes, self.rule))
+
+
+class Mul(Merge):
+    """Element-wise product with broadcasting: an SE gate `[C, 1, 1]` times `[C, H, W]`."""
+
+    rule = "mul needs shapes that broadcast"
+
+    def merge(self, args: Args, shapes: Sequence[Shape]) -> Inference:
+        return same_shape(broadcast(shapes, self.rule))
 
 
 class Concat(Merge):
@@ -72,8 +97,10 @@ class Concat(Merge):
 
 
 LAYER_TYPES: list[LayerType] = [
-    Add("add", "Element-wise sum of the branches (residual connections); shapes must be equal."
-               " Written as `residual:`, or `parallel:` with merge: add."),
+    Add("add", "Element-wise sum of the branches (residual connections); shapes broadcast as in"
+               " PyTorch. Written as `residual:`, or `parallel:` with merge: add."),
+    Mul("mul", "Element-wise product of the branches (squeeze-and-excitation gates); shapes broadcast"
+               " as in PyTorch ([C, 1, 1] times [C, H, W]). Written as `parallel:` with merge: mul."),
     Concat("concat", "Concatenation of the branches along channels; other dims must be equal."
                      " Written as `parallel:` (merge: concat is its default)."),
 ]

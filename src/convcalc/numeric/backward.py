@@ -35,6 +35,7 @@ import numpy as np
 from convcalc.analysis import Row
 from convcalc.graph import INPUT
 from convcalc.layers import Args, Shape
+from convcalc.numeric.blocks import shuffle
 from convcalc.numeric.conv import conv, conv_transpose
 from convcalc.numeric.windows import windows
 
@@ -276,7 +277,7 @@ DERIVATIVES: dict[str, Callable[[np.ndarray, Args], np.ndarray]] = {
     "hardtanh": lambda x, a: ((x > a["min_val"]) & (x < a["max_val"])).astype(x.dtype),
 }
 PASS_THROUGH = ("identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "alphadropout",
-                "featurealphadropout")
+                "featurealphadropout", "stochasticdepth")
 
 
 def elementwise_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
@@ -480,6 +481,34 @@ def pad_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.nd
     return unpad(g, args["padding"], in_shape[1:], PAD_MODES[kind.mode])
 
 
+# --- modern blocks ----------------------------------------------------------------------
+
+
+def channelshuffle_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                            params: Params) -> np.ndarray:
+    """The inverse permutation of the channels: a shuffle with C/g groups."""
+    return shuffle(g, in_shape[0] // args["groups"])
+
+
+def narrow_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                    params: Params) -> np.ndarray:
+    gx = np.zeros((g.shape[0], *in_shape), dtype=g.dtype)
+    gx[:, args["start"]:args["start"] + args["length"]] = g
+    return gx
+
+
+def permute_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                     params: Params) -> np.ndarray:
+    return np.ascontiguousarray(g.transpose(np.argsort(args["dims"])))
+
+
+def layerscale_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                        params: Params) -> np.ndarray:
+    if "gamma" not in params:  # linearised: a positive scale
+        return g
+    return g * params["gamma"].astype(g.dtype, copy=False).reshape(-1, *(1,) * (g.ndim - 2))
+
+
 def _table() -> dict[str, Backward]:
     table: dict[str, Backward] = {}
     for r in (1, 2, 3):
@@ -500,6 +529,8 @@ def _table() -> dict[str, Backward]:
         "upsample": upsample_backward, "upsamplingnearest2d": upsample_backward,
         "upsamplingbilinear2d": upsample_backward, "pixelshuffle": pixelshuffle_backward,
         "pixelunshuffle": pixelunshuffle_backward,
+        "channelshuffle": channelshuffle_backward, "narrow": narrow_backward, "permute": permute_backward,
+        "layerscale": layerscale_backward, "stochasticdepth": elementwise_backward,
     })
     return table
 
@@ -507,18 +538,48 @@ def _table() -> dict[str, Backward]:
 BACKWARD = _table()
 
 
-def add_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray) -> tuple[np.ndarray, ...]:
-    return (g,) * len(in_shapes)
+def reduce_to(g: np.ndarray, shape: Shape) -> np.ndarray:
+    """The adjoint of broadcasting a batchless `shape` to `g`'s: sum over the stretched axes."""
+    target = (g.shape[0], *shape)
+    if g.shape == target:
+        return g
+    lead = g.ndim - len(target)
+    out = g.sum(axis=tuple(range(1, 1 + lead))) if lead else g
+    axes = tuple(i for i, (a, b) in enumerate(zip(out.shape, target)) if i and b == 1 and a != 1)
+    return out.sum(axis=axes, keepdims=True) if axes else out
 
 
-def concat_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray) -> tuple[np.ndarray, ...]:
+def add_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray,
+                 xs: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    return tuple(reduce_to(g, shape) for shape in in_shapes)
+
+
+def mul_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray,
+                 xs: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    """Product rule: input i's gradient is g times the other inputs, reduced over its broadcast
+    axes. Linearised (`xs=None`) the other factors count as positive: g is reduced as is."""
+    if xs is None:
+        return tuple(reduce_to(g, shape) for shape in in_shapes)
+    out = []
+    for i, shape in enumerate(in_shapes):
+        factor = g
+        for j, x in enumerate(xs):
+            if j != i:
+                factor = factor * x
+        out.append(reduce_to(factor, shape))
+    return tuple(out)
+
+
+def concat_backward(args: Args, in_shapes: Sequence[Shape], g: np.ndarray,
+                    xs: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     bounds = np.cumsum([0, *(shape[0] for shape in in_shapes)])
     return tuple(g[:, start:stop] for start, stop in zip(bounds[:-1], bounds[1:]))
 
 
 # The gradient of each input of a merge, given the output's.
-MergeBackward = Callable[[Args, Sequence[Shape], np.ndarray], tuple[np.ndarray, ...]]
-MERGE_BACKWARD: dict[str, MergeBackward] = {"add": add_backward, "concat": concat_backward}
+# Called as (args, input shapes, g, forward inputs or None when linearised).
+MergeBackward = Callable[..., tuple[np.ndarray, ...]]
+MERGE_BACKWARD: dict[str, MergeBackward] = {"add": add_backward, "mul": mul_backward, "concat": concat_backward}
 
 
 def _node(step: Row) -> Any:
@@ -538,7 +599,7 @@ def node_backward(step: Row, g: np.ndarray, xs: Sequence[np.ndarray] | None,
     node = _node(step)
     if node.type.arity == 1:
         return (layer_backward(step, g, xs[0] if xs is not None else None, params),)
-    return MERGE_BACKWARD[step.type](node.args, step.input_shapes, g)
+    return MERGE_BACKWARD[step.type](node.args, step.input_shapes, g, xs)
 
 
 # --- the network ------------------------------------------------------------------------

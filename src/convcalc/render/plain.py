@@ -63,7 +63,7 @@ def to_markdown(report: Report) -> str:
              "| " + " | ".join(header) + " |",
              "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:", "---:"]) + "|"]
     for row in report.rows:
-        size, jump = field_text(row.field)
+        size, jump = field_text(row.field, report.input_shape)
         lines.append("| " + " | ".join([
             f"`{row.path}`", row.type, shape_text(row.output_shape), f"{row.params:,}",
             f"{row.buffers:,}", f"{row.macs:,}", size, jump]) + " |")

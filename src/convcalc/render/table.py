@@ -56,7 +56,7 @@ def _count(n: int) -> str:
 def report_table(report: Report, extra: Sequence[Column] = ()) -> list[Line]:
     """The layer table and summary; `extra` columns go after the standard ones."""
     rows, t = report.rows, report.totals
-    fields = [field_text(r.field) for r in rows]
+    fields = [field_text(r.field, report.input_shape) for r in rows]
     columns = [
         Column("Layer", [r.path for r in rows], "Total", style="cyan"),
         Column("Type", [r.type for r in rows]),

@@ -431,7 +431,8 @@ class Parser:
         if "merge" in entries:
             merge = self.value(entries["merge"][1], scope)
             if merge not in MERGE_TYPES:
-                raise self.error(f"'merge' must be 'concat' or 'add' (got {describe(merge)})",
+                raise self.error(f"'merge' must be one of {', '.join(repr(m) for m in MERGE_TYPES)}"
+                                 f" (got {describe(merge)})",
                                  entries["merge"][1], path)
         branches: list[Sequence] = []
         names: dict[str, yaml.Node] = {}
