@@ -164,6 +164,15 @@ CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     *((f"{mode}pad{r}d", {"padding": pads, **({"value": 0.5} if mode == "constant" else {})}, shape)
       for mode in ("zero", "constant", "reflection", "replication", "circular")
       for r, pads, shape in ((1, [2, 1], [2, 5]), (2, [1, 2, 0, 3], [2, 4, 5]), (3, 1, [2, 3, 4, 5]))),
+    # modern blocks
+    ("channelshuffle", {"groups": 2}, [6, 3, 4]),
+    ("channelshuffle", {"groups": 3}, [6, 5]),
+    ("permute", {"dims": [0, 2, 3, 1]}, [3, 4, 5]),
+    ("permute", {"dims": [0, 3, 1, 2]}, [4, 5, 3]),
+    ("narrow", {"start": 1, "length": 3}, [6, 3, 4]),
+    ("layerscale", {"init_values": 1e-6}, [4, 3, 5]),
+    ("layerscale", {"init_values": 0.5}, [4, 7]),
+    ("stochasticdepth", {"p": 0.2, "mode": "row"}, [4, 3, 5]),
 ]
 
 NETWORKS = {
@@ -204,6 +213,30 @@ layers:
   - maxpool1d: {kernel_size: 3, stride: 2, ceil_mode: true}
   - upsample: {size: 17, mode: linear, align_corners: true}
   - layernorm
+""",
+    "se_gate": """
+name: se_gate
+input: [4, 9, 8]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+  - parallel:
+      merge: mul
+      branches:
+        - []
+        - [adaptiveavgpool2d: {output_size: 1}, conv2d: {out_channels: 2, kernel_size: 1}, relu,
+           conv2d: {out_channels: 8, kernel_size: 1}, hardsigmoid]
+  - parallel:
+      merge: add
+      branches:
+        - [conv2d: {out_channels: 8, kernel_size: 1}]
+        - [adaptiveavgpool2d: {output_size: [1, 8]}]
+  - channelshuffle: {groups: 2}
+  - permute: {dims: [0, 2, 3, 1]}
+  - layernorm
+  - linear: {out_features: 6}
+  - permute: {dims: [0, 3, 1, 2]}
+  - layerscale: {init_values: 0.1}
+  - stochasticdepth: {p: 0.1, mode: row}
 """,
     "vol3d": """
 name: vol3d
