@@ -92,12 +92,61 @@ CASES: dict[str, tuple[list[int], list[Any]]] = {
         {"convtranspose2d": {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1,
                              "output_padding": 1}}, "batchnorm2d", {"relu": {"inplace": True}},
         {"convtranspose2d": {"out_channels": 2, "kernel_size": 4, "stride": 2, "padding": 1}}, "tanh"]),
+    "modern_blocks": ([6, 5, 5], [
+        {"conv2d": {"out_channels": 6, "kernel_size": 1}}, {"channelshuffle": {"groups": 3}},
+        {"narrow": {"start": 1, "length": 4}}, {"layerscale": {"init_values": 0.1}},
+        {"stochasticdepth": {"p": 0.2, "mode": "row"}}, {"stochasticdepth": {"p": 0.2, "mode": "batch"}},
+        {"permute": {"dims": [0, 2, 3, 1]}}, {"linear": {"out_features": 3}},
+        {"permute": {"dims": [0, 3, 1, 2]}}, {"conv2d": {"out_channels": 2, "kernel_size": 1}}]),
+    "raw_input_blocks": ([4, 5, 5], [
+        {"layerscale": {"init_values": 0.5}}, {"permute": {"dims": [0, 2, 3, 1]}},
+        {"permute": {"dims": [0, 3, 1, 2]}}, {"stochasticdepth": {"p": 0.0, "mode": "row"}}]),
 }
+
+# Specs with branches (mul gates): built by tests/torch_oracle.py from convcalc's own graph.
+GRAPH_CASES: dict[str, tuple[list[int], list[Any]]] = {
+    "se_gate": ([4, 6, 6], [
+        {"conv2d": {"out_channels": 8, "kernel_size": 3, "padding": 1}},
+        {"parallel": {"merge": "mul", "branches": [[], [
+            {"adaptiveavgpool2d": {"output_size": 1}}, {"conv2d": {"out_channels": 2, "kernel_size": 1}},
+            "relu", {"conv2d": {"out_channels": 8, "kernel_size": 1}}, "sigmoid"]]}},
+        {"parallel": {"merge": "mul", "branches": [
+            [{"conv2d": {"out_channels": 8, "kernel_size": 1}}], [{"adaptiveavgpool2d": {"output_size": 1}}]]}},
+        {"conv2d": {"out_channels": 2, "kernel_size": 1}}]),
+    "gate_on_raw_input": ([4, 6, 6], [
+        {"parallel": {"merge": "mul", "branches": [[], [
+            {"adaptiveavgpool2d": {"output_size": 1}}, {"conv2d": {"out_channels": 4, "kernel_size": 1}},
+            "sigmoid"]]}}]),
+}
+
+
+ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticdepth")
+
+
+def graph_model(shape: list[int], items: list[Any]) -> Any:
+    """A spec with branches as torch modules, via tests/torch_oracle.py (random weights)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from torch_oracle import torch_network
+
+    from convcalc.analysis import analyze
+    from convcalc.spec.parser import parse_text
+
+    network = parse_text(json.dumps({"input": shape, "layers": items}))
+    return torch_network(network, analyze(network), {})
 
 
 def torch_module(kind: str, args: dict[str, Any], shape: list[int]) -> Any:
     """The torch.nn module for one spec item on an input of `shape` (no batch)."""
     from torch import nn
+
+    if kind in ORACLE_ONLY:  # torchvision's and timm's modules, as tests/torch_oracle.py writes them
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from torch_oracle import torch_layer
+
+        from convcalc.layers import REGISTRY
+
+        lt = REGISTRY[kind]
+        return torch_layer(lt, lt.parse_args(args), tuple(shape))[0]
 
     classes = {name.lower(): cls for name, cls in vars(nn).items() if isinstance(cls, type)}
     args = {k: v for k, v in args.items() if v is not None}
@@ -174,6 +223,10 @@ def main() -> None:
     for name, (shape, items) in CASES.items():
         cases.append({"name": name, "spec": {"input": shape, "layers": items}, "batch_size": BATCH,
                       **measure(sequential(shape, items), shape)})
+    for name, (shape, items) in GRAPH_CASES.items():
+        torch.manual_seed(0)
+        cases.append({"name": name, "spec": {"input": shape, "layers": items}, "batch_size": BATCH,
+                      **measure(graph_model(shape, items), shape)})
     for name, (build, shape) in MODELS.items():
         torch.manual_seed(0)
         cases.append({"name": name, "example": f"examples/{name}.yaml", "batch_size": BATCH,
