@@ -120,9 +120,8 @@ def module(kind: str, args: dict, shape: list[int]) -> nn.Module:
     """The torch.nn module of a case (convcalc's argument names are torch.nn's)."""
     if kind in ORACLE_ONLY:  # not torch.nn classes of the same name: tests/torch_oracle.py builds them
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        from torch_oracle import torch_layer
-
         from convcalc.layers import REGISTRY
+        from torch_oracle import torch_layer
 
         lt = REGISTRY[kind]
         return torch_layer(lt, lt.parse_args(args), tuple(shape))[0]

@@ -126,10 +126,9 @@ ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticd
 def graph_model(shape: list[int], items: list[Any]) -> Any:
     """A spec with branches as torch modules, via tests/torch_oracle.py (random weights)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from torch_oracle import torch_network
-
     from convcalc.analysis import analyze
     from convcalc.spec.parser import parse_text
+    from torch_oracle import torch_network
 
     network = parse_text(json.dumps({"input": shape, "layers": items}))
     return torch_network(network, analyze(network), {})
@@ -141,9 +140,8 @@ def torch_module(kind: str, args: dict[str, Any], shape: list[int]) -> Any:
 
     if kind in ORACLE_ONLY:  # torchvision's and timm's modules, as tests/torch_oracle.py writes them
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        from torch_oracle import torch_layer
-
         from convcalc.layers import REGISTRY
+        from torch_oracle import torch_layer
 
         lt = REGISTRY[kind]
         return torch_layer(lt, lt.parse_args(args), tuple(shape))[0]

@@ -127,8 +127,9 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                 " back to input positions per axis", path=step.path, layer_type=step.type)
         for source, in_shape in zip(inputs_of(step), step.input_shapes):
             # A merge's broadcast input (size 1 where the output is not) is read at index 0.
-            maps = [BROADCAST if n == 1 and m != 1 else amap
-                    for amap, n, m in zip(spatial_maps(step) or (), in_shape[1:], step.output_shape[1:])]
+            if step.is_merge:
+                maps = [BROADCAST if n == 1 and m != 1 else amap
+                        for amap, n, m in zip(spatial_maps(step) or (), in_shape[1:], step.output_shape[1:])]
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []

@@ -69,7 +69,7 @@ def explanation_dict(e: Explanation) -> dict[str, Any]:
         "path": e.path, "type": e.type, "input_shape": list(e.input_shape),
         "output_shape": list(e.output_shape), "position": list(e.position),
         "axes": axes, "pixels_read": e.pixels, "coverage": round(e.coverage, 6),
-        "whole_input": e.whole,
+        **({"whole_input": True} if e.whole else {}),  # only after a global-pool gate
         "exact": not any(a.region.approximate for a in e.axes),
         "warnings": [{"path": w.path, "type": w.layer_type, "code": w.code, "message": w.message}
                      for w in e.warnings],

@@ -5,7 +5,7 @@ ShuffleNet's `channelshuffle` and the `narrow` a channel split lowers to (`paral
 sandwich); `layerscale` is a learnable per-channel scale; `stochasticdepth` drops whole
 residual branches in training and is an identity at inference. None has MACs.
 
-Imports `errors` and `layers` only.
+Imports `errors`, `layers` and `receptive` only.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class Dims(Kind):
         raise self.fail(name, "a permutation of 0..n-1 with the batch (0) first, like [0, 2, 3, 1]", value)
 
     def schema(self, rank: int) -> dict[str, Any]:
-        return {"type": "array", "items": [{"const": 0}], "additionalItems": {"type": "integer", "minimum": 1},
-                "minItems": 2, "uniqueItems": True}
+        # "a permutation with 0 first" is checked by the parser; JSON Schema says what it can.
+        return {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "uniqueItems": True,
+                "contains": {"const": 0}}
 
 
 class Permute(LayerType):
