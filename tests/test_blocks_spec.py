@@ -73,3 +73,38 @@ def test_yaml_comma_in_a_call_is_explained(run, tmp_path):
     assert result.stderr.splitlines()[0] == (
         f"error: {spec}:3:28: YAML split the expression at its comma: 'max(8' is only its start;"
         ' quote the whole expression: "max(8, 4)"')
+
+
+SE = """
+input: [8, 16, 16]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+  - parallel:
+      merge: mul
+      branches:
+        - []
+        - [adaptiveavgpool2d: {output_size: 1}, conv2d: {out_channels: 2, kernel_size: 1}, relu,
+           conv2d: {out_channels: 8, kernel_size: 1}, sigmoid]
+  - conv2d: {out_channels: 8, kernel_size: 3, stride: 2, padding: 1}
+"""
+
+
+def test_se_gate_broadcasts_counts_no_macs_and_sees_the_whole_input(run, tmp_path):
+    report = report_of(SE)
+    mul = next(r for r in report.rows if r.path == "1.mul")
+    assert mul.input_shapes == ((8, 16, 16), (8, 1, 1))
+    assert mul.output_shape == (8, 16, 16) and mul.macs == 0 and mul.params == 0
+    assert all(f.covers_whole(16) for f in mul.field) and not report.warnings
+    spec = tmp_path / "se.yaml"
+    spec.write_text(SE)
+    table = run("shapes", str(spec), "-f", "markdown").stdout
+    assert "| 18 all | 0 |" in table
+    rf = run("rf", str(spec), "--at", "2").stdout
+    assert "Every position's field is the whole input" in rf
+
+
+def test_shapes_that_cannot_broadcast_name_both_branches():
+    with pytest.raises(SpecError, match=r"mul needs shapes that broadcast: branch 0.0 gives \[4, 8, 8\] but"
+                                        r" branch 0.1 gives \[3, 1, 1\]"):
+        report_of("input: [4, 8, 8]\nlayers:\n  - parallel: {merge: mul, branches: [[identity],"
+                  " [conv2d: {out_channels: 3, kernel_size: 8}]]}\n")
