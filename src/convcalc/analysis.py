@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from dataclasses import field as record_field
 from fractions import Fraction
+from typing import cast
 
 from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Node
@@ -219,7 +220,7 @@ def stretch(field: Field, shape: Shape, out: Shape) -> Field:
         return None if field is None or len(shape) != len(out) else field
     if all(n == m for n, m in zip(shape[1:], out[1:])):
         return field
-    return tuple(f.through(BROADCAST) if n == 1 and m != 1 else f
+    return tuple(f.through(cast(AxisMap, BROADCAST)) if n == 1 and m != 1 else f
                  for f, n, m in zip(field, shape[1:], out[1:]))
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from convcalc.analysis import DesignWarning, Row, analyze
 from convcalc.errors import ShapeError, SpecError, suggest
@@ -128,8 +129,8 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
         for source, in_shape in zip(inputs_of(step), step.input_shapes):
             # A merge's broadcast input (size 1 where the output is not) is read at index 0.
             if step.is_merge:
-                maps = [BROADCAST if n == 1 and m != 1 else amap
-                        for amap, n, m in zip(spatial_maps(step) or (), in_shape[1:], step.output_shape[1:])]
+                maps = tuple(cast(AxisMap, BROADCAST) if n == 1 and m != 1 else amap
+                             for amap, n, m in zip(spatial_maps(step) or (), in_shape[1:], step.output_shape[1:]))
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []

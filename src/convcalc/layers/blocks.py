@@ -15,7 +15,6 @@ from typing import Any
 from convcalc.errors import ArgumentError, ShapeError
 from convcalc.layers.base import Arg, Args, Choice, Float, Inference, Int, Kind, LayerType, Note, Shape, is_int
 from convcalc.layers.norm import same_shape
-from convcalc.receptive import IDENTITY
 
 
 class ChannelShuffle(LayerType):
@@ -102,7 +101,7 @@ class Narrow(LayerType):
             raise ShapeError(f"channels {start}..{start + length - 1} do not exist: the input has"
                              f" {shape[0]} channels")
         out = (length, *shape[1:])
-        return Inference(output_shape=out, axes=(IDENTITY,) * (len(shape) - 1) if len(shape) > 1 else None)
+        return Inference(output_shape=out, axes=same_shape(shape).axes)
 
 
 LAYER_TYPES: list[LayerType] = [
