@@ -34,10 +34,24 @@ def report_of(text: str, **options: object) -> Report:
     return analyze(parse_text(text, "spec.yaml"), **options)  # type: ignore[arg-type]
 
 
+# The variables that change how output is laid out or coloured (rich reads them). Each in-process
+# run removes them (None removes a variable for the run, in CliRunner's env) and each subprocess
+# starts without them (`environ`), so no test depends on the terminal or shell it is run from;
+# a test that wants one sets it explicitly.
+TERMINAL_ENV: dict[str, str | None] = dict.fromkeys(
+    ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
+     "JUPYTER_COLUMNS", "JUPYTER_LINES"))
+
+
+def environ(**variables: str) -> dict[str, str]:
+    """This process's environment without TERMINAL_ENV's variables, plus `variables`."""
+    return {**{k: v for k, v in os.environ.items() if k not in TERMINAL_ENV}, **variables}
+
+
 @pytest.fixture
 def run():
     """Invoke the CLI in-process; returns click's Result (stdout and stderr separate)."""
-    runner = CliRunner()
+    runner = CliRunner(env=TERMINAL_ENV)
 
     def invoke(*args: str, input: str | None = None):
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)

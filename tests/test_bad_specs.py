@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import TERMINAL_ENV
 from convcalc.cli import cli
 
 BAD = Path(__file__).resolve().parent / "bad_specs"
@@ -42,7 +43,7 @@ def observed(result) -> str:
 @pytest.fixture
 def run():
     """The CLI as users call it (prog name `convcalc`, so usage errors read as they will)."""
-    runner = CliRunner()
+    runner = CliRunner(env=TERMINAL_ENV)
 
     def invoke(*args: str):
         return runner.invoke(cli, list(args), prog_name="convcalc", catch_exceptions=False)

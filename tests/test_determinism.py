@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, environ
 
 # Branches, concat, fractional jumps (transposed convs), warnings and blocks between them.
 SPECS = ["resnet18.yaml", "googlenet.yaml", "dcgan_generator.yaml", "dilated_context.yaml"]
@@ -35,7 +35,7 @@ print(json.dumps(out))
 def render_all(env: dict[str, str], formats: list[str] = FORMATS) -> dict[str, list]:
     paths = [str(EXAMPLES / s) for s in SPECS]
     done = subprocess.run([sys.executable, "-c", RENDER_ALL, ",".join(formats), *paths],
-                          env={**os.environ, **env}, capture_output=True, text=True, check=True)
+                          env=environ(**env), capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
@@ -56,7 +56,7 @@ def test_plain_outputs_have_no_escape_codes_and_end_with_a_newline():
 
 
 def run_piped(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "convcalc", *args], env={**os.environ, **env},
+    done = subprocess.run([sys.executable, "-m", "convcalc", *args], env=environ(**env),
                           capture_output=True, text=True, check=True)
     return done.stdout
 
@@ -73,8 +73,7 @@ def test_piped_table_is_plain_and_independent_of_the_width():
 def run_in_terminal(args: list[str], env: dict[str, str]) -> bytes:
     """Run convcalc with a pseudo-terminal as stdout (as a user at a terminal would)."""
     leader, follower = pty.openpty()
-    environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    environment.update({"TERM": "xterm-256color", "COLUMNS": "120", **env})
+    environment = environ(TERM="xterm-256color", COLUMNS="120", **env)
     process = subprocess.Popen([sys.executable, "-m", "convcalc", *args], stdout=follower,
                                stderr=follower, env=environment)
     os.close(follower)

@@ -37,6 +37,18 @@ PARAMS = {
     "dilated_context": 9_280,
 }
 
+# torchvision's published totals for networks whose plain-torch copy and fixture exist
+# (scripts/make_torch_models.py) but whose example spec is still to be written (issue #10).
+# When examples/<name>.yaml lands, move its entry to PARAMS and add its LEAVES count.
+PENDING = {
+    "efficientnet_b0": 5_288_548,
+    "mobilenet_v3_large": 5_483_032,
+    "mobilenet_v3_small": 2_542_856,
+    "shufflenet_v2_x1_0": 2_278_604,
+    "convnext_tiny": 28_589_128,
+    "regnet_y_400mf": 4_344_144,
+}
+
 OUTPUT = {
     "lenet": [10], "nin": [10], "dcgan_generator": [3, 64, 64], "dilated_context": [16, 64, 64],
 }  # the others classify ImageNet: [1000]
@@ -170,6 +182,13 @@ LEAVES = {
     "mobilenet_v2": 3 + 5 + 16 * 8 + 3 + 2,       # stem, t=1 block, t=6 blocks, last conv, head
     "dcgan_generator": 5 * 3 - 1,
     "dilated_context": 4 * 2,
+    # pending examples (PENDING): counted from the architectures, see scripts/torchvision_models.md
+    "efficientnet_b0": 3 + 11 + 15 * 14 + 3 + 1 + 2,  # MBConv: [expand 3,] dw 3, SE 5, project 2, stochastic_depth
+    "mobilenet_v3_large": 3 + 5 + 6 * 8 + 8 * 13 + 3 + 1 + 4,  # blocks: 5 (no expand), 8 (no SE), 13 (SE)
+    "mobilenet_v3_small": 3 + 10 + 2 * 8 + 8 * 13 + 3 + 1 + 4,
+    "shufflenet_v2_x1_0": 3 + 1 + 3 * (5 + 8) + 13 * 8 + 3 + 1,  # stride-2 blocks have branch1
+    "convnext_tiny": 2 + 18 * 9 + 3 * 2 + 1 + 3,  # CNBlock: 7 + stochastic_depth + layer_scale
+    "regnet_y_400mf": 3 + 16 * 14 + 4 * 2 + 1 + 1,  # a 3, b 3, se 5, c 2, activation; 4 projs
 }
 
 
@@ -178,7 +197,11 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 def compare_with_torch(torch_model: dict[str, Any], report: dict[str, Any], name: str) -> int:
-    """Every torch leaf must be a convcalc row with equal shape, params and buffers."""
+    """Every torch leaf must be a convcalc row with equal shape, params, buffers and MACs.
+
+    A leaf torch never called (EfficientNet's `stochastic_depth` where the block adds no
+    residual) has no output shape to compare: its row must still exist, with equal params,
+    buffers and MACs (all 0)."""
     rows = {row["path"]: row for row in report["layers"]}
     alias = ALIASES.get(name, lambda path: path)
     missing, matched = [], 0
@@ -188,26 +211,49 @@ def compare_with_torch(torch_model: dict[str, Any], report: dict[str, Any], name
             missing.append(leaf["path"])
             continue
         row = rows[path]
-        got = (row["output_shape"], row["params"], row["buffers"])
-        assert got == (leaf["output_shape"], leaf["params"], leaf["buffers"]), (leaf, path)
+        got = (row["params"], row["buffers"], row["macs"])
+        assert got == (leaf["params"], leaf["buffers"], leaf["macs"]), (leaf, path)
+        if leaf["calls"]:
+            assert row["output_shape"] == leaf["output_shape"], (leaf, path)
         matched += 1
     assert not missing, f"torch leaves without a convcalc row: {missing}"
     assert report["totals"]["params"] == torch_model["totals"]["params"]
     assert report["totals"]["buffers"] == torch_model["totals"]["buffers"]
+    assert report["totals"]["macs"] == torch_model["totals"]["macs"]
     assert report["output_shape"] == torch_model["output_shape"]
     assert report["input_shape"] == torch_model["input_shape"]
     return matched
 
 
+ALL_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))
+EXAMPLE_FIXTURES = [name for name in ALL_FIXTURES if name not in PENDING]
+
+
 def test_fixtures_cover_the_required_models():
-    have = {p.stem for p in FIXTURES.glob("*.json")}
+    have = set(ALL_FIXTURES)
     required = {"alexnet", "dcgan_generator", "resnet50", "googlenet", "densenet121",
-                "mobilenet_v2"}
+                "mobilenet_v2"} | set(PENDING)
     assert required <= have
-    assert have <= set(PARAMS)
+    assert have <= set(PARAMS) | set(PENDING)
+    assert not set(PARAMS) & set(PENDING)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))
+def test_pending_models_have_no_example_yet():
+    """A pending model whose example exists must move to PARAMS, so the per-layer test runs."""
+    assert not {name for name in PENDING if (EXAMPLES / f"{name}.yaml").exists()}
+
+
+@pytest.mark.parametrize("name", sorted(PENDING))
+def test_pending_fixture_matches_published_totals(name):
+    torch_model = fixture(name)
+    assert torch_model["totals"]["params"] == PENDING[name]
+    assert torch_model["input_shape"] == [3, 224, 224]
+    assert torch_model["output_shape"] == [1000]
+    assert torch_model["totals"]["macs"] == sum(leaf["macs"] for leaf in torch_model["leaves"])
+    assert len(torch_model["leaves"]) == LEAVES[name]
+
+
+@pytest.mark.parametrize("name", EXAMPLE_FIXTURES)
 def test_layers_match_torch_fixture(run, name):
     torch_model = fixture(name)
     matched = compare_with_torch(torch_model, shapes_json(run, name), name)
@@ -226,7 +272,7 @@ def _script() -> Any:
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))
+@pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_live_torch_matches_fixture_and_convcalc(run, name):
     live = _script().describe(name)
     stored = fixture(name)
@@ -234,6 +280,8 @@ def test_live_torch_matches_fixture_and_convcalc(run, name):
         live.pop(key)
         stored.pop(key)
     assert live == stored, "fixture is stale: rerun python3 scripts/make_torch_models.py"
+    if name in PENDING:
+        return  # no example to compare yet
     assert compare_with_torch(live, shapes_json(run, name), name) == len(live["leaves"])
 
 

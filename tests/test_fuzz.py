@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import TERMINAL_ENV
 from convcalc.cli import cli
 from convcalc.layers import REGISTRY
 
@@ -26,7 +27,7 @@ SLOW = 5.0  # seconds one run may take; far above what any of these needs
 def invoke(args: list[str], stdin: str | bytes) -> tuple[int, str, str]:
     """Run the CLI in-process; fail on a traceback, a hang or an unexpected exit status."""
     started = time.perf_counter()
-    result = CliRunner().invoke(cli, args, input=stdin, catch_exceptions=True)
+    result = CliRunner(env=TERMINAL_ENV).invoke(cli, args, input=stdin, catch_exceptions=True)
     elapsed = time.perf_counter() - started
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"crash on {stdin!r}") from result.exception

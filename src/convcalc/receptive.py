@@ -37,10 +37,13 @@ MAX_PERIOD = 1 << 16
 
 
 class AxisMap(Protocol):
-    """How one layer maps one spatial axis."""
+    """How one layer maps one spatial axis: every `period` outputs, reads move `step` inputs on."""
 
-    period: int
-    step: int
+    @property
+    def period(self) -> int: ...
+
+    @property
+    def step(self) -> int: ...
 
     def reach(self, o: int) -> Span:
         """Inclusive span of input indices that output `o` reads (unclipped)."""

@@ -109,7 +109,7 @@ def layer_definitions(layer_type: LayerType) -> dict[str, Any]:
 
 def structure_definitions() -> dict[str, Any]:
     listed = ref("layers")
-    residual = {
+    residual: dict[str, Any] = {
         "type": "object",
         "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME, "after": listed,
                        **RESERVED_PROPS},
@@ -118,7 +118,7 @@ def structure_definitions() -> dict[str, Any]:
     }
     branch = {"anyOf": [listed, {"type": "object", "properties": {"name": NAME, "layers": listed},
                                  "required": ["layers"], "additionalProperties": False}]}
-    parallel = {
+    parallel: dict[str, Any] = {
         "type": "object",
         "properties": {"branches": {"type": "array", "items": branch, "minItems": 2},
                        "merge": {"anyOf": [{"enum": list(MERGE_TYPES)}, EXPRESSION], "default": "concat"},
@@ -128,8 +128,8 @@ def structure_definitions() -> dict[str, Any]:
     }
     sequential = {"anyOf": [listed, {"type": "object", "properties": {"layers": listed, **RESERVED_PROPS},
                                      "required": ["layers"], "additionalProperties": False}]}
-    assert set(residual["properties"]) - set(RESERVED) == set(RESIDUAL_KEYS)  # type: ignore[arg-type]
-    assert set(parallel["properties"]) - set(RESERVED) == set(PARALLEL_KEYS)  # type: ignore[arg-type]
+    assert set(residual["properties"]) - set(RESERVED) == set(RESIDUAL_KEYS)
+    assert set(parallel["properties"]) - set(RESERVED) == set(PARALLEL_KEYS)
     bodies = {"residual": {"anyOf": [listed, residual]}, "parallel": parallel, "sequential": sequential}
     out = {}
     for kind, body in bodies.items():

@@ -138,7 +138,7 @@ def echo_rich(renderable: Any, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     # rich's no_color keeps bold and italics; NO_COLOR means no escape codes at all
     plain = bool(os.environ.get("NO_COLOR")) and not os.environ.get("FORCE_COLOR")
-    console = Console(file=stream, highlight=False, **({"color_system": None} if plain else {}))
+    console = Console(file=stream, highlight=False, color_system=None if plain else "auto")
     if not console.is_terminal:
         console = Console(file=stream, width=10_000, color_system=None, highlight=False)
     console.print(renderable, crop=False, soft_wrap=not console.is_terminal)

@@ -27,7 +27,7 @@ def emit_report(report: Report, fmt: str, verification: Any = None, training: An
     adds a column, a summary and a JSON object likewise.
     """
     if fmt == "table":
-        from convcalc.render.table import Column, report_table
+        from convcalc.render.table import Column, Line, report_table
 
         columns: tuple[Column, ...] = ()
         if verification is not None:
@@ -44,7 +44,8 @@ def emit_report(report: Report, fmt: str, verification: Any = None, training: An
         if training is not None:
             from convcalc.render.training import summary_lines
 
-            lines += [[], *([(text, None)] for text in summary_lines(training, report.batch_size))]
+            summary_text: list[Line] = [[(text, None)] for text in summary_lines(training, report.batch_size)]
+            lines += [[], *summary_text]
         echo_lines(lines)
         return
     from convcalc.render import plain

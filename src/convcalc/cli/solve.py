@@ -147,8 +147,8 @@ def solve_input_command(spec: str, low: int, high: int | None, axis: int | None,
     high = high or 2 * max(network.input_shape[1:] or (1,))
     scan = scan_inputs(network, low, high, None if axis is None else axis - 1)
     where = "every spatial axis" if axis is None else f"spatial axis {axis}"
-    fields = {"spec": spec, "axis": axis if axis is not None else "all", "min": low, "max": high,
-              "smallest_valid": scan.smallest_valid}
+    fields: dict[str, Any] = {"spec": spec, "axis": axis if axis is not None else "all", "min": low,
+                              "max": high, "smallest_valid": scan.smallest_valid}
     if fmt == "json":
         fields.update({"valid": list(scan.valid), "exact": list(scan.exact)})
     else:

@@ -89,7 +89,7 @@ class MaxPool(Pool):
 
 class AvgPool(Pool):
     summary = "Average pooling, with ceil_mode and count_include_pad."
-    args = (
+    args: tuple[Arg, ...] = (
         *POOL_ARGS,
         Arg("ceil_mode", Bool(), False, "Round the output size up (PyTorch's rule for the last window)."),
         Arg("count_include_pad", Bool(), True, "Count zero padding in the divisor."),
@@ -137,7 +137,7 @@ class OutputSize(Kind):
 
 class AdaptivePool(LayerType):
     summary = "Adaptive pooling to a fixed output size; window i is [floor(i*n/out), ceil((i+1)*n/out))."
-    args = (
+    args: tuple[Arg, ...] = (
         Arg("output_size", OutputSize(), doc="Target size; null on an axis keeps its size."),
         Arg("return_indices", Bool(), False, "Accepted for compatibility (max only)."),
     )

@@ -99,7 +99,7 @@ MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 
 class Upsample(LayerType):
     summary = "Upsampling by size or scale_factor (nearest, nearest-exact, linear, bilinear, bicubic, trilinear)."
-    args = (
+    args: tuple[Arg, ...] = (
         Arg("size", Optional(NumbersOrList(integer=True)), None, "Output size, one int or one per spatial axis."),
         Arg("scale_factor", Optional(NumbersOrList(integer=False)), None,
             "Multiplier; output = floor(n * scale_factor)."),

@@ -18,7 +18,17 @@ import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
 from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
-from convcalc.numeric.windows import CHUNK_BYTES, Pads, chunk_ranges, col2im, im2col, output_size, pad, taps
+from convcalc.numeric.windows import (
+    CHUNK_BYTES,
+    Pads,
+    chunk_ranges,
+    col2im,
+    im2col,
+    last_axes,
+    output_size,
+    pad,
+    taps,
+)
 
 
 def _pieces(n: int, rows: int, row_bytes: int, budget: int) -> Iterator[tuple[slice, slice]]:
@@ -140,7 +150,7 @@ def conv_transpose(
         cols = np.matmul(w, part.reshape(part.shape[0], groups, cig, -1))
         cols = cols.reshape(part.shape[0], c_out, *kernel, *part.shape[2:])
         col2im(cols, acc[batch, :, rows.start * stride[0] :], stride, dilation)
-    y = np.ascontiguousarray(acc[(Ellipsis, *(slice(pl, pl + o) for (pl, _), o in zip(padding, out)))])
+    y = np.ascontiguousarray(acc[last_axes([slice(pl, pl + o) for (pl, _), o in zip(padding, out)])])
     if bias is not None:
         y += bias.reshape(_channels_view(bias, rank))
     return y

@@ -65,7 +65,7 @@ def axis_taps(
     out == 2n: o // 2) even when a scale factor says otherwise; 1D and 3D do not.
     """
     o = np.arange(out)
-    work = np.float32 if dtype == np.float32 else np.float64  # PyTorch's opmath type
+    work: type[np.floating] = np.float32 if dtype == np.float32 else np.float64  # PyTorch's opmath type
     if mode == "nearest" and rank == 2 and out in (n, 2 * n):
         return [(o if out == n else o >> 1, None)]
     if mode in ("nearest", "nearest-exact"):
@@ -111,6 +111,7 @@ def interpolate(
             if w is not None:
                 part *= w.reshape(shape)
             total = part if total is None else total + part
+        assert total is not None  # axis_taps gives at least one (indices, weights) pair
         y = total
     return y
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
+from types import EllipsisType
+from typing import Literal
 
 import numpy as np
 
@@ -24,7 +26,7 @@ Pads = Sequence[tuple[int, int]]
 
 CHUNK_BYTES = 64 << 20  # largest im2col / col2im temporary
 
-NUMPY_PAD_MODES = {
+NUMPY_PAD_MODES: dict[str, Literal["constant", "reflect", "edge", "wrap"]] = {
     "zeros": "constant",
     "constant": "constant",
     "reflect": "reflect",
@@ -41,7 +43,7 @@ def pad(x: np.ndarray, pads: Pads, mode: str = "zeros", value: float = 0.0) -> n
     """
     if not any(a or b for a, b in pads):
         return x
-    width = [(0, 0)] * (x.ndim - len(pads)) + [tuple(p) for p in pads]
+    width = [(0, 0)] * (x.ndim - len(pads)) + [(a, b) for a, b in pads]
     np_mode = NUMPY_PAD_MODES[mode]
     if np_mode == "constant":
         if value == 0.0:
@@ -51,6 +53,11 @@ def pad(x: np.ndarray, pads: Pads, mode: str = "zeros", value: float = 0.0) -> n
         out[tuple(slice(a, a + n) for n, (a, _) in zip(x.shape, width))] = x
         return out
     return np.pad(x, width, mode=np_mode)
+
+
+def last_axes(index: Sequence[slice]) -> tuple[EllipsisType | slice, ...]:
+    """The key that applies `index` to the last axes: `x[..., *index]` (that syntax needs Python 3.11)."""
+    return (Ellipsis, *index)
 
 
 def output_size(n: int, kernel: int, stride: int, dilation: int) -> int:
@@ -82,7 +89,7 @@ def taps(
         index = tuple(
             slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in zip(tap, dilation, out, stride)
         )
-        yield tap, xp[(Ellipsis, *index)] if rank else xp
+        yield tap, xp[last_axes(index)] if rank else xp
 
 
 def im2col(
@@ -123,7 +130,8 @@ def col2im(
         index = tuple(
             slice(t * d, t * d + (p - 1) * s + 1, s) for t, d, p, s in zip(tap, dilation, positions, stride)
         )
-        full[(Ellipsis, *index)] += cols[(slice(None), slice(None), *tap)]
+        at_tap: tuple[slice | int, ...] = (slice(None), slice(None), *tap)  # every batch and channel
+        full[last_axes(index)] += cols[at_tap]
     return full
 
 

@@ -48,7 +48,7 @@ def row_dict(row: Row, fields: dict[int, Any] | None = None) -> dict[str, Any]:
             rf = fields[id(row.field)] = field_dict(row.field)
     shape: Any = list(row.input_shape)
     if row.is_merge:
-        shape = [list(s) for s in row.input_shape]  # type: ignore[union-attr]
+        shape = [list(s) for s in row.input_shapes]
     return {
         "path": row.path,
         "type": row.type,
@@ -134,7 +134,7 @@ def field_text(field: Field, input_shape: Any = None) -> tuple[str, str]:
     return size, jump
 
 
-def _fraction_text(value: Fraction) -> str:
+def _fraction_text(value: Fraction | int) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
 

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _Loader(_BaseLoader):
     """Safe loading with tag resolution memoised: specs repeat the same few scalars, and
     resolving each one through PyYAML's regexes was a third of the time on big specs."""
 
