@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from convcalc.analysis import Report
 from convcalc.graph import INPUT, Graph
 from convcalc.layers import Args, LayerType
+from convcalc.layers.blocks import span
 from convcalc.network import Network
 
 CLASSES = {name.lower(): getattr(nn, name) for name in dir(nn) if isinstance(getattr(nn, name), type)}
@@ -170,7 +171,7 @@ def torch_layer(lt: LayerType, args: Args, in_shape: tuple[int, ...]) -> tuple[n
     elif name == "permute":
         module = Permute(args["dims"])
     elif name == "narrow":
-        module = Narrow(args["start"], args["length"])
+        module = Narrow(*span(args, c))
     elif name == "layerscale":
         module = LayerScale(c, args["init_values"])
     elif name == "stochasticdepth":

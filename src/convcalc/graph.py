@@ -5,7 +5,8 @@ wrote: blocks, branches, repeats, source positions. `lower` turns it, once, into
 `Graph`: a tuple of `Node`s in execution order, each naming the nodes whose outputs it
 reads (`INPUT` is the network input). A merge is a node with several inputs, a value read
 by several nodes is still one value, and the outputs are listed explicitly, as in
-torch.fx and ONNX. Analysis, lints, the field walk, solvers, training memory and the
+torch.fx and ONNX. A channel split (`parallel: {split: ...}`) becomes one `narrow` node per
+branch, at `<parallel path>.split.<i>`, reading the fork's input. Analysis, lints, the field walk, solvers, training memory and the
 NumPy passes iterate `Graph.nodes`; none of them walks the tree.
 
 Liveness (`last_use`) and dominance (`on_every_path`) are computed here once, so the
@@ -21,12 +22,13 @@ from functools import cached_property
 from types import MappingProxyType
 
 from convcalc.errors import Location
-from convcalc.layers import Args, LayerType, Shape
+from convcalc.layers import REGISTRY, Args, LayerType, Shape
 from convcalc.network import Fork, Layer, Network, Sequence
 
 INPUT = -1  # the id of the network input among a node's inputs
 
 NO_ARGS: Args = MappingProxyType({})
+NARROW = REGISTRY["narrow"]  # what a channel split lowers to, one node per part
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,19 @@ def lower(network: Network) -> Graph:
             for child in item.items:
                 source = visit(child, source)
             return source
-        ends = tuple(visit(branch, source) for branch in item.branches)
+        if item.split is None:
+            ends = tuple(visit(branch, source) for branch in item.branches)
+        else:
+            ends = tuple(visit(branch, split_part(item, i, source)) for i, branch in enumerate(item.branches))
         labels = tuple(branch_label(branch) for branch in item.branches)
         nodes.append(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where))
+        return len(nodes) - 1
+
+    def split_part(fork: Fork, index: int, source: int) -> int:
+        """A `narrow` node taking part `index` of the fork input's channels, for branch `index`."""
+        split = fork.split
+        args = NARROW.parse_args({"split": list(split) if isinstance(split, tuple) else split, "index": index})
+        nodes.append(Node(f"{fork.path}.split.{index}", NARROW, args, (source,), where=fork.where))
         return len(nodes) - 1
 
     output = visit(network.body, INPUT)

@@ -18,6 +18,7 @@ from convcalc.analysis import DTYPE_BYTES
 from convcalc.budget import LIMITS
 from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import REQUIRED, Arg, LayerType
+from convcalc.layers.blocks import Parts
 from convcalc.lints import CODES
 from convcalc.spec.parser import (
     BLOCK_KEYS,
@@ -122,6 +123,9 @@ def structure_definitions() -> dict[str, Any]:
         "type": "object",
         "properties": {"branches": {"type": "array", "items": branch, "minItems": 2},
                        "merge": {"anyOf": [{"enum": list(MERGE_TYPES)}, EXPRESSION], "default": "concat"},
+                       "split": {**with_expressions(Parts().schema(1)),
+                                 "description": "Branch i takes part i of the channels: N equal parts"
+                                                " (torch.chunk) or a list of sizes (torch.split)."},
                        "after": listed, **RESERVED_PROPS},
         "required": ["branches"],
         "additionalProperties": False,
@@ -136,7 +140,8 @@ def structure_definitions() -> dict[str, Any]:
         out[f"structure.{kind}"] = {
             "type": "object",
             "description": {"residual": "Body added to a shortcut (identity when left out).",
-                            "parallel": "Branches on the same input, merged by concat or add.",
+                            "parallel": "Branches on the same input (or on parts of its channels, with"
+                                        " split), merged by concat, add or mul.",
                             "sequential": "A group of layers with its own path segment."}[kind],
             "properties": {kind: body, **RESERVED_PROPS},
             "required": [kind],

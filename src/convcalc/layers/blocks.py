@@ -13,7 +13,20 @@ from __future__ import annotations
 from typing import Any
 
 from convcalc.errors import ArgumentError, ShapeError
-from convcalc.layers.base import Arg, Args, Choice, Float, Inference, Int, Kind, LayerType, Note, Shape, is_int
+from convcalc.layers.base import (
+    Arg,
+    Args,
+    Choice,
+    Float,
+    Inference,
+    Int,
+    Kind,
+    LayerType,
+    Note,
+    Optional,
+    Shape,
+    is_int,
+)
 from convcalc.layers.norm import same_shape
 
 
@@ -88,18 +101,84 @@ class StochasticDepth(LayerType):
         return same_shape(shape)
 
 
+class Parts(Kind):
+    """A channel split: a number of equal parts (torch.chunk) or a list of part sizes (torch.split)."""
+
+    def parse(self, name: str, value: Any, rank: int) -> int | tuple[int, ...]:
+        if is_int(value) and value >= 1:
+            return int(value)
+        if isinstance(value, (list, tuple)) and value and all(is_int(v) and v >= 1 for v in value):
+            return tuple(int(v) for v in value)
+        raise self.fail(name, "a positive int (that many equal parts) or a list of positive part sizes", value)
+
+    def schema(self, rank: int) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": 1}
+        return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+def parts(split: int | tuple[int, ...]) -> int:
+    """How many parts a `split` value makes."""
+    return split if isinstance(split, int) else len(split)
+
+
+def span(args: Args, channels: int) -> tuple[int, int]:
+    """(start, length) of the channels a `narrow` keeps from an input of `channels` channels.
+
+    Either as given (`start`, `length`), or part `index` of `split`: equal parts, which the
+    channels must divide into, or the listed sizes, which must add up to the channels.
+    """
+    split = args["split"]
+    if split is None:
+        start, length = args["start"], args["length"]
+        if start + length > channels:
+            raise ShapeError(f"channels {start}..{start + length - 1} do not exist: the input has"
+                             f" {channels} channels")
+        return start, length
+    index = args["index"]
+    if isinstance(split, int):
+        if channels % split:
+            raise ShapeError(f"split: {split} needs channels that divide into {split} equal parts;"
+                             f" the input has {channels}")
+        size = channels // split
+        return index * size, size
+    if sum(split) != channels:
+        raise ShapeError(f"split sizes {list(split)} add up to {sum(split)} channels but the input"
+                         f" has {channels}")
+    return sum(split[:index]), split[index]
+
+
 class Narrow(LayerType):
-    summary = "Channels start..start+length-1 of the input (torch.narrow on dim 1); what a channel split lowers to."
+    summary = ("Channels start..start+length-1 of the input (torch.narrow on dim 1), or part `index` of a"
+               " channel split (torch.chunk, torch.split); what `parallel: {split: ...}` lowers to.")
     args = (
-        Arg("start", Int(minimum=0), doc="First channel."),
-        Arg("length", Int(), doc="Number of channels."),
+        Arg("start", Optional(Int(minimum=0)), None, "First channel (with length)."),
+        Arg("length", Optional(Int()), None, "Number of channels (with start)."),
+        Arg("split", Optional(Parts()), None,
+            "Instead of start and length: N equal parts (torch.chunk) or a list of part sizes (torch.split)."),
+        Arg("index", Optional(Int(minimum=0)), None, "Which part of `split` to keep, from 0."),
     )
 
+    def check_args(self, args: dict[str, Any]) -> None:
+        by_span = args["start"] is not None or args["length"] is not None
+        by_part = args["split"] is not None or args["index"] is not None
+        if by_span and by_part:
+            raise ArgumentError("give either start and length, or split and index, not both")
+        if by_part:
+            for name in ("split", "index"):
+                if args[name] is None:
+                    raise ArgumentError(f"missing required argument '{name}' (split and index go together)",
+                                        arg=name)
+            count = parts(args["split"])
+            if args["index"] >= count:
+                raise ArgumentError(f"'index' must be below the {count} parts of split (got {args['index']})",
+                                    arg="index")
+            return
+        for name in ("start", "length"):
+            if args[name] is None:
+                raise ArgumentError(f"missing required argument '{name}'")
+
     def infer(self, args: Args, shape: Shape) -> Inference:
-        start, length = args["start"], args["length"]
-        if start + length > shape[0]:
-            raise ShapeError(f"channels {start}..{start + length - 1} do not exist: the input has"
-                             f" {shape[0]} channels")
+        _, length = span(args, shape[0])
         out = (length, *shape[1:])
         return Inference(output_shape=out, axes=same_shape(shape).axes)
 

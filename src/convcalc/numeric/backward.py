@@ -35,6 +35,7 @@ import numpy as np
 from convcalc.analysis import Row
 from convcalc.graph import INPUT
 from convcalc.layers import Args, Shape
+from convcalc.layers.blocks import span
 from convcalc.numeric.blocks import shuffle
 from convcalc.numeric.conv import conv, conv_transpose
 from convcalc.numeric.windows import windows
@@ -492,8 +493,9 @@ def channelshuffle_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarra
 
 def narrow_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                     params: Params) -> np.ndarray:
+    start, length = span(args, in_shape[0])
     gx = np.zeros((g.shape[0], *in_shape), dtype=g.dtype)
-    gx[:, args["start"]:args["start"] + args["length"]] = g
+    gx[:, start:start + length] = g
     return gx
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
+from convcalc.layers.blocks import span
 from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
 
 
@@ -26,8 +27,8 @@ def channelshuffle_forward(lt: LayerType, args: Args, x: np.ndarray, params: Par
 
 
 def narrow_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
-    start = args["start"]
-    return Output(np.ascontiguousarray(x[:, start:start + args["length"]]))
+    start, length = span(args, x.shape[1])
+    return Output(np.ascontiguousarray(x[:, start:start + length]))
 
 
 def permute_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:

@@ -20,6 +20,7 @@ import yaml
 from convcalc.errors import ArgumentError, ConvcalcError, LimitError, Location, SpecError, suggest
 from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import describe
+from convcalc.layers.blocks import Parts, parts
 from convcalc.network import Fork, Layer, Network, Node, Sequence
 from convcalc.spec.expressions import evaluate, is_expression
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
@@ -28,7 +29,7 @@ TOP_LEVEL_KEYS = ("name", "input", "layers", "blocks", "vars", "budget", "ignore
 RESERVED = ("name", "repeat", "when")
 STRUCTURES = ("residual", "parallel", "sequential")
 RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "after")
-PARALLEL_KEYS = ("branches", "merge", "after")
+PARALLEL_KEYS = ("branches", "merge", "split", "after")
 BLOCK_KEYS = ("args", "layers", *STRUCTURES, "description")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -455,8 +456,23 @@ class Parser:
             branches.append(Sequence(branch_path, tuple(self.items(layers, branch_path, scope, depth + 1))))
         if len(branches) < 2:
             raise self.error("'parallel' needs at least two branches", entries["branches"][1], path)
-        fork = Fork(path, tuple(branches), MERGE_TYPES[merge], _join(path, merge), self.where(kind_node))
+        split = self.split(entries["split"][1], scope, path, len(branches)) if "split" in entries else None
+        fork = Fork(path, tuple(branches), MERGE_TYPES[merge], _join(path, merge), self.where(kind_node),
+                    split)
         return self.with_after(fork, entries, path, len(branches), scope, depth)
+
+    def split(self, node: yaml.Node, scope: Mapping[str, Any], path: str, branches: int) -> int | tuple[int, ...]:
+        """`split: N` (N equal parts of the channels) or `split: [sizes]`, one part per branch."""
+        value = self.value(node, scope)
+        try:
+            split = Parts().parse("split", value, 1)
+        except ArgumentError as err:
+            raise self.error(str(err), node, path) from None
+        count = parts(split)
+        if count != branches:
+            raise self.error(f"'split: {describe(value)}' makes {count} part{'s' * (count != 1)} but the"
+                             f" parallel has {branches} branches; give one branch per part", node, path)
+        return split
 
     def block(self, kind: str, kind_node: yaml.Node, args_node: yaml.Node | None, path: str,
               scope: Mapping[str, Any], depth: int) -> Node:
