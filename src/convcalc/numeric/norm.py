@@ -115,11 +115,18 @@ def groupnorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, 
 
 def lrn_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
     size, c = args["size"], x.shape[1]
-    padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
-    np.square(x, out=padded[:, size // 2 : size // 2 + c])
-    window = padded[:, :c].copy()
-    for t in range(1, size):  # one add per channel offset (size is small)
-        window += padded[:, t : t + c]
+    if size <= 16:  # one add per channel offset
+        padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
+        np.square(x, out=padded[:, size // 2 : size // 2 + c])
+        window = padded[:, :c].copy()
+        for t in range(1, size):
+            window += padded[:, t : t + c]
+    else:  # a difference of running sums (in float64), whatever the size
+        sums = np.zeros((x.shape[0], c + 1, *x.shape[2:]))
+        np.cumsum(np.square(x, dtype=np.float64), axis=1, out=sums[:, 1:])
+        hi = np.minimum(np.arange(c) + (size - 1) // 2 + 1, c)
+        lo = np.maximum(np.arange(c) - size // 2, 0)
+        window = (sums[:, hi] - sums[:, lo]).astype(x.dtype)
     denom = window * np.asarray(args["alpha"] / size, dtype=x.dtype) + np.asarray(args["k"], dtype=x.dtype)
     return Output(x / denom ** np.asarray(args["beta"], dtype=x.dtype))
 
