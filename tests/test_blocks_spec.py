@@ -221,3 +221,92 @@ def test_split_forward_matches_torch_chunk_and_split():
         oracle = torch_network(network, report, params, dtype=torch.float64)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(oracle, expected, rtol=1e-12, atol=1e-12)
+
+
+# --- paths as torchvision writes them -----------------------------------------------------------
+
+MBCONV = """
+input: [8, 16, 16]
+blocks:
+  se:
+    args: {squeeze: ~}
+    parallel:
+      merge: mul
+      branches:
+        - []
+        - name: null
+          layers:
+            - adaptiveavgpool2d: {name: avgpool, output_size: 1}
+            - conv2d: {name: fc1, out_channels: $squeeze, kernel_size: 1}
+            - relu: {name: activation}
+            - conv2d: {name: fc2, out_channels: 8, kernel_size: 1}
+            - sigmoid: {name: scale_activation}
+  unit:
+    args: {stride: 1, p: 0.0}
+    residual:
+      skip: $stride == 1
+      body:
+        - sequential:
+            name: block
+            layers:
+              - conv2d: {out_channels: 8, kernel_size: 3, stride: $stride, padding: 1}
+              - se: {squeeze: 2}
+        - stochasticdepth: {name: stochastic_depth, p: $p, mode: row}
+  stage:
+    args: {n: ~, depth: ~}
+    layers:
+      - unit: {name: block$n-0, stride: 2}
+      - unit: {name: "block$n-$(i + 1)", p: $(0.25 * (i + 1)), repeat: {count: $depth - 1, index: i}}
+layers:
+  - stage: {name: block1, n: 1, depth: 3}
+"""
+
+
+def test_nameless_branch_skip_and_dashed_names_give_torchvision_paths():
+    rows = report_of(MBCONV).rows
+    paths = [r.path for r in rows]
+    gate = ["avgpool", "fc1", "activation", "fc2", "scale_activation", "mul"]
+    first = ["block1.block1-0.block.0", *(f"block1.block1-0.block.1.{n}" for n in gate),
+             "block1.block1-0.stochastic_depth"]
+    assert paths[:8] == first  # stride 2: skip is false, so no add, and the same paths
+    for j in (1, 2):
+        block = [p.replace("block1-0", f"block1-{j}") for p in first] + [f"block1.block1-{j}.add"]
+        assert paths[8 * j + j - 1: 8 * j + j - 1 + 9] == block
+    assert len(paths) == len(set(paths)) == 8 + 2 * 9
+    drop = [r.node.args["p"] for r in rows if r.type == "stochasticdepth"]
+    assert drop == [0.0, 0.25, 0.5]  # the repeat's index reaches the copies' arguments
+    add = next(r for r in rows if r.path == "block1.block1-1.add")
+    assert [rows[i].path for i in add.node.inputs] == ["block1.block1-1.stochastic_depth",
+                                                        "block1.block1-0.stochastic_depth"]
+
+
+def test_skip_true_is_the_plain_residual():
+    plain = report_of("input: [4, 8]\nlayers:\n  - residual: {body: [conv1d: {out_channels: 4, kernel_size: 1}]}\n")
+    skip = report_of("input: [4, 8]\nvars: {s: 1}\nlayers:\n  - residual: {skip: $s == 1, body:"
+                     " [conv1d: {out_channels: 4, kernel_size: 1}]}\n")
+    assert plain.rows == skip.rows and [r.path for r in plain.rows] == ["0.0", "0.add"]
+
+
+def test_skip_false_drops_the_shortcut_and_keeps_after():
+    report = report_of("input: [4, 8]\nlayers:\n  - residual:\n      skip: false\n      body: [relu]\n"
+                       "      shortcut: [conv1d: {out_channels: 4, kernel_size: 1}]\n      after: [sigmoid]\n")
+    assert [(r.path, r.type) for r in report.rows] == [("0.0", "relu"), ("0.1", "sigmoid")]
+
+
+def test_repeat_index_with_a_name_that_does_not_use_it_groups_the_copies():
+    report = report_of("input: [4, 8]\nlayers:\n  - relu: {name: act, repeat: {count: 2, index: i}}\n"
+                       "  - leakyrelu: {negative_slope: $(0.1 * (i + 1)), repeat: {count: 2, index: i}}\n")
+    assert [r.path for r in report.rows] == ["act.0", "act.1", "1", "2"]
+    assert [r.node.args["negative_slope"] for r in report.rows[2:]] == [0.1, 0.2]
+
+
+def test_a_name_may_hold_dashes_but_not_start_with_one():
+    assert report_of("input: [4, 8]\nlayers:\n  - relu: {name: block1-0}\n").rows[0].path == "block1-0"
+    with pytest.raises(SpecError, match=r"'name' must be letters, digits, _ and - \(no dots\), got '-x'"):
+        report_of("input: [4, 8]\nlayers:\n  - relu: {name: '-x'}\n")
+
+
+def test_a_nameless_branch_clashing_with_the_merge_row_is_refused():
+    with pytest.raises(SpecError, match=r"the path '0.add' is taken twice: by this add and by the relu at line 3"):
+        report_of("input: [4, 8]\nlayers:\n  - parallel: {merge: add, branches: [[], {name: null, layers:"
+                  " [relu: {name: add}]}]}\n")

@@ -6,8 +6,9 @@ wrote: blocks, branches, repeats, source positions. `lower` turns it, once, into
 reads (`INPUT` is the network input). A merge is a node with several inputs, a value read
 by several nodes is still one value, and the outputs are listed explicitly, as in
 torch.fx and ONNX. A channel split (`parallel: {split: ...}`) becomes one `narrow` node per
-branch, at `<parallel path>.split.<i>`, reading the fork's input. Analysis, lints, the field walk, solvers, training memory and the
-NumPy passes iterate `Graph.nodes`; none of them walks the tree.
+branch, at `<parallel path>.split.<i>`, reading the fork's input. Analysis, lints, the field
+walk, solvers, training memory and the NumPy passes iterate `Graph.nodes`; none of them walks
+the tree. Lowering also checks that every node's path is unique.
 
 Liveness (`last_use`) and dominance (`on_every_path`) are computed here once, so the
 memory estimate, the NumPy runner and the lints agree on them.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
-from convcalc.errors import Location
+from convcalc.errors import Location, SpecError
 from convcalc.layers import REGISTRY, Args, LayerType, Shape
 from convcalc.network import Fork, Layer, Network, Sequence
 
@@ -112,14 +113,29 @@ def branch_label(branch: Sequence) -> str:
     return branch.path
 
 
+def duplicate(first: Node, second: Node) -> SpecError:
+    """Two nodes at one path (a branch with `name: null` puts its items at the parallel's path)."""
+    at = f" at line {first.where.line}" if first.where is not None else ""
+    return SpecError(f"the path '{second.path}' is taken twice: by this {second.type.name} and by the"
+                     f" {first.type.name}{at}; paths must be unique, so name one of them",
+                     where=second.where, path=second.path, layer_type=second.type.name)
+
+
 def lower(network: Network) -> Graph:
     """The tree of `network` as a graph: the one place that walks the parsed tree."""
     nodes: list[Node] = []
+    seen: dict[str, int] = {}
+
+    def add(node: Node) -> int:
+        first = seen.setdefault(node.path, len(nodes))
+        if first != len(nodes):
+            raise duplicate(nodes[first], node)
+        nodes.append(node)
+        return first
 
     def visit(item: Layer | Sequence | Fork, source: int) -> int:
         if isinstance(item, Layer):
-            nodes.append(Node(item.path, item.type, item.args, (source,), where=item.where))
-            return len(nodes) - 1
+            return add(Node(item.path, item.type, item.args, (source,), where=item.where))
         if isinstance(item, Sequence):
             for child in item.items:
                 source = visit(child, source)
@@ -129,15 +145,13 @@ def lower(network: Network) -> Graph:
         else:
             ends = tuple(visit(branch, split_part(item, i, source)) for i, branch in enumerate(item.branches))
         labels = tuple(branch_label(branch) for branch in item.branches)
-        nodes.append(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where))
-        return len(nodes) - 1
+        return add(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where))
 
     def split_part(fork: Fork, index: int, source: int) -> int:
         """A `narrow` node taking part `index` of the fork input's channels, for branch `index`."""
         split = fork.split
         args = NARROW.parse_args({"split": list(split) if isinstance(split, tuple) else split, "index": index})
-        nodes.append(Node(f"{fork.path}.split.{index}", NARROW, args, (source,), where=fork.where))
-        return len(nodes) - 1
+        return add(Node(f"{fork.path}.split.{index}", NARROW, args, (source,), where=fork.where))
 
     output = visit(network.body, INPUT)
     return Graph(network.input_shape, tuple(nodes), (output,))

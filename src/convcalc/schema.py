@@ -33,13 +33,20 @@ SCHEMA_ID = "https://convcalc.invalid/spec.schema.json"
 EXPRESSION_DEF = {"type": "string", "pattern": r"\$[A-Za-z_(]",
                   "description": "A $ expression, e.g. '$planes * 4' or '$(c + g) // 2'."}
 EXPRESSION = {"$ref": "#/definitions/expression"}
-NAME_DEF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_]+$"}, {"type": "integer", "minimum": 0},
-                      EXPRESSION], "description": "Path segment of this item: letters, digits and _."}
+NAME_DEF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"},
+                      {"type": "integer", "minimum": 0}, EXPRESSION],
+            "description": "Path segment of this item: letters, digits, _ and -; `$x` and `$(...)` in it"
+                           " are replaced by their values."}
 NAME = {"$ref": "#/definitions/name"}
 RESERVED_DEFS = {
     "name": NAME_DEF,
-    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION],
-               "description": "Repeat the item this many times."},
+    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION,
+                         {"type": "object", "properties": {
+                             "count": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION]},
+                             "index": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                       "description": "Variable holding each copy's number, from 0."}},
+                          "required": ["count"], "additionalProperties": False}],
+               "description": "Repeat the item this many times; {count: N, index: i} numbers the copies as $i."},
     "when": {"anyOf": [{"type": "boolean"}, EXPRESSION],
              "description": "Leave the item out when false."},
 }
@@ -112,12 +119,16 @@ def structure_definitions() -> dict[str, Any]:
     listed = ref("layers")
     residual: dict[str, Any] = {
         "type": "object",
-        "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME, "after": listed,
-                       **RESERVED_PROPS},
+        "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME,
+                       "skip": {"anyOf": [{"type": "boolean"}, EXPRESSION], "default": True,
+                                "description": "false: the body alone (same paths), no shortcut and no add."},
+                       "after": listed, **RESERVED_PROPS},
         "required": ["body"],
         "additionalProperties": False,
     }
-    branch = {"anyOf": [listed, {"type": "object", "properties": {"name": NAME, "layers": listed},
+    nameless = {"type": "null", "description": "The branch adds no path segment: its items sit at the parallel's path."}
+    branch = {"anyOf": [listed, {"type": "object", "properties": {"name": {"anyOf": [NAME, nameless]},
+                                                                  "layers": listed},
                                  "required": ["layers"], "additionalProperties": False}]}
     parallel: dict[str, Any] = {
         "type": "object",

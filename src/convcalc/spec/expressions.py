@@ -93,6 +93,38 @@ def is_expression(value: Any) -> bool:
     return isinstance(value, str) and (_REFERENCE.search(value) is not None or _CALL.match(value) is not None)
 
 
+_PLACEHOLDER = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\()")
+
+
+def interpolate(text: str, scope: Mapping[str, Any]) -> str:
+    """`text` with each `$name` and `$(expression)` in it replaced by its value, as text.
+
+    For names (`block$(stage)-$i` gives `block2-0`): a reference ends at the first character
+    that cannot continue a name, so `$stage-0` is `$stage` then `-0`.
+    """
+    out: list[str] = []
+    end = 0
+    while (found := _PLACEHOLDER.search(text, end)) is not None:
+        out.append(text[end:found.start()])
+        if found.group(1) is not None:
+            end = found.end()
+        else:
+            depth, end = 0, found.end() - 1
+            while end < len(text):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+            if depth:
+                raise SpecError(f"{text!r} opens '$(' without closing it")
+        value = evaluate(text[found.start():end], scope)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise SpecError(f"{text!r}: {text[found.start():end]} is {value!r}, not an int or a text")
+        out.append(str(value))
+    out.append(text[end:])
+    return "".join(out)
+
+
 def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
     """Evaluate `$...` text against `scope`; raise SpecError with a plain message."""
     source = text.replace("$", "")
