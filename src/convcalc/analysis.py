@@ -16,12 +16,16 @@ from typing import cast
 from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
+from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
-from convcalc.receptive import BROADCAST, AxisField, AxisMap, FieldTooIrregular
+from convcalc.receptive import BROADCAST, IDENTITY, AxisField, AxisMap, FieldTooIrregular
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 Field = tuple[AxisField, ...] | None  # one per spatial axis; None once there are none
+# Where each spatial axis sits: its dim in the shape without the batch (channels first: 1, 2,
+# ...; after permute [0, 2, 3, 1]: 0, 1). None once the axes are merged (flatten) or mixed.
+Dims = tuple[int, ...] | None
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,16 @@ class Row:
     activation_bytes: int
     field: Field
     where: Location | None = record_field(default=None, compare=False)
-    # How the layer maps each spatial axis (for lints and field walks); None without axes.
+    # How the layer maps each dim after the first (as `Inference.axes`).
     axes: tuple[AxisMap, ...] | None = record_field(default=None, compare=False, repr=False)
     # The graph node this row describes (its layer type, arguments and inputs).
     node: Node | None = record_field(default=None, compare=False, repr=False)
+    # Where the spatial axes sit in the input and the output (see `Dims`), and the map the
+    # layer applies to each spatial axis, in the network input's order (for lints and field
+    # walks); None where the axes are not tracked.
+    dims_in: Dims = record_field(default=None, compare=False, repr=False)
+    dims: Dims = record_field(default=None, compare=False, repr=False)
+    maps: tuple[AxisMap, ...] | None = record_field(default=None, compare=False, repr=False)
 
     @property
     def flops(self) -> int:
@@ -50,6 +60,11 @@ class Row:
     @property
     def is_merge(self) -> bool:
         return self.node is not None and self.node.type.arity != 1
+
+    @property
+    def spatial_shape(self) -> Shape:
+        """The output's size along each spatial axis, in the network input's order."""
+        return tuple(self.output_shape[d] for d in self.dims or ())
 
     @property
     def input_shape(self) -> Shape | tuple[Shape, ...]:
@@ -106,17 +121,50 @@ class _Analysis:
     def run(self, graph: Graph) -> None:
         shapes: dict[int, Shape] = {INPUT: graph.input_shape}
         fields: dict[int, Field] = {INPUT: input_field(graph.input_shape)}
+        layouts: dict[int, Dims] = {INPUT: input_dims(graph.input_shape)}
         for i, node in enumerate(graph.nodes):
             in_shapes = tuple(shapes[j] for j in node.inputs)
             result = self.infer(node, in_shapes)
+            dims_in = self.layout(node, [layouts[j] for j in node.inputs])
+            dims, maps = self.place(node, dims_in, in_shapes[0], result)
             if node.type.arity == 1:
-                field = self.advance(fields[node.inputs[0]], result, node)
+                field = self.advance(fields[node.inputs[0]], maps, node)
+            elif dims is None:
+                field = None
             else:
-                field = self.merge_fields([stretch(fields[j], shape, result.output_shape)
+                field = self.merge_fields([stretch(fields[j], dims, shape, result.output_shape)
                                            for j, shape in zip(node.inputs, in_shapes)],
-                                          node, result.output_shape)
-            shapes[i], fields[i] = result.output_shape, field
-            self.emit(node, in_shapes, result, field)
+                                          node, result.output_shape, dims)
+            shapes[i], fields[i], layouts[i] = result.output_shape, field, dims
+            self.emit(node, in_shapes, result, field, dims_in, dims, maps)
+
+    def layout(self, node: Node, inputs: list[Dims]) -> Dims:
+        """Where the spatial axes sit in the node's inputs (a merge's must agree)."""
+        first = inputs[0]
+        if first is not None and any(d != first for d in inputs[1:]):
+            self.warn(node, Note("field-untracked", "receptive field no longer tracked: the merged"
+                                 " inputs hold their spatial axes in different dims (permute one)"))
+            return None
+        return first
+
+    def place(self, node: Node, dims: Dims, shape: Shape, result: Inference
+              ) -> tuple[Dims, tuple[AxisMap, ...] | None]:
+        """Where the spatial axes sit in the output, and the layer's map of each."""
+        if dims is None:
+            return None, None
+        if result.order is not None:  # a permute: the axes move, unchanged
+            return tuple(result.order.index(d) for d in dims), (cast(AxisMap, IDENTITY),) * len(dims)
+        if result.axes is None or len(result.output_shape) != len(shape) or len(result.axes) != len(shape) - 1:
+            return None, None  # merged (flatten) or gone
+        maps = tuple(result.lead if d == 0 else result.axes[d - 1] for d in dims)
+        if any(m is None for m in maps):
+            names = SPATIAL_NAMES.get(len(dims), ())
+            axis = next((names[k] for k, d in enumerate(dims) if d == 0 and k < len(names)), "a spatial axis")
+            self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {node.type.name}"
+                                 f" mixes or moves dim 1, which holds {axis} after a permute; permute the"
+                                 " channels back to dim 1 first"))
+            return None, None
+        return dims, cast(tuple[AxisMap, ...], maps)
 
     def infer(self, node: Node, shapes: tuple[Shape, ...]) -> Inference:
         # `infer` is pure, and parsed arguments are shared between identical layers, so
@@ -137,7 +185,7 @@ class _Analysis:
         self.inferred[key] = (node.args, result)
         return result
 
-    def merge_fields(self, fields: list[Field], node: Node, out: Shape) -> Field:
+    def merge_fields(self, fields: list[Field], node: Node, out: Shape, dims: tuple[int, ...]) -> Field:
         if any(f is None for f in fields) or not fields:
             return None
         axes = [f for f in fields if f is not None]
@@ -145,9 +193,10 @@ class _Analysis:
         merged = list(axes[0])
         for other, name in zip(axes[1:], names[1:]):
             for i, (a, b) in enumerate(zip(merged, other)):
-                if (a.stretched or b.stretched) and (a.covers(b, out[i + 1]) or b.covers(a, out[i + 1])):
+                n = out[dims[i]]
+                if (a.stretched or b.stretched) and (a.covers(b, n) or b.covers(a, n)):
                     # A broadcast gate: one field holds the other's at every position.
-                    merged[i] = a if a.covers(b, out[i + 1]) else b
+                    merged[i] = a if a.covers(b, n) else b
                     continue
                 if a.jump != b.jump:
                     self.warn(node, Note(
@@ -164,11 +213,11 @@ class _Analysis:
                 merged[i] = a.union(b)
         return tuple(merged)
 
-    def advance(self, field: Field, result: Inference, node: Node) -> Field:
-        if field is None or result.axes is None or len(result.axes) != len(field):
+    def advance(self, field: Field, maps: tuple[AxisMap, ...] | None, node: Node) -> Field:
+        if field is None or maps is None:
             return None
         try:
-            moved = tuple(f.through(m) for f, m in zip(field, result.axes))
+            moved = tuple(f.through(m) for f, m in zip(field, maps))
             # Keep the same object when nothing changed (element-wise layers): renderers
             # memoise per field object.
             return field if all(a is b for a, b in zip(moved, field)) else moved
@@ -176,7 +225,8 @@ class _Analysis:
             self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
             return None
 
-    def emit(self, node: Node, shapes: tuple[Shape, ...], result: Inference, field: Field) -> None:
+    def emit(self, node: Node, shapes: tuple[Shape, ...], result: Inference, field: Field, dims_in: Dims,
+             dims: Dims, maps: tuple[AxisMap, ...] | None) -> None:
         self.rows.append(Row(
             path=node.path,
             type=node.type.name,
@@ -190,6 +240,9 @@ class _Analysis:
             axes=result.axes,
             where=node.where,
             node=node,
+            dims_in=dims_in,
+            dims=dims,
+            maps=maps,
         ))
         for note in result.notes:
             self.warn(node, note)
@@ -214,18 +267,31 @@ def _num(value: object) -> str:
     return f"{float(value):g}" if isinstance(value, Fraction) else str(value)
 
 
-def stretch(field: Field, shape: Shape, out: Shape) -> Field:
+def stretch(field: Field, dims: tuple[int, ...], shape: Shape, out: Shape) -> Field:
     """A merge input's field with its broadcast (size-1) axes stretched over the output."""
     if field is None or len(shape) != len(out):
-        return None if field is None or len(shape) != len(out) else field
-    if all(n == m for n, m in zip(shape[1:], out[1:])):
+        return None
+    if all(shape[d] == out[d] for d in dims):
         return field
-    return tuple(f.through(cast(AxisMap, BROADCAST)) if n == 1 and m != 1 else f
-                 for f, n, m in zip(field, shape[1:], out[1:]))
+    return tuple(f.through(cast(AxisMap, BROADCAST)) if shape[d] == 1 and out[d] != 1 else f
+                 for f, d in zip(field, dims))
 
 
 def input_field(shape: Shape) -> Field:
     return tuple(AxisField() for _ in shape[1:]) if len(shape) > 1 else None
+
+
+def input_dims(shape: Shape) -> Dims:
+    """The network input is channels first: spatial axis k is dim k + 1."""
+    return tuple(range(1, len(shape))) if len(shape) > 1 else None
+
+
+def position_index(dims: tuple[int, ...], position: tuple[int, ...] | list[int], rank: int) -> tuple[object, ...]:
+    """Index into an output without the batch (`rank` dims) at a spatial position: every other dim whole."""
+    index: list[object] = [slice(None)] * rank
+    for d, p in zip(dims, position):
+        index[d] = p
+    return tuple(index)
 
 
 def analyze(network: Network, batch_size: int = 1, dtype: str = "float32") -> Report:

@@ -63,10 +63,11 @@ class AxisRegion:
 
 
 def spatial_maps(row: Row) -> tuple[AxisMap, ...] | None:
-    """The row's per-axis maps while its input and output have the same spatial rank."""
-    if row.axes is None or len(row.axes) != len(row.input_shapes[0]) - 1:
-        return None
-    return row.axes
+    """The row's map of each spatial axis (in the input's order), while the axes are tracked.
+
+    After a permute the axes sit in other dims (`Row.dims`); the maps follow them.
+    """
+    return row.maps
 
 
 def find(rows: Sequence[Row], path: str | None) -> int:
@@ -76,10 +77,10 @@ def find(rows: Sequence[Row], path: str | None) -> int:
     single pixel (global pooling's field is the whole input, which says little).
     """
     if path is None:
-        spatial = [i for i, r in enumerate(rows) if spatial_maps(r) is not None and len(r.output_shape) > 1]
+        spatial = [i for i, r in enumerate(rows) if spatial_maps(r) is not None and r.spatial_shape]
         if not spatial:
             raise SpecError("no layer has spatial axes (nothing to take a receptive field of)")
-        wide = [i for i in spatial if any(n > 1 for n in rows[i].output_shape[1:])]
+        wide = [i for i in spatial if any(n > 1 for n in rows[i].spatial_shape)]
         return (wide or spatial)[-1]
     for i, row in enumerate(rows):
         if row.path == path:
@@ -87,9 +88,9 @@ def find(rows: Sequence[Row], path: str | None) -> int:
     raise SpecError(f"no layer is named '{path}'{suggest(path, [r.path for r in rows])}")
 
 
-def centre(shape: Shape) -> tuple[int, ...]:
-    """The centre output position, `(n - 1) // 2` per spatial axis."""
-    return tuple((n - 1) // 2 for n in shape[1:])
+def centre(spatial: Shape) -> tuple[int, ...]:
+    """The centre output position, `(n - 1) // 2` per spatial axis (`Row.spatial_shape`)."""
+    return tuple((n - 1) // 2 for n in spatial)
 
 
 def walk(network: Network, position: tuple[int, ...] | None = None, at: str | None = None,
@@ -101,13 +102,12 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
     """
     graph = graph if graph is not None else analyze(network).rows
     target = find(graph, at)
-    shape = graph[target].output_shape
+    spatial = graph[target].spatial_shape
     if spatial_maps(graph[target]) is None:
         raise ShapeError(
-            f"the output {list(shape)} has no spatial axes that map back to the input"
-            " (after flatten or linear); pick an earlier layer", path=graph[target].path)
-    position = position if position is not None else centre(shape)
-    spatial = shape[1:]
+            f"the output {list(graph[target].output_shape)} has no spatial axes that map back to the"
+            " input (after flatten or linear); pick an earlier layer", path=graph[target].path)
+    position = position if position is not None else centre(spatial)
     if len(position) != len(spatial) or not all(0 <= p < n for p, n in zip(position, spatial)):
         raise SpecError(
             f"position {','.join(map(str, position))} is outside the output"
@@ -126,17 +126,19 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
             raise ShapeError(
                 "the spatial axes are merged here (flatten), so positions after it do not map"
                 " back to input positions per axis", path=step.path, layer_type=step.type)
+        dims_in, dims = step.dims_in or (), step.dims or ()
         for source, in_shape in zip(inputs_of(step), step.input_shapes):
+            sizes = [in_shape[d] for d in dims_in]
             # A merge's broadcast input (size 1 where the output is not) is read at index 0.
             if step.is_merge:
-                maps = tuple(cast(AxisMap, BROADCAST) if n == 1 and m != 1 else amap
-                             for amap, n, m in zip(spatial_maps(step) or (), in_shape[1:], step.output_shape[1:]))
+                maps = tuple(cast(AxisMap, BROADCAST) if in_shape[a] == 1 and step.output_shape[b] != 1 else amap
+                             for amap, a, b in zip(spatial_maps(step) or (), dims_in, dims))
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []
             for box in here:
                 mapped = []
-                for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
+                for axis, (amap, n) in enumerate(zip(maps, sizes)):
                     if box[axis] not in memo[axis]:
                         got: set[int] = set()
                         for o in box[axis]:
@@ -233,7 +235,7 @@ def explain(network: Network, at: str | None = None, position: tuple[int, ...] |
                          " by flatten, or resampled too irregularly); pick an earlier layer",
                          path=step.path, layer_type=step.type)
     region = walk(network, position, step.path, graph)
-    position = position if position is not None else centre(step.output_shape)
+    position = position if position is not None else centre(step.spatial_shape)
     names = SPATIAL_NAMES.get(len(region), tuple(f"axis{i}" for i in range(len(region))))
     axes = []
     for name, f, amap, o, r in zip(names, row.field, maps, position, region):

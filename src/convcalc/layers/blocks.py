@@ -22,7 +22,6 @@ from convcalc.layers.base import (
     Int,
     Kind,
     LayerType,
-    Note,
     Optional,
     Shape,
     is_int,
@@ -38,7 +37,7 @@ class ChannelShuffle(LayerType):
         g = args["groups"]
         if shape[0] % g:
             raise ShapeError(f"channels {shape[0]} are not divisible by groups={g}")
-        return same_shape(shape)
+        return same_shape(shape, lead=None)
 
 
 class Dims(Kind):
@@ -70,12 +69,10 @@ class Permute(LayerType):
         if len(dims) != len(shape) + 1:
             raise ShapeError(f"dims has {len(dims)} entries but the input has {len(shape) + 1} dims"
                              " with the batch")
-        out = tuple(shape[d - 1] for d in dims[1:])
         if list(dims) == list(range(len(dims))):
             return same_shape(shape)
-        note = Note("field-untracked", f"receptive field not tracked through permute to dims"
-                    f" {list(dims)}: the spatial axes leave their channels-first places")
-        return Inference(output_shape=out, axes=None, notes=(note,))
+        order = tuple(d - 1 for d in dims[1:])
+        return Inference(output_shape=tuple(shape[d] for d in order), order=order)
 
 
 class LayerScale(LayerType):

@@ -93,7 +93,7 @@ class Concat(Merge):
             if shape[1:] != shapes[0][1:]:
                 raise InputMismatch("concat needs equal sizes except channels", shapes, i)
         first = shapes[0]
-        return same_shape((sum(s[0] for s in shapes), *first[1:]))
+        return same_shape((sum(s[0] for s in shapes), *first[1:]), lead=None)
 
 
 LAYER_TYPES: list[LayerType] = [

@@ -24,16 +24,20 @@ from convcalc.layers.base import (
     shape_str,
 )
 from convcalc.layers.conv import check_in_channels
-from convcalc.receptive import IDENTITY
+from convcalc.receptive import IDENTITY, AxisMap
 
 
-def same_shape(shape: Shape, params: int = 0, buffers: int = 0) -> Inference:
-    """An element-wise layer: the shape and every spatial axis pass through."""
+def same_shape(shape: Shape, params: int = 0, buffers: int = 0, lead: AxisMap | None = IDENTITY) -> Inference:
+    """An element-wise layer: the shape and every spatial axis pass through.
+
+    `lead` is the map of the first dim: IDENTITY, unless the layer mixes or reorders it.
+    """
     return Inference(
         output_shape=shape,
         params=params,
         buffers=buffers,
         axes=(IDENTITY,) * (len(shape) - 1) if len(shape) > 1 else None,
+        lead=lead,
     )
 
 

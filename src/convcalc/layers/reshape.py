@@ -43,14 +43,15 @@ class Linear(LayerType):
             hint = "" if len(shape) == 1 else f" (the input is {shape_str(shape)}: flatten it first?)"
             raise ShapeError(f"in_features={declared} but the last dim of the input is {n_in}{hint}")
         positions = math.prod(shape[:-1])
-        axes = None
-        if len(shape) > 1:
-            axes = (IDENTITY,) * (len(shape) - 2) + (Dense(n_in),)
+        axes = lead = None
+        if len(shape) > 1:  # each position alone (ConvNeXt's channels-last MLP)
+            axes, lead = (IDENTITY,) * (len(shape) - 2) + (Dense(n_in),), IDENTITY
         return Inference(
             output_shape=(*shape[:-1], n_out),
             params=n_in * n_out + (n_out if args["bias"] else 0),
             macs=positions * n_in * n_out,
             axes=axes,
+            lead=lead,
         )
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from convcalc.analysis import Row
+from convcalc.analysis import Row, position_index
 from convcalc.graph import INPUT
 from convcalc.layers import Args, Shape
 from convcalc.layers.blocks import span
@@ -657,6 +657,8 @@ def structural_gradient(graph: Sequence[Row], target: int, position: Sequence[in
                         seed: int = 0) -> np.ndarray:
     """d(sum over channels of output `position` of `target`)/d(input) of the linearised network.
 
+    `position` is one index per spatial axis, wherever a permute has put the axes (`Row.dims`).
+
     Float64, positive weights: non-zero exactly on the input pixels the output depends on.
     Returns `(C, *spatial)` of the network input.
     """
@@ -664,7 +666,7 @@ def structural_gradient(graph: Sequence[Row], target: int, position: Sequence[in
     weights = {i: positive_params(graph[i], rng) for i in range(target + 1)}
     out = graph[target].output_shape
     g = np.zeros((1, *out))
-    at: Index = (0, slice(None), *position)
+    at: Index = (0, *position_index(graph[target].dims or (), tuple(position), len(out)))
     g[at] = 1.0
     return network_backward(graph, target, g, lambda i: None, lambda i: weights[i])[0]
 
@@ -734,8 +736,9 @@ def effective_field(graph: Sequence[Row], network: Any, target: int, position: S
         run(network, x, keep, seed=seed, save=False)
     for ours, theirs in zip(graph, trace):
         assert ours.path == theirs.path, (ours.path, theirs.path)
-    seed_grad = np.zeros((samples, *graph[target].output_shape), dtype=x.dtype)
-    at: Index = (slice(None), slice(None), *position)
+    out = graph[target].output_shape
+    seed_grad = np.zeros((samples, *out), dtype=x.dtype)
+    at: Index = (slice(None), *position_index(graph[target].dims or (), tuple(position), len(out)))
     seed_grad[at] = 1
 
     def inputs(i: int) -> Sequence[np.ndarray]:
