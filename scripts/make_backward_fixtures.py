@@ -110,8 +110,10 @@ CASES: dict[str, tuple[list[int], str, dict]] = {
     "narrow": ([6, 3, 4], "narrow", {"start": 2, "length": 3}),
     "layerscale": ([4, 3, 5], "layerscale", {"init_values": 1e-6}),
     "stochasticdepth": ([4, 3, 5], "stochasticdepth", {"p": 0.2, "mode": "row"}),
+    "layernorm2d": ([5, 3, 4], "layernorm2d", {"eps": 1e-6}),
+    "narrow_split": ([6, 3, 4], "narrow", {"split": [2, 3, 1], "index": 1}),
 }
-ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticdepth")
+ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticdepth", "layernorm2d")
 
 CLASSES = {name.lower(): cls for name, cls in vars(nn).items() if isinstance(cls, type)}
 

@@ -173,6 +173,10 @@ CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     ("layerscale", {"init_values": 1e-6}, [4, 3, 5]),
     ("layerscale", {"init_values": 0.5}, [4, 7]),
     ("stochasticdepth", {"p": 0.2, "mode": "row"}, [4, 3, 5]),
+    ("narrow", {"split": [2, 3, 1], "index": 1}, [6, 3, 4]),
+    ("narrow", {"split": 3, "index": 2}, [6, 5]),
+    ("layernorm2d", {"eps": 1e-6}, [5, 3, 4]),
+    ("layernorm2d", {"bias": False}, [4, 1, 1]),
 ]
 
 NETWORKS = {
@@ -248,6 +252,32 @@ layers:
   - maxpool3d: {kernel_size: 2, ceil_mode: true}
   - convtranspose3d: {out_channels: 3, kernel_size: 2, stride: 2}
   - adaptivemaxpool3d: {output_size: [2, 3, 3]}
+""",
+    "split_and_channels_last": """
+name: split_and_channels_last
+input: [8, 9, 8]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 2, stride: 2}
+  - layernorm2d: {eps: 1e-6}
+  - parallel:
+      split: 2
+      branches:
+        - []
+        - [conv2d: {out_channels: 4, kernel_size: 1}, batchnorm2d, relu]
+  - channelshuffle: {groups: 2}
+  - residual:
+      body:
+        - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, groups: 8}
+        - permute: {dims: [0, 2, 3, 1]}
+        - layernorm: {eps: 1e-6}
+        - linear: {out_features: 16}
+        - gelu
+        - linear: {out_features: 8}
+        - permute: {dims: [0, 3, 1, 2]}
+        - layerscale: {init_values: 0.5}
+  - parallel: {split: [3, 5], merge: concat, branches: [[relu], []]}
+  - adaptiveavgpool2d: {output_size: 1}
+  - layernorm2d
 """,
 }
 

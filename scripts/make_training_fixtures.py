@@ -102,6 +102,10 @@ CASES: dict[str, tuple[list[int], list[Any]]] = {
     "raw_input_blocks": ([4, 5, 5], [
         {"layerscale": {"init_values": 0.5}}, {"permute": {"dims": [0, 2, 3, 1]}},
         {"permute": {"dims": [0, 3, 1, 2]}}, {"stochasticdepth": {"p": 0.0, "mode": "row"}}]),
+    "channels_first_layernorm": ([4, 6, 6], [
+        {"conv2d": {"out_channels": 6, "kernel_size": 2, "stride": 2}}, {"layernorm2d": {"eps": 1e-6}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"layernorm2d": {"bias": False}},
+        {"narrow": {"split": 2, "index": 1}}, {"conv2d": {"out_channels": 2, "kernel_size": 1}}]),
 }
 
 # Specs with branches (mul gates): built by tests/torch_oracle.py from convcalc's own graph.
@@ -121,7 +125,7 @@ GRAPH_CASES: dict[str, tuple[list[int], list[Any]]] = {
 }
 
 
-ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticdepth")
+ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticdepth", "layernorm2d")
 
 
 def graph_model(shape: list[int], items: list[Any]) -> Any:

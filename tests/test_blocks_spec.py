@@ -310,3 +310,23 @@ def test_a_nameless_branch_clashing_with_the_merge_row_is_refused():
     with pytest.raises(SpecError, match=r"the path '0.add' is taken twice: by this add and by the relu at line 3"):
         report_of("input: [4, 8]\nlayers:\n  - parallel: {merge: add, branches: [[], {name: null, layers:"
                   " [relu: {name: add}]}]}\n")
+
+
+# --- layernorm2d ----------------------------------------------------------------------------------
+
+def test_layernorm2d_counts_a_weight_and_bias_per_channel():
+    report = report_of("input: [96, 56, 56]\nlayers:\n  - layernorm2d: {eps: 1e-6}\n"
+                       "  - layernorm2d: {normalized_shape: 96, bias: false}\n"
+                       "  - layernorm2d: {elementwise_affine: false}\n")
+    assert [(r.params, r.buffers, r.macs) for r in report.rows] == [(2 * 96, 0, 0), (96, 0, 0), (0, 0, 0)]
+    assert report.rows[0].field == report.rows[2].field  # per position: the field passes through
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("input: [8, 4, 4]\nlayers:\n  - layernorm2d: {normalized_shape: 6}\n",
+     "normalized_shape=6 but the input has 8; leave normalized_shape out to infer it"),
+    ("input: [8, 4]\nlayers:\n  - layernorm2d\n", "expects an input of shape [C, H, W], got [8, 4]"),
+])
+def test_layernorm2d_errors(text, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        report_of(text)

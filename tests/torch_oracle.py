@@ -52,6 +52,15 @@ class Permute(nn.Module):
         return torch.permute(x, self.dims)
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision.models.convnext.LayerNorm2d: LayerNorm over C of an NCHW tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
 class Narrow(nn.Module):
     """torch.narrow on dim 1: what one part of a channel split (torch.split / chunk) is."""
 
@@ -157,6 +166,9 @@ def torch_layer(lt: LayerType, args: Args, in_shape: tuple[int, ...]) -> tuple[n
     elif name == "layernorm":
         kw["normalized_shape"] = tuple(args["normalized_shape"] or in_shape[-1:])
         module = cls(**kw)
+    elif name == "layernorm2d":
+        kw["normalized_shape"] = c
+        module = LayerNorm2d(**kw)
     elif name == "linear":
         kw.pop("in_features")
         module = cls(in_shape[-1], **kw)

@@ -77,6 +77,10 @@ def _layer_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tup
     return 2 * math.prod(shape) // math.prod(normalized), 0, None  # mean, rstd per group
 
 
+def _channel_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
+    return 2 * math.prod(shape[1:]), 0, None  # mean, rstd per position (LayerNorm2d)
+
+
 def _group_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, int, int | None]:
     return 2 * args["num_groups"], 0, None
 
@@ -117,6 +121,7 @@ SAVES: dict[str, Saves] = {
     **{f"batchnorm{r}d": Saves("input", extra=_bn_stats) for r in (1, 2, 3)},
     **{f"instancenorm{r}d": Saves("input", extra=_instance_stats) for r in (1, 2, 3)},
     "layernorm": Saves("input", extra=_layer_stats),
+    "layernorm2d": Saves("input", extra=_channel_stats),  # its permuted input is a view
     "groupnorm": Saves("input", extra=_group_stats),
     "localresponsenorm": Saves("input", extra=_lrn),
     "identity": Saves(view=True),

@@ -365,6 +365,14 @@ def layernorm_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x:
     return _normalised_backward(gh, x, tuple(range(g.ndim - dims, g.ndim)), args["eps"])
 
 
+def layernorm2d_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                         params: Params) -> np.ndarray:
+    if x is None:
+        return g
+    gh = g * _channel(params["weight"], g.ndim) if "weight" in params else g
+    return _normalised_backward(gh, x, (1,), args["eps"])
+
+
 def lrn_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                  params: Params) -> np.ndarray:
     """b_c = a_c / D_c^beta, D_c = k + alpha/size * sum of a^2 over channels c-size//2..c+(size-1)//2."""
@@ -526,7 +534,7 @@ def _table() -> dict[str, Backward]:
         table[name] = elementwise_backward
     table.update({
         "prelu": prelu_backward, "softmax": softmax_backward, "logsoftmax": softmax_backward,
-        "groupnorm": groupnorm_backward, "layernorm": layernorm_backward,
+        "groupnorm": groupnorm_backward, "layernorm": layernorm_backward, "layernorm2d": layernorm2d_backward,
         "localresponsenorm": lrn_backward, "linear": linear_backward, "flatten": flatten_backward,
         "upsample": upsample_backward, "upsamplingnearest2d": upsample_backward,
         "upsamplingbilinear2d": upsample_backward, "pixelshuffle": pixelshuffle_backward,

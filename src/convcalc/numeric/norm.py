@@ -101,6 +101,29 @@ def layernorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, 
     return Output(y)
 
 
+def layernorm2d_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
+    if not args["elementwise_affine"]:
+        return {}
+    specs = {"weight": ParamSpec((shape[0],), "scale")}
+    if args["bias"]:
+        specs["bias"] = ParamSpec((shape[0],), "shift")
+    return specs
+
+
+def layernorm2d_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    """LayerNorm over dim 1 (the channels) at every position, with a per-channel scale and shift."""
+    mean = x.mean(axis=1, keepdims=True)
+    centred = x - mean
+    var = np.square(centred).mean(axis=1, keepdims=True)
+    var += np.asarray(args["eps"], dtype=x.dtype)
+    centred /= np.sqrt(var)
+    if "weight" in params:
+        centred *= _channel(params["weight"], x.ndim)
+    if "bias" in params:
+        centred += _channel(params["bias"], x.ndim)
+    return Output(centred)
+
+
 def groupnorm_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
     return affine_params(shape[0], args["affine"], False)
 
@@ -139,6 +162,7 @@ KERNELS: Mapping[str, Kernel] = {
     **{f"batchnorm{r}d": Kernel(batchnorm_forward, batchnorm_params) for r in (1, 2, 3)},
     **{f"instancenorm{r}d": Kernel(instancenorm_forward, batchnorm_params, stats_workspace) for r in (1, 2, 3)},
     "layernorm": Kernel(layernorm_forward, layernorm_params, stats_workspace),
+    "layernorm2d": Kernel(layernorm2d_forward, layernorm2d_params, stats_workspace),
     "groupnorm": Kernel(groupnorm_forward, groupnorm_params, stats_workspace),
     "localresponsenorm": Kernel(lrn_forward, workspace=stats_workspace),
 }
