@@ -36,6 +36,7 @@ from convcalc.analysis import Row, position_index
 from convcalc.graph import INPUT
 from convcalc.layers import Args, Shape
 from convcalc.layers.blocks import span
+from convcalc.numeric.activation import erf
 from convcalc.numeric.blocks import shuffle
 from convcalc.numeric.conv import conv, conv_transpose
 from convcalc.numeric.windows import windows
@@ -235,10 +236,6 @@ def adaptive_max_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray,
 # --- element-wise -----------------------------------------------------------------------
 
 
-def _erf(v: np.ndarray) -> np.ndarray:
-    return np.frompyfunc(math.erf, 1, 1)(v).astype(v.dtype)
-
-
 def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * v))
 
@@ -248,7 +245,7 @@ def _gelu_grad(x: np.ndarray, args: Args) -> np.ndarray:
         c = math.sqrt(2 / math.pi)
         t = np.tanh(c * (x + 0.044715 * x**3))
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
-    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
     return cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
