@@ -394,7 +394,8 @@ def lrn_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.nd
 
 def linear_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                     params: Params) -> np.ndarray:
-    return g @ params["weight"].astype(g.dtype, copy=False)
+    weight = params["weight"].astype(g.dtype, copy=False)
+    return (g.reshape(-1, g.shape[-1]) @ weight).reshape(*g.shape[:-1], weight.shape[1])  # one 2-D product
 
 
 def flatten_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
