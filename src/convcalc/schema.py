@@ -4,9 +4,11 @@ Every layer type contributes its arguments (type, default, description) from its
 new layer type is in the schema the moment it is registered. Anywhere a value may be written,
 a `$` expression (a string mentioning `$name` or `$(...)`, as the parser defines it) is
 accepted too. Block names are the user's, so an item that is a one-key mapping to a name that
-is not a layer type or structure is accepted as a block call.
+is not a layer type or structure is accepted as a block call. A number may also be text like
+`1e-6`, which convcalc reads as a number and YAML 1.1 loaders (PyYAML) as text.
 
-Pure: imports `analysis`, `budget`, `layers`, `lints` and `spec.parser` constants only.
+Pure: imports `analysis`, `budget`, `layers`, `lints`, and `spec.parser` and `spec.source`
+constants only.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from convcalc.spec.parser import (
     STRUCTURES,
     TOP_LEVEL_KEYS,
 )
+from convcalc.spec.source import EXPONENT_FLOAT
 
 SCHEMA_ID = "https://convcalc.invalid/spec.schema.json"
 EXPRESSION_DEF = {"type": "string", "pattern": r"\$[A-Za-z_(]",
@@ -58,8 +61,14 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/definitions/{name}"}
 
 
+# `1e-6` written plainly is a number to convcalc, text to a YAML 1.1 loader such as PyYAML's.
+EXPONENT_TEXT = {"type": "string", "pattern": EXPONENT_FLOAT, "description": "A number like 1e-6."}
+
+
 def with_expressions(schema: dict[str, Any]) -> dict[str, Any]:
     """`schema` where every value, also inside lists, may be a `$` expression instead."""
+    if schema.get("type") == "number":
+        return {"anyOf": [schema, EXPONENT_TEXT, EXPRESSION]}
     out = dict(schema)
     for key in ("oneOf", "anyOf"):
         if key in out:
@@ -70,7 +79,7 @@ def with_expressions(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _inner(schema: dict[str, Any]) -> dict[str, Any]:
-    if schema.get("type") == "array" or "oneOf" in schema or "anyOf" in schema:
+    if schema.get("type") in ("array", "number") or "oneOf" in schema or "anyOf" in schema:
         return with_expressions(schema)
     return {"anyOf": [schema, EXPRESSION]}
 

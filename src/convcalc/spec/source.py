@@ -41,7 +41,8 @@ Node = yaml.Node
 MAX_NODES = 5_000_000  # expanded YAML nodes, counting every alias use
 MAX_NESTING = 50  # lists and mappings inside one value (Python's recursion stays far away)
 # Floats YAML 1.2 and JSON accept that YAML 1.1 reads as text: an exponent without a dot.
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$")
+EXPONENT_FLOAT = r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"
+_EXPONENT_FLOAT = re.compile(EXPONENT_FLOAT)
 MAX_DIGITS = 100  # characters of one number (Python refuses to read ints past 4,300 digits)
 
 STR, INT, FLOAT, BOOL, NULL, SEQ, MAP = (
