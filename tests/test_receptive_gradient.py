@@ -19,6 +19,7 @@ pooling, upsampling, padding layers, residual and concat branches, channels-last
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -80,6 +81,21 @@ EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml")) + sorted(EXAMPLES.glob("*.json")
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
 def test_every_example_field_is_the_gradient_support(path):
     assert check(path.read_text(), path.name, targets=4, extra_positions=1) > 0
+
+
+# Every spatial layer of an example, at its centre: one float64 backward pass per layer, minutes
+# for the larger networks (about 15 for the six modern ones on 2 cores), so on request only.
+EVERY_LAYER = os.environ.get("CONVCALC_EVERY_LAYER", "")
+
+
+@pytest.mark.skipif(not EVERY_LAYER, reason="set CONVCALC_EVERY_LAYER=1 (or to example names) to check every layer")
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
+def test_every_layer_of_an_example(path):
+    if EVERY_LAYER != "1" and path.stem not in EVERY_LAYER.split(","):
+        pytest.skip("not among CONVCALC_EVERY_LAYER's examples")
+    rows = analyze(parse_text(path.read_text(), path.name)).rows
+    spatial = sum(1 for r in rows if r.maps is not None and r.spatial_shape)
+    assert check(path.read_text(), path.name, targets=len(rows), extra_positions=0) == spatial
 
 
 # --- hand-written cases with the arithmetic spelled out ------------------------------------
