@@ -72,7 +72,10 @@ class _Linter:
             step = _Step(rows[i], start if source == INPUT else rows[source].field)
             self.layer(step, graph.on_every_path[i])
             chain = chains.pop(source, None) if self.continues(graph, source) else None
-            chains[i] = [*(chain or []), step]
+            if chain is None:
+                chain = []
+            chain.append(step)  # the chain moves to its new last layer: extended in place, not copied
+            chains[i] = chain
         for chain in chains.values():
             self.chain_done(chain)
 
