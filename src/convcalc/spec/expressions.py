@@ -9,6 +9,7 @@ a whitelist of operators (no names but the arguments, no attributes, no calls bu
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -125,6 +126,12 @@ def interpolate(text: str, scope: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.Expression:
+    """The syntax tree of an expression; a block's expressions are read once, not per call."""
+    return ast.parse(source, mode="eval")
+
+
 def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
     """Evaluate `$...` text against `scope`; raise SpecError with a plain message."""
     source = text.replace("$", "")
@@ -132,7 +139,7 @@ def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
         raise SpecError(f"the expression {text[:30]!r}... is longer than {MAX_LENGTH} characters;"
                         " split it into vars")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = _parse(source.strip())
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise SpecError(f"cannot read the expression {text!r}") from None
     try:
