@@ -125,7 +125,10 @@ class _Analysis:
         for i, node in enumerate(graph.nodes):
             in_shapes = tuple(shapes[j] for j in node.inputs)
             result = self.infer(node, in_shapes)
-            dims_in = self.layout(node, [layouts[j] for j in node.inputs])
+            if len(node.inputs) == 1:
+                dims_in = layouts[node.inputs[0]]
+            else:
+                dims_in = self.layout(node, [layouts[j] for j in node.inputs])
             dims, maps = self.place(node, dims_in, in_shapes[0], result)
             if node.type.arity == 1:
                 field = self.advance(fields[node.inputs[0]], maps, node)
@@ -152,8 +155,15 @@ class _Analysis:
         """Where the spatial axes sit in the output, and the layer's map of each."""
         if dims is None:
             return None, None
+        axes = result.axes
+        if dims is CHANNELS_FIRST.get(len(shape)) and result.order is None:  # the common case, fast
+            ok = axes is not None and len(axes) == len(dims) and len(result.output_shape) == len(shape)
+            return (dims, axes) if ok else (None, None)
         if result.order is not None:  # a permute: the axes move, unchanged
-            return tuple(result.order.index(d) for d in dims), (cast(AxisMap, IDENTITY),) * len(dims)
+            moved = tuple(result.order.index(d) for d in dims)
+            if moved == CHANNELS_FIRST.get(len(shape)):
+                moved = CHANNELS_FIRST[len(shape)]  # back in place (ConvNeXt's second permute)
+            return moved, (cast(AxisMap, IDENTITY),) * len(dims)
         if result.axes is None or len(result.output_shape) != len(shape) or len(result.axes) != len(shape) - 1:
             return None, None  # merged (flatten) or gone
         maps = tuple(result.lead if d == 0 else result.axes[d - 1] for d in dims)
@@ -281,9 +291,14 @@ def input_field(shape: Shape) -> Field:
     return tuple(AxisField() for _ in shape[1:]) if len(shape) > 1 else None
 
 
+# Channels first, by rank of the shape without the batch: spatial axis k is dim k + 1. Every
+# channels-first layout in an analysis is one of these objects, so `is` recognises it.
+CHANNELS_FIRST: dict[int, tuple[int, ...]] = {n: tuple(range(1, n)) for n in range(2, 9)}
+
+
 def input_dims(shape: Shape) -> Dims:
     """The network input is channels first: spatial axis k is dim k + 1."""
-    return tuple(range(1, len(shape))) if len(shape) > 1 else None
+    return CHANNELS_FIRST.get(len(shape)) if len(shape) > 1 else None
 
 
 def position_index(dims: tuple[int, ...], position: tuple[int, ...] | list[int], rank: int) -> tuple[object, ...]:

@@ -383,6 +383,15 @@ class AxisField:
 
     def covers(self, other: AxisField, n: int) -> bool:
         """Does this field contain `other`'s at each of the first `n` output positions?"""
+        if len(self.lo) == 1 and len(other.lo) == 1 and n > 0:
+            # One phase each: both ends move linearly with the position, so the first and the
+            # last position decide (a global-pool gate against its branch, in closed form).
+            if other.lo[0] is None:
+                return True
+            if self.lo[0] is None:
+                return False
+            ends = [(self.at(o), other.at(o)) for o in (0, n - 1)]
+            return all(mine[0] <= theirs[0] and mine[1] >= theirs[1] for mine, theirs in ends)  # type: ignore[index]
         for o in range(n):
             mine, theirs = self.at(o), other.at(o)
             if theirs is not None and (mine is None or mine[0] > theirs[0] or mine[1] < theirs[1]):

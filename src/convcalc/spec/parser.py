@@ -36,6 +36,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 REPEAT_KEYS = ("count", "index")
+LITERALS = ("true", "false", "True", "False")  # names an expression reads as booleans
 
 DEFAULT_MAX_LAYERS = 200_000
 MAX_DEPTH = 100
@@ -191,6 +192,9 @@ class Parser:
             raw = scalar(node, self.source)
             if not isinstance(raw, str) or ("$" not in raw and "(" not in raw):
                 return raw
+            name = raw[1:]
+            if raw[0] == "$" and name in scope and name.isidentifier() and name not in LITERALS:
+                return scope[name]  # `$out`: a block argument, without the expression machinery
         else:
             raw = to_python(node, self.source)
         try:

@@ -255,6 +255,9 @@ def mapping_items(node: Node, source: Source) -> list[tuple[str, Node, Node]]:
     keys refused (PyYAML would keep the last silently)."""
     if not isinstance(node, yaml.MappingNode):
         raise SpecError("expected a mapping (key: value)", where=source.where(node))
+    cached = getattr(node, "_convcalc_items", None)
+    if cached is not None:  # a block's body is read again at every call: checked once
+        return cached
     items: list[tuple[str, Node, Node]] = []
     seen: dict[str, Node] = {}
     merged: list[tuple[str, Node, Node]] = []
@@ -279,6 +282,7 @@ def mapping_items(node: Node, source: Source) -> list[tuple[str, Node, Node]]:
         if key not in seen:
             seen[key] = key_node
             items.append((key, key_node, value_node))
+    node._convcalc_items = items  # type: ignore[attr-defined]  # callers only read it
     return items
 
 
