@@ -343,3 +343,11 @@ def test_numpy_forward_matches_the_torchvision_model_in_float64(name):
         expected = model(torch.from_numpy(x)).numpy()
     assert y.shape == expected.shape == (1, 1000)
     assert np.abs(y - expected).max() <= 1e-6 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("name", TORCHVISION_PATHS)
+def test_verify_confirms_every_shape_of_the_modern_networks(run, name):
+    result = run("shapes", str(EXAMPLES / f"{name}.yaml"), "--verify", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["verified"] is True and all(row["verified"] for row in report["layers"])
