@@ -1,9 +1,10 @@
 """Speed of `convcalc shapes`: start-up against the import floor, and cost per layer.
 
-Run: python3 benchmarks/shapes_bench.py [--runs N]
+Run: python3 benchmarks/shapes_bench.py [--runs N] [--examples resnet50 efficientnet_b0]
 
-P1  `convcalc shapes examples/resnet50.yaml` (output piped) against the bare import floor
-    `python -c "import click, yaml, rich.table"`, run alternately; goal: ratio <= 1.3.
+P1  `convcalc shapes examples/NAME.yaml` (output piped) against the bare import floor
+    `python -c "import click, yaml, rich.table"`, run alternately, for ResNet-50 and
+    EfficientNet-B0 (blocks, gates, skips); goal: ratio <= 1.3.
 P2  a generated 10,000-layer spec to JSON; goal: <= 1 s, and a 40,000-layer spec at most
     5x that (cost linear in layers).
 P3  a generated 10,000-layer graph with 2,000 long-range references (P2's layers, every fifth
@@ -113,15 +114,21 @@ def generated_graph(layers: int, every: int = 5, reach: int = 500) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15, help="timed runs per command (median)")
+    parser.add_argument("--examples", nargs="*", default=["resnet50", "efficientnet_b0"],
+                        help="examples whose `shapes` start-up is compared with the import floor")
     args = parser.parse_args()
 
-    resnet50 = ROOT / "examples" / "resnet50.yaml"
-    if not resnet50.exists():  # pragma: no cover - examples ship with the repo
-        sys.exit(f"{resnet50} is missing")
-    p1 = alternate({"floor": FLOOR, "shapes": convcalc("shapes", str(resnet50))}, args.runs)
-    ratio = p1["shapes"] / p1["floor"]
-    print(f"P1 import floor            {p1['floor'] * 1000:7.1f} ms")
-    print(f"P1 shapes resnet50.yaml    {p1['shapes'] * 1000:7.1f} ms   ratio {ratio:.2f}x (goal <= 1.3x)")
+    commands = {"floor": FLOOR}
+    for name in args.examples:
+        spec = ROOT / "examples" / f"{name}.yaml"
+        if not spec.exists():  # pragma: no cover - examples ship with the repo
+            sys.exit(f"{spec} is missing")
+        commands[name] = convcalc("shapes", str(spec))
+    p1 = alternate(commands, args.runs)
+    print(f"P1 import floor                   {p1['floor'] * 1000:7.1f} ms")
+    for name in args.examples:
+        ratio = p1[name] / p1["floor"]
+        print(f"P1 shapes {name + '.yaml':23s} {p1[name] * 1000:7.1f} ms   ratio {ratio:.2f}x (goal <= 1.3x)")
 
     with tempfile.TemporaryDirectory() as tmp:
         specs = {}
@@ -131,8 +138,8 @@ def main() -> None:
             specs[n] = path
         p2 = alternate({n: convcalc("shapes", str(p), "--format", "json") for n, p in specs.items()},
                        max(3, args.runs // 5))
-    print(f"P2 10,000 layers to JSON   {p2[10_000]:7.3f} s    (goal <= 1 s)")
-    print(f"P2 40,000 layers to JSON   {p2[40_000]:7.3f} s    {p2[40_000] / p2[10_000]:.2f}x the 10,000-layer"
+    print(f"P2 10,000 layers to JSON          {p2[10_000]:7.3f} s    (goal <= 1 s)")
+    print(f"P2 40,000 layers to JSON          {p2[40_000]:7.3f} s    {p2[40_000] / p2[10_000]:.2f}x the 10,000-layer"
           " time (goal <= 5x)")
 
     with tempfile.TemporaryDirectory() as tmp:

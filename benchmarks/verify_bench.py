@@ -1,13 +1,16 @@
 """Speed and memory of `--verify`: convcalc's NumPy forward pass against PyTorch's, side by side.
 
-    python3 benchmarks/verify_bench.py [--runs 5] [--nets resnet50 vgg16 mobilenet_v2]
+    python3 benchmarks/verify_bench.py [--runs 5] [--nets resnet50 vgg16 mobilenet_v2 efficientnet_b0 convnext_tiny]
 
 For each example network at its spec's input size, batch 1, float32: the forward pass of
-convcalc (`numeric.runner.run`, weights drawn beforehand) and of the same network built
-in torch.nn from the spec (tests/torch_oracle.py, same weights), with
-`torch.set_num_threads` equal to NumPy's BLAS thread count. One warm-up each, then the two
-alternate `--runs` times (so machine load hits both alike); medians are reported, and the
-outputs are compared. Goal: convcalc <= 2x PyTorch on ResNet-50.
+convcalc (`numeric.runner.run`, weights drawn beforehand) and of the same network in torch
+with the same weights, with `torch.set_num_threads` equal to NumPy's BLAS thread count: for
+the torchvision networks whose copies in scripts/make_torch_models.py carry torchvision's
+module paths (EfficientNet-B0, ConvNeXt-T, ...), that copy, weights loaded by path; for the
+others the network built in torch.nn from the spec (tests/torch_oracle.py). One warm-up
+each, then the two alternate `--runs` times (so machine load hits both alike); medians are
+reported, and the outputs are compared. Goal: convcalc <= 2x PyTorch (ResNet-50,
+EfficientNet-B0, ConvNeXt-T).
 
 Then the whole command `convcalc shapes examples/resnet50.yaml --verify` (weights drawn,
 shapes checked), as a fresh process: wall time and peak RSS from /usr/bin/time (else
@@ -52,6 +55,30 @@ def params_for(network, report) -> dict:
             for leaf in network.leaves()}
 
 
+# Torch copies of torchvision's classes with torchvision's module paths (state_dict keys).
+TORCHVISION_COPIES = ("efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x1_0",
+                      "convnext_tiny", "regnet_y_400mf")
+
+
+def torchvision_copy(name: str, params: dict, torch):
+    """The copy of torchvision's model `name`, in eval mode, holding convcalc's weights."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_torch_models", ROOT / "scripts" / "make_torch_models.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.MODELS[name][0]().eval()
+    state = {}
+    for path, values in params.items():
+        for key, value in values.items():  # a layer scale is the block's own (C, 1, 1) parameter
+            state[path if key == "gamma" else f"{path}.{key}"] = torch.from_numpy(
+                value.reshape(-1, 1, 1) if key == "gamma" else np.ascontiguousarray(value))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
+    return model
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -76,7 +103,10 @@ def bench_network(name: str, runs: int, torch) -> None:
     if torch is not None:
         from torch_oracle import torch_network
 
-        model = torch_network(network, report, params)
+        if name in TORCHVISION_COPIES:
+            model = torchvision_copy(name, params, torch)
+        else:
+            model = torch_network(network, report, params)
         tx = torch.from_numpy(x)
         with torch.no_grad():
             ty = model(tx).numpy()  # warm-up
@@ -123,7 +153,8 @@ def bench_command(runs: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--nets", nargs="*", default=["resnet50", "vgg16", "mobilenet_v2"])
+    parser.add_argument("--nets", nargs="*",
+                        default=["resnet50", "vgg16", "mobilenet_v2", "efficientnet_b0", "convnext_tiny"])
     opts = parser.parse_args()
     threads = blas_threads()
     try:

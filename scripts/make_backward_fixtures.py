@@ -105,7 +105,15 @@ CASES: dict[str, tuple[list[int], str, dict]] = {
     "zeropad2d": ([2, 4, 5], "zeropad2d", {"padding": [1, 0, 2, 1]}),
     "constantpad1d": ([2, 6], "constantpad1d", {"padding": [2, 1], "value": 3.0}),
     "reflectionpad1d": ([2, 6], "reflectionpad1d", {"padding": 4}),
+    "channelshuffle": ([6, 3, 4], "channelshuffle", {"groups": 3}),
+    "permute": ([3, 4, 5], "permute", {"dims": [0, 2, 3, 1]}),
+    "narrow": ([6, 3, 4], "narrow", {"start": 2, "length": 3}),
+    "layerscale": ([4, 3, 5], "layerscale", {"init_values": 1e-6}),
+    "stochasticdepth": ([4, 3, 5], "stochasticdepth", {"p": 0.2, "mode": "row"}),
+    "layernorm2d": ([5, 3, 4], "layernorm2d", {"eps": 1e-6}),
+    "narrow_split": ([6, 3, 4], "narrow", {"split": [2, 3, 1], "index": 1}),
 }
+ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticdepth", "layernorm2d")
 
 # Cases added later, drawn from their own generator so the earlier fixtures stay as they are.
 LATER_CASES: dict[str, tuple[list[int], str, dict]] = {
@@ -139,6 +147,13 @@ CLASSES["centercrop"] = CenterCrop
 
 def module(kind: str, args: dict, shape: list[int]) -> nn.Module:
     """The torch.nn module of a case (convcalc's argument names are torch.nn's)."""
+    if kind in ORACLE_ONLY:  # not torch.nn classes of the same name: tests/torch_oracle.py builds them
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from convcalc.layers import REGISTRY
+        from torch_oracle import torch_layer
+
+        lt = REGISTRY[kind]
+        return torch_layer(lt, lt.parse_args(args), tuple(shape))[0]
     args = dict(args)
     if kind.startswith(("conv", "batchnorm", "instancenorm")):
         first = "in_channels" if kind.startswith("conv") else "num_features"

@@ -463,9 +463,11 @@ class Oracle:
         if kind == "residual":
             body = self.items(args["body"], path, x)
             short = self.items(args.get("shortcut", []), join(path, "shortcut"), x)
-            if tuple(body.shape) != tuple(short.shape):
-                raise ValueError(f"add needs equal shapes: {tuple(body.shape)} vs {tuple(short.shape)}")
-            x = body + short
+            try:  # torch broadcasts (a size-1 axis stretches), as convcalc's add does
+                x = body + short
+            except RuntimeError:
+                raise ValueError(f"add needs shapes that broadcast: {tuple(body.shape)} vs"
+                                 f" {tuple(short.shape)}") from None
             self.record(join(path, "add"), x, 0, 0, 0)
             after = args.get("after", [])
             for j, a in enumerate(after):
@@ -475,9 +477,10 @@ class Oracle:
             outs = [self.items(b, join(path, str(j)), x) for j, b in enumerate(args["branches"])]
             merge = args.get("merge", "concat")
             if merge == "add":
-                if any(tuple(o.shape) != tuple(outs[0].shape) for o in outs):
-                    raise ValueError("add needs equal shapes")
-                x = sum(outs[1:], outs[0])
+                try:
+                    x = sum(outs[1:], outs[0])
+                except RuntimeError:
+                    raise ValueError("add needs shapes that broadcast") from None
             else:
                 x = _torch().cat(outs, dim=1)
             self.record(join(path, merge), x, 0, 0, 0)

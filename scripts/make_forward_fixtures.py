@@ -170,6 +170,19 @@ CASES: list[tuple[str, dict[str, Any], list[int]]] = [
     ("centercrop", {"size": [7, 4]}, [2, 4, 5]),  # pads the short axis with zeros
     ("zeropad2d", {"padding": [-1, 2, -2, -1]}, [2, 6, 7]),
     ("constantpad1d", {"padding": [-2, 1], "value": 0.5}, [2, 7]),
+    # modern blocks
+    ("channelshuffle", {"groups": 2}, [6, 3, 4]),
+    ("channelshuffle", {"groups": 3}, [6, 5]),
+    ("permute", {"dims": [0, 2, 3, 1]}, [3, 4, 5]),
+    ("permute", {"dims": [0, 3, 1, 2]}, [4, 5, 3]),
+    ("narrow", {"start": 1, "length": 3}, [6, 3, 4]),
+    ("layerscale", {"init_values": 1e-6}, [4, 3, 5]),
+    ("layerscale", {"init_values": 0.5}, [4, 7]),
+    ("stochasticdepth", {"p": 0.2, "mode": "row"}, [4, 3, 5]),
+    ("narrow", {"split": [2, 3, 1], "index": 1}, [6, 3, 4]),
+    ("narrow", {"split": 3, "index": 2}, [6, 5]),
+    ("layernorm2d", {"eps": 1e-6}, [5, 3, 4]),
+    ("layernorm2d", {"bias": False}, [4, 1, 1]),
 ]
 
 NETWORKS = {
@@ -211,6 +224,30 @@ layers:
   - upsample: {size: 17, mode: linear, align_corners: true}
   - layernorm
 """,
+    "se_gate": """
+name: se_gate
+input: [4, 9, 8]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 3, padding: 1}
+  - parallel:
+      merge: mul
+      branches:
+        - []
+        - [adaptiveavgpool2d: {output_size: 1}, conv2d: {out_channels: 2, kernel_size: 1}, relu,
+           conv2d: {out_channels: 8, kernel_size: 1}, hardsigmoid]
+  - parallel:
+      merge: add
+      branches:
+        - [conv2d: {out_channels: 8, kernel_size: 1}]
+        - [adaptiveavgpool2d: {output_size: [1, 8]}]
+  - channelshuffle: {groups: 2}
+  - permute: {dims: [0, 2, 3, 1]}
+  - layernorm
+  - linear: {out_features: 6}
+  - permute: {dims: [0, 3, 1, 2]}
+  - layerscale: {init_values: 0.1}
+  - stochasticdepth: {p: 0.1, mode: row}
+""",
     "vol3d": """
 name: vol3d
 input: [2, 6, 8, 7]
@@ -239,6 +276,32 @@ layers:
   - concat: {from: [stem, up, 1]}
   - conv2d: {out_channels: 4, kernel_size: 3, name: head}
   - centercrop: {from: input, size_of: head, name: crop}
+""",
+    "split_and_channels_last": """
+name: split_and_channels_last
+input: [8, 9, 8]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: 2, stride: 2}
+  - layernorm2d: {eps: 1e-6}
+  - parallel:
+      split: 2
+      branches:
+        - []
+        - [conv2d: {out_channels: 4, kernel_size: 1}, batchnorm2d, relu]
+  - channelshuffle: {groups: 2}
+  - residual:
+      body:
+        - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, groups: 8}
+        - permute: {dims: [0, 2, 3, 1]}
+        - layernorm: {eps: 1e-6}
+        - linear: {out_features: 16}
+        - gelu
+        - linear: {out_features: 8}
+        - permute: {dims: [0, 3, 1, 2]}
+        - layerscale: {init_values: 0.5}
+  - parallel: {split: [3, 5], merge: concat, branches: [[relu], []]}
+  - adaptiveavgpool2d: {output_size: 1}
+  - layernorm2d
 """,
 }
 

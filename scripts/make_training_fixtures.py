@@ -105,6 +105,19 @@ CASES: dict[str, tuple[list[int], list[Any]]] = {
         {"convtranspose2d": {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1,
                              "output_padding": 1}}, "batchnorm2d", {"relu": {"inplace": True}},
         {"convtranspose2d": {"out_channels": 2, "kernel_size": 4, "stride": 2, "padding": 1}}, "tanh"]),
+    "modern_blocks": ([6, 5, 5], [
+        {"conv2d": {"out_channels": 6, "kernel_size": 1}}, {"channelshuffle": {"groups": 3}},
+        {"narrow": {"start": 1, "length": 4}}, {"layerscale": {"init_values": 0.1}},
+        {"stochasticdepth": {"p": 0.2, "mode": "row"}}, {"stochasticdepth": {"p": 0.2, "mode": "batch"}},
+        {"permute": {"dims": [0, 2, 3, 1]}}, {"linear": {"out_features": 3}},
+        {"permute": {"dims": [0, 3, 1, 2]}}, {"conv2d": {"out_channels": 2, "kernel_size": 1}}]),
+    "raw_input_blocks": ([4, 5, 5], [
+        {"layerscale": {"init_values": 0.5}}, {"permute": {"dims": [0, 2, 3, 1]}},
+        {"permute": {"dims": [0, 3, 1, 2]}}, {"stochasticdepth": {"p": 0.0, "mode": "row"}}]),
+    "channels_first_layernorm": ([4, 6, 6], [
+        {"conv2d": {"out_channels": 6, "kernel_size": 2, "stride": 2}}, {"layernorm2d": {"eps": 1e-6}},
+        {"conv2d": {"out_channels": 4, "kernel_size": 1}}, {"layernorm2d": {"bias": False}},
+        {"narrow": {"split": 2, "index": 1}}, {"conv2d": {"out_channels": 2, "kernel_size": 1}}]),
 }
 
 # Graphs (written as specs; no in-place layers, which the graph runner does not model):
@@ -163,12 +176,36 @@ layers:
   - concat: {from: [cat, 13]}
   - conv2d: {out_channels: 2, kernel_size: 1, name: tail}
 """,
+    # SE gates written as parallel: {merge: mul} (issue #10): [C, 1, 1] times [C, H, W]
+    "se_gate_parallel": json.dumps({"input": [4, 6, 6], "layers": [
+        {"conv2d": {"out_channels": 8, "kernel_size": 3, "padding": 1}},
+        {"parallel": {"merge": "mul", "branches": [[], [
+            {"adaptiveavgpool2d": {"output_size": 1}}, {"conv2d": {"out_channels": 2, "kernel_size": 1}},
+            "relu", {"conv2d": {"out_channels": 8, "kernel_size": 1}}, "sigmoid"]]}},
+        {"parallel": {"merge": "mul", "branches": [
+            [{"conv2d": {"out_channels": 8, "kernel_size": 1}}], [{"adaptiveavgpool2d": {"output_size": 1}}]]}},
+        {"conv2d": {"out_channels": 2, "kernel_size": 1}}]}),
+    "gate_on_raw_input": json.dumps({"input": [4, 6, 6], "layers": [
+        {"parallel": {"merge": "mul", "branches": [[], [
+            {"adaptiveavgpool2d": {"output_size": 1}}, {"conv2d": {"out_channels": 4, "kernel_size": 1}},
+            "sigmoid"]]}}]}),
 }
+
+
+ORACLE_ONLY = ("channelshuffle", "permute", "narrow", "layerscale", "stochasticdepth", "layernorm2d")
 
 
 def torch_module(kind: str, args: dict[str, Any], shape: list[int]) -> Any:
     """The torch.nn module for one spec item on an input of `shape` (no batch)."""
     from torch import nn
+
+    if kind in ORACLE_ONLY:  # torchvision's and timm's modules, as tests/torch_oracle.py writes them
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from convcalc.layers import REGISTRY
+        from torch_oracle import torch_layer
+
+        lt = REGISTRY[kind]
+        return torch_layer(lt, lt.parse_args(args), tuple(shape))[0]
 
     classes = {name.lower(): cls for name, cls in vars(nn).items() if isinstance(cls, type)}
     args = {k: v for k, v in args.items() if v is not None}

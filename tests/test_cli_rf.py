@@ -156,7 +156,7 @@ def test_erf_matches_torch_autograd_live():
     network = parse_text(ERF_NET, "erf.yaml")
     graph = analyze(network).rows
     target = find(graph, None)
-    position = centre(graph[target].output_shape)
+    position = centre(graph[target].spatial_shape)
     ours = effective_field(graph, network, target, position, (9.5, 9.5), samples=3, dtype="float64")
     x = input_array(network.input_shape, 3, 0, "float64")
     params = [s.params for s in trace(network, x, save=False)]

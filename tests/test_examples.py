@@ -39,12 +39,7 @@ PARAMS = {
     "fpn_resnet50": 23_508_032 + (256 + 512 + 1024 + 2048) * 256 + 4 * 256 + 4 * (256 * 256 * 9 + 256),
     "unet": 31_030_658,   # the figure usually quoted for the original U-Net
     "yolo_neck": 1_872_157,  # ultralytics' YOLOv5n (v6.0), 80 classes
-}
-
-# torchvision's published totals for networks whose plain-torch copy and fixture exist
-# (scripts/make_torch_models.py) but whose example spec is still to be written (issue #10).
-# When examples/<name>.yaml lands, move its entry to PARAMS and add its LEAVES count.
-PENDING = {
+    # issue #10's modern networks (torchvision's tables)
     "efficientnet_b0": 5_288_548,
     "mobilenet_v3_large": 5_483_032,
     "mobilenet_v3_small": 2_542_856,
@@ -52,6 +47,16 @@ PENDING = {
     "convnext_tiny": 28_589_128,
     "regnet_y_400mf": 4_344_144,
 }
+
+# torchvision's published totals for networks whose plain-torch copy and fixture exist
+# (scripts/make_torch_models.py) but whose example spec is still to be written. When
+# examples/<name>.yaml lands, move its entry to PARAMS and add its LEAVES count.
+PENDING: dict[str, int] = {}
+
+# The networks whose torch copies carry torchvision's module paths and state_dict keys, so
+# convcalc's weights load into them by path (the float64 forward comparison).
+TORCHVISION_PATHS = ("efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2_x1_0",
+                     "convnext_tiny", "regnet_y_400mf")
 
 OUTPUT = {
     "lenet": [10], "nin": [10], "dcgan_generator": [3, 64, 64], "dilated_context": [16, 64, 64],
@@ -76,6 +81,7 @@ OUTPUT = {
 #   P3, 14 at P2). The U-Net's 2x up-convolution is symmetric about its skip: no warning.
 # - FPN's P6 is a 1x1 max pool with stride 2: skipped-pixels, as it should be.
 RESNET_SHORTCUTS = {(f"layer{i}.0.downsample.0", "skipped-pixels") for i in (2, 3, 4)}
+# - RegNet's projection shortcuts are 1x1 stride-2 convs as well, one per stage.
 WARNINGS: dict[str, set[tuple[str, str]]] = {
     # NiN's global average pool (8) averages features whose field is
     # 11 + 2*4 + 4*8 + 2*8 + 2*16 + 2*16 + 2*32 = 195 pixels of 224: more than half, so no
@@ -87,6 +93,7 @@ WARNINGS: dict[str, set[tuple[str, str]]] = {
                      | {("fpn.pool", "skipped-pixels")}
                      | {(f"fpn.p{i}.inner", "misaligned-branches") for i in (2, 3, 4)}),
     "yolo_neck": {("model.12", "misaligned-branches"), ("model.16", "misaligned-branches")},
+    "regnet_y_400mf": {(f"trunk_output.block{i}.block{i}-0.proj.0", "skipped-pixels") for i in (1, 2, 3, 4)},
 }
 
 
@@ -234,7 +241,7 @@ LEAVES = {
     # four n = 1 in the neck); 9 plain Convs (0, 1, 3, 5, 7, 10, 14, 18, 21), SPPF's 2 Convs and
     # pool; 2 upsamples, 4 concats, 3 Detect convs.
     "yolo_neck": 3 * (9 + 2 + sum(3 + 2 * n for n in (1, 2, 3, 1, 1, 1, 1, 1))) + 1 + 2 + 4 + 3,
-    # pending examples (PENDING): counted from the architectures, see scripts/torchvision_models.md
+    # issue #10's networks: counted from the architectures, see scripts/torchvision_models.md
     "efficientnet_b0": 3 + 11 + 15 * 14 + 3 + 1 + 2,  # MBConv: [expand 3,] dw 3, SE 5, project 2, stochastic_depth
     "mobilenet_v3_large": 3 + 5 + 6 * 8 + 8 * 13 + 3 + 1 + 4,  # blocks: 5 (no expand), 8 (no SE), 13 (SE)
     "mobilenet_v3_small": 3 + 10 + 2 * 8 + 8 * 13 + 3 + 1 + 4,
@@ -295,14 +302,14 @@ def test_pending_models_have_no_example_yet():
     assert not {name for name in PENDING if (EXAMPLES / f"{name}.yaml").exists()}
 
 
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pending_fixture_matches_published_totals(name):
-    torch_model = fixture(name)
-    assert torch_model["totals"]["params"] == PENDING[name]
-    assert torch_model["input_shape"] == [3, 224, 224]
-    assert torch_model["output_shape"] == [1000]
-    assert torch_model["totals"]["macs"] == sum(leaf["macs"] for leaf in torch_model["leaves"])
-    assert len(torch_model["leaves"]) == LEAVES[name]
+def test_pending_fixtures_match_published_totals():
+    for name in PENDING:
+        torch_model = fixture(name)
+        assert torch_model["totals"]["params"] == PENDING[name]
+        assert torch_model["input_shape"] == [3, 224, 224]
+        assert torch_model["output_shape"] == [1000]
+        assert torch_model["totals"]["macs"] == sum(leaf["macs"] for leaf in torch_model["leaves"])
+        assert len(torch_model["leaves"]) == LEAVES[name]
 
 
 @pytest.mark.parametrize("name", EXAMPLE_FIXTURES)
@@ -342,3 +349,57 @@ def test_script_defines_a_model_per_fixture():
     text = Path(SCRIPT).read_text()
     for path in FIXTURES.glob("*.json"):
         assert f'"{path.stem}": (' in text
+
+
+# --- the modern networks' NumPy forward against the torchvision copies, same weights ------------
+
+
+def torchvision_state(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """convcalc's parameters under torchvision's state_dict keys (`<path>.<name>`, as the paths
+    are torchvision's); a layer scale is the block's own (C, 1, 1) parameter, named by its path."""
+    state = {}
+    for path, values in params.items():
+        for key, value in values.items():
+            if key == "gamma":
+                state[path] = value.reshape(-1, 1, 1)
+            else:
+                state[f"{path}.{key}"] = value
+    return state
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", TORCHVISION_PATHS)
+def test_numpy_forward_matches_the_torchvision_model_in_float64(name):
+    """Every torch parameter and running statistic gets convcalc's value by path; both run in
+    float64 on the same input and agree to 1e-6 relative (in practice to ~1e-13)."""
+    torch = _script().torch
+    import numpy as np
+
+    from convcalc.analysis import analyze
+    from convcalc.numeric.runner import input_array, run
+    from convcalc.spec.parser import parse_text
+    from torch_oracle import convcalc_params
+
+    network = parse_text((EXAMPLES / f"{name}.yaml").read_text(), f"{name}.yaml")
+    report = analyze(network, dtype="float64")
+    params = convcalc_params(network, report, seed=0, dtype=np.float64)
+    model = _script().MODELS[name][0]().double().eval()
+    wanted = {key for key in model.state_dict() if not key.endswith("num_batches_tracked")}
+    state = torchvision_state(params)
+    assert set(state) == wanted, (sorted(set(state) - wanted)[:5], sorted(wanted - set(state))[:5])
+    model.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(v)) for key, v in state.items()},
+                          strict=False)
+    x = input_array(network.input_shape, 1, seed=0, dtype="float64")
+    y = run(network, x, lambda step: None, seed=0)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert y.shape == expected.shape == (1, 1000)
+    assert np.abs(y - expected).max() <= 1e-6 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("name", TORCHVISION_PATHS)
+def test_verify_confirms_every_shape_of_the_modern_networks(run, name):
+    result = run("shapes", str(EXAMPLES / f"{name}.yaml"), "--verify", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["verified"] is True and all(row["verified"] for row in report["layers"])

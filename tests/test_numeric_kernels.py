@@ -147,3 +147,16 @@ def test_a_huge_adaptive_output_builds_without_a_python_loop():
     y = adaptive_avg_pool(x, (200_000,))
     assert y.shape == (1, 1, 200_000) and np.all(y == 1.0)
     assert time.perf_counter() - start < 5
+
+
+def test_erf_is_exact_to_double_precision_and_keeps_the_dtype():
+    import math
+
+    from convcalc.numeric.activation import erf
+
+    x = np.concatenate([np.linspace(-7, 7, 20001), [0.0, 0.46875, -4.0, 4.0, 27.0, -np.inf, np.inf, 1e-300]])
+    expected = np.array([math.erf(v) for v in x])
+    assert np.abs(erf(x) - expected).max() <= 4.5e-16
+    assert erf(x.astype(np.float32)).dtype == np.float32
+    assert np.abs(erf(x.astype(np.float32)) - expected).max() <= 3e-7
+    assert np.isnan(erf(np.array([np.nan])))[0] and erf(np.array([[-0.0]])).shape == (1, 1)

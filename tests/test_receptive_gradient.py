@@ -12,12 +12,14 @@ depends on. Two things are compared with it:
 
 Every bundled example is covered (whatever is in examples/), and random stacks drawn by
 hypothesis: convolutions with dilation, groups and padding modes, transposed convolutions,
-pooling, upsampling, padding layers, residual and concat branches.
+pooling, upsampling, padding layers, residual and concat branches, channels-last sandwiches
+(permute, a layer on the last dim, permute back).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -52,7 +54,7 @@ def check(text: str, name: str, targets: int = 4, extra_positions: int = 1, seed
     graph = analyze(network).rows
     report = analyze(network)
     rows = {row.path: row for row in report.rows}
-    spatial = [i for i, s in enumerate(graph) if s.axes is not None and len(s.output_shape) > 1]
+    spatial = [i for i, s in enumerate(graph) if s.maps is not None and s.spatial_shape]
     chosen = sorted({spatial[round(k * (len(spatial) - 1) / max(1, targets - 1))]
                      for k in range(targets)}) if spatial else []
     outputs = network.graph.outputs
@@ -63,8 +65,8 @@ def check(text: str, name: str, targets: int = 4, extra_positions: int = 1, seed
     compared = 0
     for target in chosen:
         step = graph[target]
-        positions = [centre(step.output_shape)]
-        positions += [tuple(int(rng.integers(0, n)) for n in step.output_shape[1:])
+        positions = [centre(step.spatial_shape)]
+        positions += [tuple(int(rng.integers(0, n)) for n in step.spatial_shape)
                       for _ in range(extra_positions if target in spread else 0)]
         for position in positions:
             grad = structural_gradient(graph, target, position)
@@ -109,6 +111,21 @@ def test_the_smaller_unet_crops_as_the_original():
         rows = analyze(parse_text(text, "unet.yaml")).rows
         crops.append([(r.input_shapes[0][1] - r.output_shape[1]) // 2 for r in rows if r.type == "centercrop"])
     assert crops == [[4, 16, 40, 88]] * 2
+
+
+# Every spatial layer of an example, at its centre: one float64 backward pass per layer, minutes
+# for the larger networks (about 15 for the six modern ones on 2 cores), so on request only.
+EVERY_LAYER = os.environ.get("CONVCALC_EVERY_LAYER", "")
+
+
+@pytest.mark.skipif(not EVERY_LAYER, reason="set CONVCALC_EVERY_LAYER=1 (or to example names) to check every layer")
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
+def test_every_layer_of_an_example(path):
+    if EVERY_LAYER != "1" and path.stem not in EVERY_LAYER.split(","):
+        pytest.skip("not among CONVCALC_EVERY_LAYER's examples")
+    rows = analyze(parse_text(path.read_text(), path.name)).rows
+    spatial = sum(1 for r in rows if r.maps is not None and r.spatial_shape)
+    assert check(path.read_text(), path.name, targets=len(rows), extra_positions=0) == spatial
 
 
 # --- hand-written cases with the arithmetic spelled out ------------------------------------
@@ -195,7 +212,7 @@ def stacks(draw) -> str:
     items: list[dict] = []
     for _ in range(draw(st.integers(1, 5))):
         kind = draw(st.sampled_from(["conv", "conv", "transposed", "maxpool", "avgpool", "relu",
-                                     "residual", "concat", "upsample", "pad"]))
+                                     "residual", "concat", "upsample", "pad", "channels_last"]))
         if kind == "conv":
             item, channels = conv_item(draw, rank, channels, same=False)
         elif kind == "transposed":
@@ -230,6 +247,12 @@ def stacks(draw) -> str:
             item = {"upsample": {"scale_factor": draw(st.sampled_from([2, 3])),
                                  "mode": draw(st.sampled_from(
                                      ["nearest", "nearest-exact", "linear" if rank == 1 else "bilinear"]))}}
+        elif kind == "channels_last":  # ConvNeXt's sandwich: per-position layers on the last dim
+            to_last = [0, *range(2, rank + 2), 1]
+            back = [0, rank + 1, *range(1, rank + 1)]
+            inner = draw(st.sampled_from([{"linear": {"out_features": 3}}, {"layernorm": None}, {"gelu": None}]))
+            item = {"sequential": [{"permute": {"dims": to_last}}, inner, {"permute": {"dims": back}}]}
+            channels = 3 if "linear" in inner else channels
         else:
             mode = draw(st.sampled_from(["zero", "reflection", "replication", "circular"]))
             item = {f"{mode}pad{rank}d": {"padding": draw(st.integers(1, 3))}}
@@ -326,7 +349,9 @@ def test_a_gate_broadcast_over_the_axis_gives_every_output_its_field():
     y = rows["y"].field
     assert y is not None
     assert all(y[0].at(o) == (-1, 12) for o in range(12))
-    assert (y[0].size, y[0].jump, y[0].centre) == (14, 1, 0)  # the centre line stays x's
+    # the gate's field holds x's at every position: the product's field is the gate's, stretched
+    # over the axis (jump 0), the whole input (issue #10: "all" in the RF column)
+    assert (y[0].size, y[0].jump) == (14, 0) and y[0].covers_whole(12)
     assert not [w for w in analyze(network).warnings if w.code == "misaligned-branches"]
     assert check(text, "se.yaml", targets=5, extra_positions=3) > 0
 
@@ -342,3 +367,50 @@ def test_concat_along_a_spatial_axis_puts_the_parts_side_by_side():
     assert field is not None
     assert [field[0].at(o) for o in (0, 9, 10, 13)] == [(-1, 1), (8, 10), (-1, 3), (5, 9)]
     assert check(text, "tall.yaml", targets=3, extra_positions=5) > 0
+# --- through a permute: the spatial axes move, the field follows them ----------------------------
+
+CHANNELS_LAST = """
+input: [4, 20, 18]
+layers:
+  - conv2d: {out_channels: 8, kernel_size: [4, 2], stride: [2, 1]}
+  - residual:
+      body:
+        - conv2d: {out_channels: 8, kernel_size: 7, padding: 3, groups: 8}
+        - permute: {dims: [0, 2, 3, 1]}
+        - layernorm: {normalized_shape: 8}
+        - linear: {out_features: 16}
+        - gelu
+        - softmax: {dim: -1}
+        - linear: {out_features: 8}
+        - permute: {dims: [0, 3, 1, 2]}
+  - permute: {dims: [0, 1, 3, 2]}
+  - conv2d: {out_channels: 2, kernel_size: [1, 3], stride: [1, 2]}
+  - permute: {dims: [0, 3, 2, 1]}
+  - softmax: {dim: 1}
+  - linear: {out_features: 5}
+"""
+
+
+def test_fields_survive_a_permute_pair_and_follow_swapped_axes():
+    report = analyze(parse_text(CHANNELS_LAST, "spec.yaml"))
+    rows = {r.path: r for r in report.rows}
+    assert rows["1.1"].output_shape == (9, 17, 8) and rows["1.1"].dims == (0, 1)
+    assert rows["1.3"].field == rows["1.0"].field  # linear on the channels acts per position
+    assert rows["1.add"].dims == (1, 2) and not report.warnings
+    # [C, H, W] -> [C, W, H]: the conv's kernel 3 and stride 2 act along H now.
+    swapped = rows["3"].field
+    assert rows["3"].dims == (2, 1) and rows["3"].spatial_shape == (4, 17)
+    assert (swapped[0].size, swapped[0].jump) == (rows["2"].field[0].size + 2 * 2, 4)
+    assert (swapped[1].size, swapped[1].jump) == (rows["2"].field[1].size, 1)
+    # [C, W, H] -> [H, W, C]; softmax over dim 1 (H there): every output sees the whole of H
+    assert rows["5"].dims == (0, 1) and rows["5"].field[0].size > rows["4"].field[0].size
+    assert check(CHANNELS_LAST, "channels_last.yaml", targets=14, extra_positions=3) > 14
+
+
+def test_a_layer_mixing_a_permuted_spatial_axis_ends_the_field_with_a_warning():
+    report = analyze(parse_text("input: [3, 8, 8]\nlayers:\n  - permute: {dims: [0, 2, 3, 1]}\n"
+                                "  - conv2d: {out_channels: 4, kernel_size: 1}\n", "spec.yaml"))
+    assert report.rows[0].field is not None and report.rows[1].field is None
+    assert [(w.path, w.code, w.message) for w in report.warnings] == [
+        ("1", "field-untracked", "receptive field no longer tracked: conv2d mixes or moves dim 1, which"
+         " holds H after a permute; permute the channels back to dim 1 first")]

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from convcalc.analysis import Report
 from convcalc.graph import INPUT, Graph
 from convcalc.layers import Args, LayerType
+from convcalc.layers.blocks import span
 from convcalc.network import Network
 
 CLASSES = {name.lower(): getattr(nn, name) for name in dir(nn) if isinstance(getattr(nn, name), type)}
@@ -38,6 +39,66 @@ class Pad(nn.Module):
         if self.mode == "constant":
             return F.pad(x, self.flat, value=self.value)
         return F.pad(x, self.flat, mode=self.mode)
+
+
+class Permute(nn.Module):
+    """torchvision.ops.Permute (torchvision may not import here)."""
+
+    def __init__(self, dims: Any) -> None:
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.permute(x, self.dims)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision.models.convnext.LayerNorm2d: LayerNorm over C of an NCHW tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Narrow(nn.Module):
+    """torch.narrow on dim 1: what one part of a channel split (torch.split / chunk) is."""
+
+    def __init__(self, start: int, length: int) -> None:
+        super().__init__()
+        self.start, self.length = start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.narrow(x, 1, self.start, self.length)
+
+
+class LayerScale(nn.Module):
+    """timm's LayerScale2d: a learnable scale per channel of dim 1."""
+
+    def __init__(self, channels: int, init_values: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels,), float(init_values)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.view(-1, *(1,) * (x.ndim - 2))
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth, written out as torchvision's stochastic_depth does it."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
 
 
 class Crop(nn.Module):
@@ -124,6 +185,9 @@ def torch_layer(lt: LayerType, args: Args, in_shape: tuple[int, ...]) -> tuple[n
     elif name == "layernorm":
         kw["normalized_shape"] = tuple(args["normalized_shape"] or in_shape[-1:])
         module = cls(**kw)
+    elif name == "layernorm2d":
+        kw["normalized_shape"] = c
+        module = LayerNorm2d(**kw)
     elif name == "linear":
         kw.pop("in_features")
         module = cls(in_shape[-1], **kw)
@@ -141,6 +205,16 @@ def torch_layer(lt: LayerType, args: Args, in_shape: tuple[int, ...]) -> tuple[n
         if name != "upsample":
             kw = {k: kw[k] for k in ("size", "scale_factor")}
         module = cls(**kw)
+    elif name == "permute":
+        module = Permute(args["dims"])
+    elif name == "narrow":
+        module = Narrow(*span(args, c))
+    elif name == "layerscale":
+        module = LayerScale(c, args["init_values"])
+    elif name == "stochasticdepth":
+        module = StochasticDepth(args["p"], args["mode"])
+    elif name == "channelshuffle":
+        module = nn.ChannelShuffle(args["groups"])
     elif "pad" in name and name.endswith("d"):
         flat = tuple(w for pair in reversed(args["padding"]) for w in pair)
         module = cls(flat, args["value"]) if name.startswith("constant") else cls(flat)

@@ -13,17 +13,22 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as record_field
+from typing import cast
 
 from convcalc.branches import alignment, mismatch, number_text
 from convcalc.errors import ConvcalcError, Location, ShapeError
 from convcalc.graph import INPUT, Graph, Group, Node
 from convcalc.layers import Inference, InputMismatch, Note, Shape
+from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
-from convcalc.receptive import AxisField, AxisMap, FieldTooIrregular, Span, positional
+from convcalc.receptive import BROADCAST, IDENTITY, AxisField, AxisMap, FieldTooIrregular, Span, positional
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 Field = tuple[AxisField, ...] | None  # one per spatial axis; None once there are none
+# Where each spatial axis sits: its dim in the shape without the batch (channels first: 1, 2,
+# ...; after permute [0, 2, 3, 1]: 0, 1). None once the axes are merged (flatten) or mixed.
+Dims = tuple[int, ...] | None
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,16 @@ class Row:
     activation_bytes: int
     field: Field
     where: Location | None = record_field(default=None, compare=False)
-    # How the layer maps each spatial axis (for lints and field walks); None without axes.
+    # How the layer maps each dim after the first (as `Inference.axes`).
     axes: tuple[AxisMap, ...] | None = record_field(default=None, compare=False, repr=False)
     # The graph node this row describes (its layer type, arguments and inputs).
     node: Node | None = record_field(default=None, compare=False, repr=False)
+    # Where the spatial axes sit in the input and the output (see `Dims`), and the map the
+    # layer applies to each spatial axis, in the network input's order (for lints and field
+    # walks); None where the axes are not tracked.
+    dims_in: Dims = record_field(default=None, compare=False, repr=False)
+    dims: Dims = record_field(default=None, compare=False, repr=False)
+    maps: tuple[AxisMap, ...] | None = record_field(default=None, compare=False, repr=False)
 
     @property
     def flops(self) -> int:
@@ -52,6 +63,11 @@ class Row:
     @property
     def is_merge(self) -> bool:
         return self.node is not None and self.node.type.arity != 1
+
+    @property
+    def spatial_shape(self) -> Shape:
+        """The output's size along each spatial axis, in the network input's order."""
+        return tuple(self.output_shape[d] for d in self.dims or ())
 
     @property
     def input_shape(self) -> Shape | tuple[Shape, ...]:
@@ -192,22 +208,65 @@ class _Analysis:
         self.graph = graph
         shapes = self.shapes = {INPUT: input_shape}
         fields = self.fields = {INPUT: input_field(input_shape) if track_fields else None}
+        layouts: dict[int, Dims] = {INPUT: input_dims(input_shape)}
         for i, node in enumerate(graph.nodes):
             in_shapes = tuple(shapes[j] for j in node.inputs)
             result = self.infer(i, node, in_shapes)
+            if len(node.inputs) == 1:
+                dims_in = layouts[node.inputs[0]]
+            else:
+                dims_in = self.layout(node, [layouts[j] for j in node.inputs])
+            dims, maps = self.place(node, dims_in, in_shapes[0], result)
             if not track_fields:
                 field = None
             elif node.type.arity == 1:
-                field = self.advance(fields[node.inputs[0]], result, node)
+                field = self.advance(fields[node.inputs[0]], maps, node, result.output_shape, dims)
+            elif dims is None:
+                field = None
             else:
-                field = self.merge_fields(i, in_shapes, result.output_shape)
-            shapes[i], fields[i] = result.output_shape, field
-            self.emit(node, in_shapes, result, field)
+                field = self.merge_fields(i, in_shapes, result.output_shape, dims)
+            shapes[i], fields[i], layouts[i] = result.output_shape, field, dims
+            self.emit(node, in_shapes, result, field, dims_in, dims, maps)
         outputs = set(graph.outputs)
         for i, node in enumerate(graph.nodes):
             if not graph.consumers[i] and i not in outputs:
                 self.warn(node, Note("dead-layer", "nothing reads this output and it is not one of"
                                                    " the network's outputs (list it in 'outputs:'?)"))
+
+    def layout(self, node: Node, inputs: list[Dims]) -> Dims:
+        """Where the spatial axes sit in the node's inputs (a merge's must agree)."""
+        first = inputs[0]
+        if first is not None and any(d != first for d in inputs[1:]):
+            self.warn(node, Note("field-untracked", "receptive field no longer tracked: the merged"
+                                 " inputs hold their spatial axes in different dims (permute one)"))
+            return None
+        return first
+
+    def place(self, node: Node, dims: Dims, shape: Shape, result: Inference
+              ) -> tuple[Dims, tuple[AxisMap, ...] | None]:
+        """Where the spatial axes sit in the output, and the layer's map of each."""
+        if dims is None:
+            return None, None
+        axes = result.axes
+        if dims is CHANNELS_FIRST.get(len(shape)) and result.order is None:  # the common case, fast
+            ok = axes is not None and len(axes) == len(dims) and len(result.output_shape) == len(shape)
+            return (dims, axes) if ok else (None, None)
+        if result.order is not None:  # a permute: the axes move, unchanged
+            moved = tuple(result.order.index(d) for d in dims)
+            if moved == CHANNELS_FIRST.get(len(shape)):
+                moved = CHANNELS_FIRST[len(shape)]  # back in place (ConvNeXt's second permute)
+            return moved, (cast(AxisMap, IDENTITY),) * len(dims)
+        if result.axes is None or len(result.output_shape) != len(shape) or len(result.axes) != len(shape) - 1:
+            return None, None  # merged (flatten) or gone
+        maps = tuple(result.lead if d == 0 else result.axes[d - 1] for d in dims)
+        if any(m is None for m in maps):
+            names = SPATIAL_NAMES.get(len(dims), ())
+            axis = next((names[k] for k, d in enumerate(dims) if d == 0 and k < len(names)), "a spatial axis")
+            self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {node.type.name}"
+                                 f" mixes or moves dim 1, which holds {axis} after a permute; permute the"
+                                 " channels back to dim 1 first"))
+            return None, None
+        return dims, cast(tuple[AxisMap, ...], maps)
 
     def infer(self, i: int, node: Node, shapes: tuple[Shape, ...]) -> Inference:
         # `infer` is pure, and parsed arguments are shared between identical layers, so
@@ -237,57 +296,87 @@ class _Analysis:
         self.inferred[key] = (node.args, result)
         return result
 
-    def merge_fields(self, i: int, shapes: tuple[Shape, ...], out: Shape) -> Field:
+    def merge_fields(self, i: int, shapes: tuple[Shape, ...], out: Shape, dims: tuple[int, ...]) -> Field:
         """The union of the inputs' fields, output position by output position.
 
         Inputs that slide together (same jump, not broadcast) merge phase by phase; an input
-        of size 1 broadcast along an axis gives every output its one field, inputs
-        concatenated along a spatial axis each cover their part of it, and inputs whose jumps
-        differ are merged position by position over the axis. Inputs of another rank (NumPy
-        broadcasting of fewer axes) leave the field untracked.
+        of size 1 broadcast along an axis is stretched over the output (every output sees its
+        one field): when one input's field then holds the others' at every position (an SE
+        gate's global pool), that field is the merge's; otherwise inputs concatenated along a
+        spatial axis each cover their part of it, and inputs whose jumps differ or that are
+        broadcast are merged position by position over the axis. Inputs of another rank
+        (NumPy broadcasting of fewer axes) leave the field untracked. `dims` are the output
+        dims that hold the spatial axes.
         """
         node = self.graph.nodes[i]
         fields = [self.fields[j] for j in node.inputs]
         if not fields or any(f is None for f in fields):
             return None
         axes = [f for f in fields if f is not None]
-        rank = len(out) - 1
+        rank = len(dims)
         if any(len(f) != rank for f in axes) or any(len(shape) != len(out) for shape in shapes):
             return None
-        joined = merge_axis(node, out)  # the spatial axis a concat joins along, if any
-        if joined is None and all(shape[1:] == out[1:] for shape in shapes):
+        joined = merge_axis(node, out, dims)  # the spatial axis a concat joins along, if any
+        # Axes along which a broadcast gate's field holds the others': nothing to line up there.
+        covered = {} if joined is not None else self.gates(axes, shapes, out, dims)
+        if len(covered) == rank:
+            return tuple(covered[k] for k in range(rank))  # the gate's whole-input field
+        if joined is None and all(shape[d] == out[d] for shape in shapes for d in dims):
             # Inputs that slide together: aligned when their centres line up on average.
-            note = alignment(self.graph, i, self.fields, out)
+            note = alignment(self.graph, i, self.fields, (0, *(out[d] for d in dims)))
             if note is not None:
                 self.warn(node, note)
         else:
-            self.misaligned(node, axes, shapes, out, joined)
+            self.misaligned(node, axes, shapes, out, joined, dims)
         merged: list[AxisField] = []
-        for i in range(rank):
-            n = out[i + 1]
-            column = [f[i] for f in axes]
-            sizes = [shape[i + 1] for shape in shapes]
-            if i != joined and all(m == n for m in sizes) and len({f.jump for f in column}) == 1:
+        for k in range(rank):
+            d = dims[k]
+            n = out[d]
+            column = [f[k] for f in axes]
+            sizes = [shape[d] for shape in shapes]
+            if k in covered:
+                merged.append(covered[k])
+                continue
+            if k != joined and all(m == n for m in sizes) and len({f.jump for f in column}) == 1:
                 union = column[0]
                 for more in column[1:]:
                     union = union.union(more)
                 merged.append(union.bounded(n))
                 continue
             try:
-                merged.append(positional(_sources(column, sizes, n, i == joined), n,
-                                         next(f for f, m in zip(column, sizes) if m == n or i == joined)))
+                merged.append(positional(_sources(column, sizes, n, k == joined), n,
+                                         next(f for f, m in zip(column, sizes) if m == n or k == joined)))
             except FieldTooIrregular as err:
                 self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
                 return None
         return tuple(merged)
 
+    @staticmethod
+    def gates(axes: list[tuple[AxisField, ...]], shapes: tuple[Shape, ...], out: Shape,
+              dims: tuple[int, ...]) -> dict[int, AxisField]:
+        """The axes along which a broadcast gate's field (stretched over the output: every
+        output sees the same span, as after a global pool) holds every other input's field at
+        every position: that field is the merge's there, with nothing to line up."""
+        covered = {}
+        for k, d in enumerate(dims):
+            n = out[d]
+            column = [f[k].through(cast(AxisMap, BROADCAST)) if shape[d] == 1 and n != 1 else f[k]
+                      for f, shape in zip(axes, shapes)]
+            if not any(f.stretched for f in column):
+                continue
+            cover = next((f for f in column if f.stretched and all(f.covers(g, n) for g in column)), None)
+            if cover is not None:
+                covered[k] = cover.bounded(n)
+        return covered
+
     def misaligned(self, node: Node, axes: list[tuple[AxisField, ...]], shapes: tuple[Shape, ...], out: Shape,
-                   joined: int | None) -> None:
+                   joined: int | None, dims: tuple[int, ...]) -> None:
         """Warn where inputs that do not slide together (broadcast, joined) still disagree."""
         names = node.labels
         for k, (other, name) in enumerate(zip(axes[1:], names[1:]), start=1):
             for i, (a, b) in enumerate(zip(axes[0], other)):
-                if i == joined or 1 in (shapes[0][i + 1], shapes[k][i + 1]) and out[i + 1] != 1:
+                d = dims[i]
+                if i == joined or 1 in (shapes[0][d], shapes[k][d]) and out[d] != 1:
                     continue  # a broadcast input, or parts side by side: nothing to line up
                 if a.jump != b.jump:
                     self.warn(node, Note(
@@ -302,12 +391,12 @@ class _Analysis:
                         f" {number_text(b.centre)} along axis {i + 1}: the merged features are shifted",
                     ))
 
-    def advance(self, field: Field, result: Inference, node: Node) -> Field:
-        if field is None or result.axes is None or len(result.axes) != len(field):
+    def advance(self, field: Field, maps: tuple[AxisMap, ...] | None, node: Node, out: Shape,
+                dims: Dims) -> Field:
+        if field is None or maps is None or dims is None:
             return None
         try:
-            moved = tuple(f.through(m).bounded(n)
-                          for f, m, n in zip(field, result.axes, result.output_shape[1:]))
+            moved = tuple(f.through(m).bounded(out[d]) for f, m, d in zip(field, maps, dims))
             # Keep the same object when nothing changed (element-wise layers): renderers
             # memoise per field object.
             return field if all(a is b for a, b in zip(moved, field)) else moved
@@ -315,7 +404,8 @@ class _Analysis:
             self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
             return None
 
-    def emit(self, node: Node, shapes: tuple[Shape, ...], result: Inference, field: Field) -> None:
+    def emit(self, node: Node, shapes: tuple[Shape, ...], result: Inference, field: Field, dims_in: Dims,
+             dims: Dims, maps: tuple[AxisMap, ...] | None) -> None:
         self.rows.append(Row(
             path=node.path,
             type=node.type.name,
@@ -329,8 +419,13 @@ class _Analysis:
             axes=result.axes,
             where=node.where,
             node=node,
+            dims_in=dims_in,
+            dims=dims,
+            maps=maps,
         ))
         for note in result.notes:
+            if note.code == "unflattened-linear" and dims_in is not None and len(shapes[0]) - 1 not in dims_in:
+                continue  # the last dim holds the channels (after a permute): a per-position linear
             self.warn(node, note)
 
     def warn(self, node: Node, note: Note) -> None:
@@ -363,12 +458,17 @@ def input_hint(shape: Shape, rank: int | None) -> str | None:
     return None
 
 
-def merge_axis(node: Node, out: Shape) -> int | None:
-    """The spatial axis (from 0) a concat joins its inputs along; None for channels, add, mul."""
+def merge_axis(node: Node, out: Shape, dims: Dims = None) -> int | None:
+    """The spatial axis (from 0) a concat joins its inputs along; None for channels, add, mul.
+
+    `dims`: the dims of `out` that hold the spatial axes (channels first when left out).
+    """
     if node.type.name != "concat":
         return None
     dim = node.args.get("dim", 1)
     axis = dim - 1 if dim > 0 else len(out) + dim
+    if dims is not None:
+        return dims.index(axis) if axis in dims else None
     return axis - 1 if axis > 0 else None
 
 
@@ -386,6 +486,24 @@ def _sources(column: list[AxisField], sizes: list[int], n: int, joined: bool) ->
 
 def input_field(shape: Shape) -> Field:
     return tuple(AxisField() for _ in shape[1:]) if len(shape) > 1 else None
+
+
+# Channels first, by rank of the shape without the batch: spatial axis k is dim k + 1. Every
+# channels-first layout in an analysis is one of these objects, so `is` recognises it.
+CHANNELS_FIRST: dict[int, tuple[int, ...]] = {n: tuple(range(1, n)) for n in range(2, 9)}
+
+
+def input_dims(shape: Shape) -> Dims:
+    """The network input is channels first: spatial axis k is dim k + 1."""
+    return CHANNELS_FIRST.get(len(shape)) if len(shape) > 1 else None
+
+
+def position_index(dims: tuple[int, ...], position: tuple[int, ...] | list[int], rank: int) -> tuple[object, ...]:
+    """Index into an output without the batch (`rank` dims) at a spatial position: every other dim whole."""
+    index: list[object] = [slice(None)] * rank
+    for d, p in zip(dims, position):
+        index[d] = p
+    return tuple(index)
 
 
 def analyze(network: Network, batch_size: int = 1, dtype: str = "float32", *,

@@ -45,7 +45,7 @@ def mismatch(graph: Graph, merge: int, err: InputMismatch, shapes: Mapping[int, 
     fork, lines = graph.branches(merge)
     start = shapes[fork]
     concat = node.type.name == "concat"
-    dims = _differing(err.shapes[0], err.shapes[k], concat)
+    dims = _differing(err.shapes[0], err.shapes[k], concat, broadcast=not concat)
     part: tuple[int, int] | None = None  # (node id, branch)
     for branch in (0, k):
         for j in lines[branch]:
@@ -70,11 +70,13 @@ def mismatch(graph: Graph, merge: int, err: InputMismatch, shapes: Mapping[int, 
     return ShapeError(f"{message}; {fix}", where=layer.where, path=layer.path, layer_type=layer.type.name)
 
 
-def _differing(a: Shape, b: Shape, concat: bool) -> tuple[int, ...] | None:
-    """The dims in which `a` and `b` disagree for the merge (None when the ranks differ)."""
+def _differing(a: Shape, b: Shape, concat: bool, broadcast: bool = False) -> tuple[int, ...] | None:
+    """The dims in which `a` and `b` disagree for the merge (None when the ranks differ); with
+    `broadcast` (add, mul), a size 1 on either side is no disagreement."""
     if len(a) != len(b):
         return None
-    return tuple(d for d in range(1 if concat else 0, len(a)) if a[d] != b[d])
+    return tuple(d for d in range(1 if concat else 0, len(a))
+                 if a[d] != b[d] and not (broadcast and 1 in (a[d], b[d])))
 
 
 def _parts(shape: Shape, start: Shape, dims: tuple[int, ...]) -> bool:

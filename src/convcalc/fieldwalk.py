@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from convcalc.analysis import DesignWarning, Row, analyze, merge_axis
 from convcalc.errors import ShapeError, SpecError, suggest
@@ -33,7 +34,7 @@ from convcalc.graph import INPUT
 from convcalc.layers import Shape
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
-from convcalc.receptive import AxisField, AxisMap, inputs_per_output
+from convcalc.receptive import BROADCAST, AxisField, AxisMap, inputs_per_output
 
 MAX_BOXES = 256
 
@@ -62,10 +63,11 @@ class AxisRegion:
 
 
 def spatial_maps(row: Row) -> tuple[AxisMap, ...] | None:
-    """The row's per-axis maps while its input and output have the same spatial rank."""
-    if row.axes is None or len(row.axes) != len(row.input_shapes[0]) - 1:
-        return None
-    return row.axes
+    """The row's map of each spatial axis (in the input's order), while the axes are tracked.
+
+    After a permute the axes sit in other dims (`Row.dims`); the maps follow them.
+    """
+    return row.maps
 
 
 def find(rows: Sequence[Row], path: str | None) -> int:
@@ -75,10 +77,10 @@ def find(rows: Sequence[Row], path: str | None) -> int:
     single pixel (global pooling's field is the whole input, which says little).
     """
     if path is None:
-        spatial = [i for i, r in enumerate(rows) if spatial_maps(r) is not None and len(r.output_shape) > 1]
+        spatial = [i for i, r in enumerate(rows) if spatial_maps(r) is not None and r.spatial_shape]
         if not spatial:
             raise SpecError("no layer has spatial axes (nothing to take a receptive field of)")
-        wide = [i for i in spatial if any(n > 1 for n in rows[i].output_shape[1:])]
+        wide = [i for i in spatial if any(n > 1 for n in rows[i].spatial_shape)]
         return (wide or spatial)[-1]
     for i, row in enumerate(rows):
         if row.path == path:
@@ -86,9 +88,9 @@ def find(rows: Sequence[Row], path: str | None) -> int:
     raise SpecError(f"no layer is named '{path}'{suggest(path, [r.path for r in rows])}")
 
 
-def centre(shape: Shape) -> tuple[int, ...]:
-    """The centre output position, `(n - 1) // 2` per spatial axis."""
-    return tuple((n - 1) // 2 for n in shape[1:])
+def centre(spatial: Shape) -> tuple[int, ...]:
+    """The centre output position, `(n - 1) // 2` per spatial axis (`Row.spatial_shape`)."""
+    return tuple((n - 1) // 2 for n in spatial)
 
 
 def walk(network: Network, position: tuple[int, ...] | None = None, at: str | None = None,
@@ -100,13 +102,12 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
     """
     graph = graph if graph is not None else analyze(network).rows
     target = find(graph, at)
-    shape = graph[target].output_shape
+    spatial = graph[target].spatial_shape
     if spatial_maps(graph[target]) is None:
         raise ShapeError(
-            f"the output {list(shape)} has no spatial axes that map back to the input"
-            " (after flatten or linear); pick an earlier layer", path=graph[target].path)
-    position = position if position is not None else centre(shape)
-    spatial = shape[1:]
+            f"the output {list(graph[target].output_shape)} has no spatial axes that map back to the"
+            " input (after flatten or linear); pick an earlier layer", path=graph[target].path)
+    position = position if position is not None else centre(spatial)
     if len(position) != len(spatial) or not all(0 <= p < n for p, n in zip(position, spatial)):
         raise SpecError(
             f"position {','.join(map(str, position))} is outside the output"
@@ -131,25 +132,29 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                              " so its positions do not map back per axis", path=step.path, layer_type=step.type)
         joined = merge_axis(step.node, step.output_shape) if merge and step.node is not None else None
         offset = 0
+        dims_in, dims = step.dims_in or (), step.dims or ()
         for source, in_shape in zip(inputs_of(step), step.input_shapes):  # value inputs only
+            sizes = [in_shape[d] for d in dims_in]
+            # A merge's broadcast input (size 1 where the output is not) is read at index 0.
+            if merge:
+                maps = tuple(cast(AxisMap, BROADCAST) if in_shape[a] == 1 and step.output_shape[b] != 1 else amap
+                             for amap, a, b in zip(spatial_maps(step) or (), dims_in, dims))
             memo: list[dict[frozenset[int], frozenset[int]]] = [{} for _ in range(rank)]
             touched = list(cut)
             reached: list[Box] = []
             for box in here:
                 if joined is not None:  # concatenated along a spatial axis: this input's part only
-                    part = frozenset(o - offset for o in box[joined] if 0 <= o - offset < in_shape[joined + 1])
+                    part = frozenset(o - offset for o in box[joined] if 0 <= o - offset < sizes[joined])
                     if not part:  # the other part: the per-axis field of the rest counts this input
                         dropped = True
                         continue
                     box = (*box[:joined], part, *box[joined + 1:])
                 mapped = []
-                for axis, (amap, n) in enumerate(zip(maps, in_shape[1:])):
+                for axis, (amap, n) in enumerate(zip(maps, sizes)):
                     if box[axis] not in memo[axis]:
                         got: set[int] = set()
-                        # A merge's input of size 1 along an axis is broadcast: every position reads it.
-                        broadcast = merge and n == 1 and step.output_shape[axis + 1] != 1
                         for o in box[axis]:
-                            indices, outside = ((0,), False) if broadcast else amap.reads(o, n)
+                            indices, outside = amap.reads(o, n)
                             got.update(indices)
                             touched[axis] = touched[axis] or outside
                         memo[axis][box[axis]] = frozenset(got)
@@ -159,7 +164,7 @@ def walk(network: Network, position: tuple[int, ...] | None = None, at: str | No
                 else:
                     dropped = dropped or any(mapped)
             if joined is not None:
-                offset += in_shape[joined + 1]
+                offset += sizes[joined]
             merged = _prune(boxes.get(source, []) + reached)
             if len(merged) > MAX_BOXES:
                 merged = [tuple(frozenset().union(*(b[a] for b in merged)) for a in range(rank))]
@@ -222,6 +227,11 @@ class Explanation:
         return math.prod(len(a.region.indices) for a in self.axes)
 
     @property
+    def whole(self) -> bool:
+        """Does every output position see the whole input (a global-pool gate feeds it)?"""
+        return all(a.field.covers_whole(a.region.size) for a in self.axes)
+
+    @property
     def coverage(self) -> float:
         """Share of the input inside the box of the pixels read."""
         return math.prod(a.region.extent / a.region.size for a in self.axes)
@@ -255,10 +265,12 @@ def explain(network: Network, at: str | None = None, position: tuple[int, ...] |
                          " by flatten, or resampled too irregularly); pick an earlier layer",
                          path=step.path, layer_type=step.type)
     region = walk(network, position, step.path, graph)
-    position = position if position is not None else centre(step.output_shape)
+    position = position if position is not None else centre(step.spatial_shape)
     names = SPATIAL_NAMES.get(len(region), tuple(f"axis{i}" for i in range(len(region))))
     axes = []
-    sizes = zip(step.input_shapes[0][1:], step.output_shape[1:])
+    dims_in = step.dims_in or tuple(range(1, len(step.input_shapes[0])))
+    dims = step.dims or tuple(range(1, len(step.output_shape)))
+    sizes = zip((step.input_shapes[0][d] for d in dims_in), (step.output_shape[d] for d in dims))
     for name, f, amap, o, r, (n_in, n_out) in zip(names, row.field, maps, position, region, sizes):
         fewest, most = inputs_per_output(amap, n_in, n_out)
         axes.append(AxisExplanation(name, f, fewest, most, f.at(o), r))

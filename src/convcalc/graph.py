@@ -5,8 +5,10 @@ wrote: blocks, branches, repeats, source positions. `lower` turns it, once, into
 `Graph`: a tuple of `Node`s in execution order, each naming the nodes whose outputs it
 reads (`INPUT` is the network input). A merge is a node with several inputs, a value read
 by several nodes is still one value, and the outputs are listed explicitly, as in
-torch.fx and ONNX. Analysis, lints, the field walk, solvers, training memory and the
-NumPy passes iterate `Graph.nodes`; none of them walks the tree.
+torch.fx and ONNX. A channel split (`parallel: {split: ...}`) becomes one `narrow` node per
+branch, at `<parallel path>.split.<i>`, reading the fork's input. Analysis, lints, the field
+walk, solvers, training memory and the NumPy passes iterate `Graph.nodes`; none of them walks
+the tree. Lowering also checks that every node's path is unique.
 
 Liveness (`last_use`) and dominance (`on_every_path`) are computed here once, so the
 memory estimate, the NumPy runner and the lints agree on them.
@@ -28,12 +30,13 @@ from functools import cached_property
 from types import MappingProxyType
 
 from convcalc.errors import Location, SpecError
-from convcalc.layers import Args, LayerType, Shape
+from convcalc.layers import REGISTRY, Args, LayerType, Shape
 from convcalc.network import Fork, Layer, Network, Ref, Sequence
 
 INPUT = -1  # the id of the network input among a node's inputs
 
 NO_ARGS: Args = MappingProxyType({})
+NARROW = REGISTRY["narrow"]  # what a channel split lowers to, one node per part
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,12 @@ def group_kind(item: Sequence | Fork, branch: bool) -> tuple[str, int | None]:
     if item.items and isinstance(item.items[0], Fork) and item.items[0].path == item.path:
         return group_kind(item.items[0], False)  # a residual or parallel with `after` layers
     return "sequential", None
+def duplicate(first: Node, second: Node) -> SpecError:
+    """Two nodes at one path (a branch with `name: null` puts its items at the parallel's path)."""
+    at = f" at line {first.where.line}" if first.where is not None else ""
+    return SpecError(f"the path '{second.path}' is taken twice: by this {second.type.name} and by the"
+                     f" {first.type.name}{at}; paths must be unique, so name one of them",
+                     where=second.where, path=second.path, layer_type=second.type.name)
 
 
 def lower(network: Network) -> Graph:
@@ -234,6 +243,15 @@ def lower(network: Network) -> Graph:
     groups: list[Group | None] = []
     done: dict[str, int] = {"input": INPUT}  # path -> the node id of its output, so far
     everything: set[str] | None = None  # every path of the tree, built on the first miss
+    seen: dict[str, int] = {}
+
+    def add(node: Node, depth: int) -> int:
+        first = seen.setdefault(node.path, len(nodes))
+        if first != len(nodes):
+            raise duplicate(nodes[first], node)
+        nodes.append(node)
+        depths.append(depth)
+        return first
 
     def resolve(ref: Ref, at: str | None) -> int:
         nonlocal everything
@@ -270,10 +288,8 @@ def lower(network: Network) -> Graph:
                 inputs = (source,)
             if item.shape_of is not None:
                 inputs += (resolve(item.shape_of, item.path),)
-            nodes.append(Node(item.path, item.type, item.args, inputs, labels, where=item.where,
-                              from_paths=bool(labels)))
-            depths.append(depth)
-            out = len(nodes) - 1
+            out = add(Node(item.path, item.type, item.args, inputs, labels, where=item.where,
+                           from_paths=bool(labels)), depth)
             done[item.path] = out
             return out
         slot = None
@@ -290,11 +306,13 @@ def lower(network: Network) -> Graph:
                 source = visit(child, source, enclosing, inner)
             end = source
         else:
-            ends = tuple(visit(b, source, enclosing, inner, branch=True) for b in item.branches)
+            if item.split is None:
+                ends = tuple(visit(b, source, enclosing, inner, branch=True) for b in item.branches)
+            else:
+                ends = tuple(visit(b, split_part(item, k, source, inner), enclosing, inner, branch=True)
+                             for k, b in enumerate(item.branches))
             labels = tuple(branch_label(b) for b in item.branches)
-            nodes.append(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where))
-            depths.append(inner)
-            end = len(nodes) - 1
+            end = add(Node(item.merge_path, item.merge, NO_ARGS, ends, labels, item.where), inner)
             done[item.merge_path] = end
         if slot is not None:
             kind, repeat = group_kind(item, branch)
@@ -302,6 +320,12 @@ def lower(network: Network) -> Graph:
         if item.path:
             done[item.path] = end
         return end
+
+    def split_part(fork: Fork, index: int, source: int, depth: int) -> int:
+        """A `narrow` node taking part `index` of the fork input's channels, for branch `index`."""
+        split = fork.split
+        args = NARROW.parse_args({"split": list(split) if isinstance(split, tuple) else split, "index": index})
+        return add(Node(f"{fork.path}.split.{index}", NARROW, args, (source,), where=fork.where), depth)
 
     output = visit(network.body, INPUT, network.body.path, 1)
     outputs = tuple(resolve(ref, None) for ref in network.outputs) or (output,)

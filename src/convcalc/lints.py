@@ -33,7 +33,8 @@ CODES = {
     "empty-field": "output positions that no input reaches (they hold only the bias)",
     "small-head-field": "the features a global-pooling head averages each see less than half the input",
     "misaligned-branches": "merged branches whose fields have different jumps or centres",
-    "field-untracked": "the receptive field became too irregular to track",
+    "field-untracked": "the receptive field became too irregular to track, or a permuted spatial axis"
+                       " is mixed",
     "channels-last-input": "the input looks like an image written channels-last ([H, W, C])",
     "unflattened-linear": "a linear layer on an input with spatial axes acts on the last axis only",
     "dead-layer": "a layer whose output nothing reads and that is not one of the network's outputs",
@@ -200,7 +201,7 @@ class _Linter:
         """The step's per-axis windows if all have stride 1 (element-wise layers included)."""
         if step.row.is_merge or step.field_in is None:
             return None
-        axes = step.row.axes
+        axes = step.row.maps
         if axes is None or not all(isinstance(m, Window) and m.stride == 1 for m in axes):
             return None
         return axes  # type: ignore[return-value]

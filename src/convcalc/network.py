@@ -65,13 +65,18 @@ class Sequence:
 
 @dataclass(frozen=True)
 class Fork:
-    """Branches that all take the fork's input, then `merge` combines their outputs."""
+    """Branches that all take the fork's input, then `merge` combines their outputs.
+
+    With `split`, branch i takes part i of the input's channels instead: `split` is the
+    number of equal parts (torch.chunk) or the part sizes (torch.split), one per branch.
+    """
 
     path: str
     branches: tuple[Sequence, ...]
-    merge: LayerType  # a merge (arity None): add or concat
+    merge: LayerType  # a merge (arity None): add, mul or concat
     merge_path: str
     where: Location | None = field(default=None, compare=False)
+    split: tuple[int, ...] | int | None = None
 
 
 Node = Layer | Sequence | Fork

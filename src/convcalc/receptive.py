@@ -120,6 +120,8 @@ class Window:
 
 
 IDENTITY = Window()
+# A size-1 axis stretched by a broadcasting merge: every output reads input 0.
+BROADCAST = Window(stride=0)
 
 
 @dataclass(frozen=True)
@@ -435,6 +437,33 @@ class AxisField:
         if not spans:
             return None
         return min(s[0] for s in spans), max(s[1] for s in spans)
+
+    @property
+    def stretched(self) -> bool:
+        """Every output sees the same span (after a broadcast size-1 axis)."""
+        return self.shift == 0 and len(self.lo) == 1
+
+    def covers(self, other: AxisField, n: int) -> bool:
+        """Does this field contain `other`'s at each of the first `n` output positions?"""
+        if len(self.lo) == 1 and len(other.lo) == 1 and n > 0:
+            # One phase each: both ends move linearly with the position, so the first and the
+            # last position decide (a global-pool gate against its branch, in closed form).
+            if other.lo[0] is None:
+                return True
+            if self.lo[0] is None:
+                return False
+            ends = [(self.at(o), other.at(o)) for o in (0, n - 1)]
+            return all(mine[0] <= theirs[0] and mine[1] >= theirs[1] for mine, theirs in ends)  # type: ignore[index]
+        for o in range(n):
+            mine, theirs = self.at(o), other.at(o)
+            if theirs is not None and (mine is None or mine[0] > theirs[0] or mine[1] < theirs[1]):
+                return False
+        return True
+
+    def covers_whole(self, n: int) -> bool:
+        """Is every output's field the whole input of size `n` (a global-pool gate)?"""
+        return self.stretched and self.lo[0] is not None and self.hi[0] is not None \
+            and self.lo[0] <= 0 and self.hi[0] >= n - 1
 
     def union(self, other: AxisField) -> AxisField:
         """The field of a merge: for each output, the hull of both branches' fields.

@@ -5,9 +5,12 @@ new layer type is in the schema the moment it is registered. Anywhere a value ma
 a `$` expression (a string mentioning `$name` or `$(...)`, as the parser defines it) is
 accepted too. Block names are the user's, so in a spec with `blocks:` an item that is a one-key
 mapping to a name that is not a layer type or structure is accepted as a block call; in a spec
-without `blocks:` (JSON Schema `if`/`then`) every item must be a layer type or a structure.
+without `blocks:` (JSON Schema `if`/`then`) every item must be a layer type or a structure. A
+number may also be text like `1e-6`, which convcalc reads as a number and YAML 1.1 loaders
+(PyYAML) as text.
 
-Pure: imports `analysis`, `budget`, `layers`, `lints` and `spec.parser` constants only.
+Pure: imports `analysis`, `budget`, `layers`, `lints`, and `spec.parser` and `spec.source`
+constants only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from convcalc.analysis import DTYPE_BYTES
 from convcalc.budget import LIMITS
 from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import REQUIRED, Arg, LayerType
+from convcalc.layers.blocks import Parts
 from convcalc.lints import CODES
 from convcalc.spec.parser import (
     BLOCK_KEYS,
@@ -28,19 +32,27 @@ from convcalc.spec.parser import (
     STRUCTURES,
     TOP_LEVEL_KEYS,
 )
+from convcalc.spec.source import EXPONENT_FLOAT
 
 SCHEMA_ID = "https://convcalc.invalid/spec.schema.json"
 KNOWN = ".known"  # suffix of the definitions for specs without blocks: every item names a layer type
 EXPRESSION_DEF = {"type": "string", "pattern": r"\$[A-Za-z_(]",
                   "description": "A $ expression, e.g. '$planes * 4' or '$(c + g) // 2'."}
 EXPRESSION = {"$ref": "#/definitions/expression"}
-NAME_DEF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_]+$"}, {"type": "integer", "minimum": 0},
-                      EXPRESSION], "description": "Path segment of this item: letters, digits and _."}
+NAME_DEF = {"anyOf": [{"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"},
+                      {"type": "integer", "minimum": 0}, EXPRESSION],
+            "description": "Path segment of this item: letters, digits, _ and -; `$x` and `$(...)` in it"
+                           " are replaced by their values."}
 NAME = {"$ref": "#/definitions/name"}
 RESERVED_DEFS = {
     "name": NAME_DEF,
-    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION],
-               "description": "Repeat the item this many times."},
+    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION,
+                         {"type": "object", "properties": {
+                             "count": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION]},
+                             "index": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                       "description": "Variable holding each copy's number, from 0."}},
+                          "required": ["count"], "additionalProperties": False}],
+               "description": "Repeat the item this many times; {count: N, index: i} numbers the copies as $i."},
     "when": {"anyOf": [{"type": "boolean"}, EXPRESSION],
              "description": "Leave the item out when false."},
     "from": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 0}],
@@ -61,8 +73,14 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/definitions/{name}"}
 
 
+# `1e-6` written plainly is a number to convcalc, text to a YAML 1.1 loader such as PyYAML's.
+EXPONENT_TEXT = {"type": "string", "pattern": EXPONENT_FLOAT, "description": "A number like 1e-6."}
+
+
 def with_expressions(schema: dict[str, Any]) -> dict[str, Any]:
     """`schema` where every value, also inside lists, may be a `$` expression instead."""
+    if schema.get("type") == "number":
+        return {"anyOf": [schema, EXPONENT_TEXT, EXPRESSION]}
     out = dict(schema)
     for key in ("oneOf", "anyOf"):
         if key in out:
@@ -73,7 +91,7 @@ def with_expressions(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _inner(schema: dict[str, Any]) -> dict[str, Any]:
-    if schema.get("type") == "array" or "oneOf" in schema or "anyOf" in schema:
+    if schema.get("type") in ("array", "number") or "oneOf" in schema or "anyOf" in schema:
         return with_expressions(schema)
     return {"anyOf": [schema, EXPRESSION]}
 
@@ -128,17 +146,24 @@ def structure_definitions(suffix: str = "") -> dict[str, Any]:
     listed = ref(f"layers{suffix}")
     residual: dict[str, Any] = {
         "type": "object",
-        "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME, "after": listed,
-                       **RESERVED_PROPS},
+        "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME,
+                       "skip": {"anyOf": [{"type": "boolean"}, EXPRESSION], "default": True,
+                                "description": "false: the body alone (same paths), no shortcut and no add."},
+                       "after": listed, **RESERVED_PROPS},
         "required": ["body"],
         "additionalProperties": False,
     }
-    branch = {"anyOf": [listed, {"type": "object", "properties": {"name": NAME, "layers": listed},
+    nameless = {"type": "null", "description": "The branch adds no path segment: its items sit at the parallel's path."}
+    branch = {"anyOf": [listed, {"type": "object", "properties": {"name": {"anyOf": [NAME, nameless]},
+                                                                  "layers": listed},
                                  "required": ["layers"], "additionalProperties": False}]}
     parallel: dict[str, Any] = {
         "type": "object",
         "properties": {"branches": {"type": "array", "items": branch, "minItems": 2},
                        "merge": {"anyOf": [{"enum": list(MERGE_TYPES)}, EXPRESSION], "default": "concat"},
+                       "split": {**with_expressions(Parts().schema(1)),
+                                 "description": "Branch i takes part i of the channels: N equal parts"
+                                                " (torch.chunk) or a list of sizes (torch.split)."},
                        "after": listed, **RESERVED_PROPS},
         "required": ["branches"],
         "additionalProperties": False,
@@ -153,7 +178,8 @@ def structure_definitions(suffix: str = "") -> dict[str, Any]:
         out[f"structure.{structure}{suffix}"] = {
             "type": "object",
             "description": {"residual": "Body added to a shortcut (identity when left out).",
-                            "parallel": "Branches on the same input, merged by concat or add.",
+                            "parallel": "Branches on the same input (or on parts of its channels, with"
+                                        " split), merged by concat, add or mul.",
                             "sequential": "A group of layers with its own path segment."}[structure],
             "properties": {structure: body, **RESERVED_PROPS},
             "required": [structure],

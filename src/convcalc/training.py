@@ -8,10 +8,13 @@ torch 2.13 on CPU in training mode):
   keep their input; ReLU, sigmoid, tanh and softmax keep their output; most other
   activations keep their input; max pooling keeps its input and int64 indices of the output's
   size; batch norm keeps its input plus 2*C statistics; dropout keeps a mask; flatten,
-  padding with zeros, upsampling, pixel shuffle, add and concat keep nothing; mul of `a, b, c`
-  is `(a * b) * c`: each product keeps a factor when the other factor needs a gradient (the
-  partial product `a * b` is a new tensor); a centre crop is a view of its input, or of the
-  zero-padded input when it pads an axis (torchvision pads, then slices);
+  padding with zeros, upsampling, pixel and channel shuffle, add and concat keep nothing; mul of
+  `a, b, c` is `(a * b) * c`: each product keeps a factor when the other factor needs a gradient
+  (the partial product `a * b` is a new tensor); a centre crop is a view of its input, or of the
+  zero-padded input when it pads an axis (torchvision pads, then slices); layer scale keeps its
+  input (under mixed precision its output is float32: `x * gamma` promotes to the float32
+  gamma); stochastic depth keeps its noise (one number per sample in `row` mode); narrow and
+  permute are views;
 - a tensor kept by two layers (a ReLU's output that the next conv keeps as its input) is
   counted once; flatten and identity are views, in-place activations reuse their input;
 - a layer keeps nothing unless a gradient flows through it (it has parameters, or one
@@ -104,6 +107,10 @@ def _layer_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Ext
     return ((2 * math.prod(shape) // math.prod(normalized), 0, STATS),)  # mean, rstd per group
 
 
+def _channel_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    return ((2 * math.prod(shape[1:]), 0, STATS),)  # mean, rstd per position (LayerNorm2d)
+
+
 def _group_stats(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
     return ((2 * args["num_groups"], 0, STATS),)
 
@@ -123,6 +130,13 @@ def _channel_mask(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Ex
     return ((shape[0], 0, INPUT_DTYPE),)
 
 
+def _drop_noise(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> Extras:
+    # torchvision's stochastic_depth multiplies by a noise tensor: [N, 1, ...] or [1, 1, ...].
+    if args["p"] == 0:
+        return ()
+    return ((1, 0, INPUT_DTYPE),) if args["mode"] == "row" else ((0, 1, INPUT_DTYPE),)
+
+
 def _adaptive_avg(args: Any, shape: tuple[int, ...], out: tuple[int, ...]) -> str:
     return "" if all(n == 1 for n in out[1:]) else "input"  # a global mean keeps nothing
 
@@ -138,6 +152,7 @@ SAVES: dict[str, Saves] = {
     **{f"batchnorm{r}d": Saves("input", extra=_bn_stats) for r in (1, 2, 3)},
     **{f"instancenorm{r}d": Saves("input", extra=_instance_stats) for r in (1, 2, 3)},
     "layernorm": Saves("input", extra=_layer_stats),
+    "layernorm2d": Saves("input", extra=_channel_stats),  # its permuted input is a view
     "groupnorm": Saves("input", extra=_group_stats),
     "localresponsenorm": Saves("input", extra=_lrn),
     "identity": Saves(view=True),
@@ -172,6 +187,11 @@ SAVES: dict[str, Saves] = {
     "mul": Saves("product"),
     # A crop is a view of its input (a slice); one that pads slices a new, padded tensor.
     "centercrop": Saves(view=True),
+    "narrow": Saves(view=True),
+    "permute": Saves(view=True),
+    "channelshuffle": NOTHING,
+    "layerscale": INPUT,  # x * gamma keeps x for gamma's gradient
+    "stochasticdepth": Saves(extra=_drop_noise),
     **{f"{mode}pad{r}d": NOTHING for mode in ("zero", "constant", "circular") for r in (1, 2, 3)},
     **{f"{mode}pad{r}d": INPUT for mode in ("reflection", "replication") for r in (1, 2, 3)},
 }
@@ -240,6 +260,8 @@ class _Saved:
         if self.half is None or want is None:
             if self.half is not None and name == "localresponsenorm":
                 return tensor, have, self.element  # composed from float32 ops: a float32 output
+            if self.half is not None and name == "layerscale":
+                return tensor, have, max(have, self.element)  # x * gamma: promoted to gamma's float32
             return tensor, have, have
         if want == have:
             return tensor, have, want

@@ -7,12 +7,12 @@ several inputs; `residual` and `parallel` create them.
 
 from __future__ import annotations
 
-from convcalc.layers import conv, elementwise, merge, norm, pool, reshape
+from convcalc.layers import blocks, conv, elementwise, merge, norm, pool, reshape
 from convcalc.layers.base import Args, Inference, LayerType, Note, Registry, Shape
 from convcalc.layers.merge import InputMismatch, Merge
 
 REGISTRY = Registry()
-for _module in (conv, pool, norm, elementwise, reshape, merge):
+for _module in (conv, pool, norm, elementwise, reshape, blocks, merge):
     REGISTRY.add(*_module.LAYER_TYPES)
 
 # The layer types that take several inputs, by name.

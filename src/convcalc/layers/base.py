@@ -321,10 +321,19 @@ class Inference:
     params: int = 0
     buffers: int = 0
     macs: int = 0
-    # One map per spatial axis of the output, or None when the output has none
-    # (after flatten, or a linear layer on a vector).
+    # One map per dim after the first (dims 1.. of the shape without the batch: the spatial
+    # axes when channels come first), or None when the output has none (after flatten, or a
+    # linear layer on a vector).
     axes: tuple[AxisMap, ...] | None = None
     notes: tuple[Note, ...] = ()
+    # The map of the first dim (the channels when they come first), for when a permute has put
+    # a spatial axis there: IDENTITY for layers that act on each index of it alone (element-wise
+    # layers, norms, linear on the last dim), None for those that mix or move it (convolution,
+    # concat, channel shuffle).
+    lead: AxisMap | None = None
+    # A pure reordering of the dims (permute): output dim j is input dim order[j], both counted
+    # without the batch. The receptive field moves with the spatial axes.
+    order: tuple[int, ...] | None = None
 
 
 Args = Mapping[str, Any]

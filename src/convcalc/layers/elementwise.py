@@ -47,12 +47,11 @@ class Softmax(LayerType):
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         axis = batchless_axis(args["dim"], shape, "dim")
-        result = same_shape(shape)
-        if axis == 0 or result.axes is None:
-            return result
+        if axis == 0:  # every index of the first dim reads all of it
+            return same_shape(shape, lead=Dense(shape[0]))
         axes: list[Any] = [IDENTITY] * (len(shape) - 1)
         axes[axis - 1] = Dense(shape[axis])
-        return Inference(output_shape=shape, axes=tuple(axes))
+        return Inference(output_shape=shape, axes=tuple(axes), lead=IDENTITY)
 
 
 def batchless_axis(dim: int, shape: Shape, name: str) -> int:

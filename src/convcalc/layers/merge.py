@@ -1,4 +1,4 @@
-"""Layers with several inputs: element-wise add (residuals) and product, concatenation.
+"""Layers with several inputs: element-wise add (residuals) and mul (gates), concatenation.
 
 A merge is an ordinary registered layer type whose `arity` is None (two or more inputs);
 `residual` and `parallel` lower to one, and a standalone `- add: {from: [a, b]}` is one.
@@ -6,7 +6,7 @@ A merge is an ordinary registered layer type whose `arity` is None (two or more 
 takes one shape per input. A shape mismatch raises `InputMismatch`, which names the inputs by
 index; whoever knows what the inputs are called (the analysis, from the graph) turns it into the message users see.
 
-Imports `errors` and `layers` only.
+Imports `errors`, `layers` and `receptive` only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from convcalc.errors import ShapeError
 from convcalc.layers.base import Arg, Args, Inference, Kind, LayerType, Shape, is_int, shape_str
 from convcalc.layers.norm import same_shape
+from convcalc.receptive import IDENTITY
 
 
 class InputMismatch(ShapeError):
@@ -77,11 +78,6 @@ class Elementwise(Merge):
     """An element-wise merge with broadcasting (add, mul)."""
 
     def merge(self, args: Args, shapes: Sequence[Shape]) -> Inference:
-        if not args.get("broadcast"):  # `residual` / `parallel`: equal shapes (CONVENTIONS.md)
-            for i, shape in enumerate(shapes[1:], start=1):
-                if shape != shapes[0]:
-                    raise InputMismatch(f"{self.name} needs equal shapes", shapes, i)
-            return same_shape(shapes[0])
         out, bad = broadcast(shapes)
         if bad is not None:
             raise InputMismatch(f"{self.name} needs shapes that broadcast (equal, or 1 on an axis)",
@@ -125,14 +121,16 @@ class Concat(Merge):
                 what = "channels" if axis == 0 else f"dim {dim}"
                 raise InputMismatch(f"concat needs equal sizes except {what}", shapes, i)
         first = shapes[0]
-        return same_shape((*first[:axis], sum(s[axis] for s in shapes), *first[axis + 1:]))
+        return same_shape((*first[:axis], sum(s[axis] for s in shapes), *first[axis + 1:]),
+                          lead=None if axis == 0 else IDENTITY)
 
 
 LAYER_TYPES: list[LayerType] = [
     Add("add", "Element-wise sum of the inputs (residual connections); shapes broadcast as in"
                " PyTorch. Written as `residual:`, `parallel:` with merge: add, or `add: {from: [a, b]}`."),
-    Mul("mul", "Element-wise product of the inputs; shapes broadcast as in PyTorch."
-               " Written as `mul: {from: [a, b]}`."),
+    Mul("mul", "Element-wise product of the inputs (squeeze-and-excitation gates); shapes broadcast"
+               " as in PyTorch ([C, 1, 1] times [C, H, W]). Written as `parallel:` with merge: mul,"
+               " or `mul: {from: [a, b]}`."),
     Concat("concat", "Concatenation of the inputs along channels (or `dim`); other dims must be equal."
                      " Written as `parallel:` (merge: concat is its default) or `concat: {from: [a, b]}`."),
 ]

@@ -1,4 +1,5 @@
-"""Normalisation layers: batch, instance, layer, group and local response norm.
+"""Normalisation layers: batch, instance, layer (also over channels: layernorm2d), group and
+local response norm.
 
 Parameters are the affine weight and bias; running statistics are buffers. PyTorch also
 keeps a `num_batches_tracked` counter (one element) beside them, and counts it among the
@@ -24,16 +25,20 @@ from convcalc.layers.base import (
     shape_str,
 )
 from convcalc.layers.conv import check_in_channels
-from convcalc.receptive import IDENTITY
+from convcalc.receptive import IDENTITY, AxisMap
 
 
-def same_shape(shape: Shape, params: int = 0, buffers: int = 0) -> Inference:
-    """An element-wise layer: the shape and every spatial axis pass through."""
+def same_shape(shape: Shape, params: int = 0, buffers: int = 0, lead: AxisMap | None = IDENTITY) -> Inference:
+    """An element-wise layer: the shape and every spatial axis pass through.
+
+    `lead` is the map of the first dim: IDENTITY, unless the layer mixes or reorders it.
+    """
     return Inference(
         output_shape=shape,
         params=params,
         buffers=buffers,
         axes=(IDENTITY,) * (len(shape) - 1) if len(shape) > 1 else None,
+        lead=lead,
     )
 
 
@@ -106,6 +111,28 @@ class LayerNorm(LayerType):
         return same_shape(shape, params=params)
 
 
+class LayerNorm2d(LayerType):
+    """torchvision's LayerNorm2d (ConvNeXt): LayerNorm over the channels at every position of
+    [C, H, W], as one module (it permutes to channels-last and back inside)."""
+
+    summary = ("LayerNorm over the channels at each position of [C, H, W] (torchvision's LayerNorm2d:"
+               " ConvNeXt's stem, downsampling and head): 2*C parameters.")
+    args = (
+        Arg("normalized_shape", Optional(Int()), None,
+            "The channels; checked against the input, inferred when left out."),
+        EPS,
+        Arg("elementwise_affine", Bool(), True, "Learnable per-channel scale (and bias)."),
+        Arg("bias", Bool(), True, "Learnable bias, when elementwise_affine."),
+    )
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        c = shape[0]
+        check_in_channels(args, c, "normalized_shape")
+        params = c * (2 if args["bias"] else 1) if args["elementwise_affine"] else 0
+        return same_shape(shape, params=params)
+
+
 class GroupNorm(LayerType):
     summary = "Group normalisation: channels split into num_groups groups; 2*C parameters."
     args = (
@@ -143,6 +170,7 @@ LAYER_TYPES = [
     *(BatchNorm(f"batchnorm{r}d", r) for r in (1, 2, 3)),
     *(InstanceNorm(f"instancenorm{r}d", r) for r in (1, 2, 3)),
     LayerNorm("layernorm"),
+    LayerNorm2d("layernorm2d", 2),
     GroupNorm("groupnorm"),
     LocalResponseNorm("localresponsenorm"),
 ]

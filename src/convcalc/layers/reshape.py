@@ -46,10 +46,10 @@ class Linear(LayerType):
             hint = "" if len(shape) == 1 else f" (the input is {shape_str(shape)}: flatten it first?)"
             raise ShapeError(f"in_features={declared} but the last dim of the input is {n_in}{hint}")
         positions = math.prod(shape[:-1])
-        axes = None
+        axes = lead = None
         notes: tuple[Note, ...] = ()
-        if len(shape) > 1:
-            axes = (IDENTITY,) * (len(shape) - 2) + (Dense(n_in),)
+        if len(shape) > 1:  # each position alone (ConvNeXt's channels-last MLP)
+            axes, lead = (IDENTITY,) * (len(shape) - 2) + (Dense(n_in),), IDENTITY
             notes = (Note("unflattened-linear",
                           f"this linear acts on the last axis only, so {shape_str(shape)} becomes"
                           f" {shape_str((*shape[:-1], n_out))}; add flatten before it for a classifier"
@@ -60,6 +60,7 @@ class Linear(LayerType):
             macs=positions * n_in * n_out,
             axes=axes,
             notes=notes,
+            lead=lead,
         )
 
 

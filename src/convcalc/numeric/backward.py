@@ -33,9 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from convcalc.analysis import Row
+from convcalc.analysis import Row, position_index
 from convcalc.graph import INPUT
 from convcalc.layers import Args, Shape
+from convcalc.layers.blocks import span
+from convcalc.numeric.activation import erf
+from convcalc.numeric.blocks import shuffle
 from convcalc.numeric.conv import conv, conv_transpose
 from convcalc.numeric.reshape import pad_or_crop
 from convcalc.numeric.windows import windows
@@ -235,10 +238,6 @@ def adaptive_max_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.nd
 # --- element-wise -----------------------------------------------------------------------
 
 
-def _erf(v: np.ndarray) -> np.ndarray:
-    return np.frompyfunc(math.erf, 1, 1)(v).astype(v.dtype)
-
-
 def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * v))
 
@@ -248,7 +247,7 @@ def _gelu_grad(x: np.ndarray, args: Args) -> np.ndarray:
         c = math.sqrt(2 / math.pi)
         t = np.tanh(c * (x + 0.044715 * x**3))
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
-    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
     return cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
@@ -278,7 +277,7 @@ DERIVATIVES: dict[str, Callable[[np.ndarray, Args], np.ndarray]] = {
     "hardtanh": lambda x, a: ((x > a["min_val"]) & (x < a["max_val"])).astype(x.dtype),
 }
 PASS_THROUGH = ("identity", "dropout", "dropout1d", "dropout2d", "dropout3d", "alphadropout",
-                "featurealphadropout")
+                "featurealphadropout", "stochasticdepth")
 
 
 def elementwise_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
@@ -365,6 +364,14 @@ def layernorm_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarr
     return _normalised_backward(gh, x, tuple(range(g.ndim - dims, g.ndim)), args["eps"])
 
 
+def layernorm2d_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                         params: Params) -> np.ndarray:
+    if x is None:
+        return g
+    gh = g * _channel(params["weight"], g.ndim) if "weight" in params else g
+    return _normalised_backward(gh, x, (1,), args["eps"])
+
+
 def lrn_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                  params: Params) -> np.ndarray:
     """b_c = a_c / D_c^beta, D_c = k + alpha/size * sum of a^2 over channels c-size//2..c+(size-1)//2."""
@@ -389,7 +396,8 @@ def lrn_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x:
 
 def linear_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
                     params: Params) -> np.ndarray:
-    return g @ params["weight"].astype(g.dtype, copy=False)
+    weight = params["weight"].astype(g.dtype, copy=False)
+    return (g.reshape(-1, g.shape[-1]) @ weight).reshape(*g.shape[:-1], weight.shape[1])  # one 2-D product
 
 
 def flatten_backward(layer_type: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
@@ -494,6 +502,35 @@ def centercrop_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x
     return crop_backward(g, kind.pads(args, in_shape))
 
 
+# --- modern blocks ----------------------------------------------------------------------
+
+
+def channelshuffle_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                            params: Params) -> np.ndarray:
+    """The inverse permutation of the channels: a shuffle with C/g groups."""
+    return shuffle(g, in_shape[0] // args["groups"])
+
+
+def narrow_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                    params: Params) -> np.ndarray:
+    start, length = span(args, in_shape[0])
+    gx = np.zeros((g.shape[0], *in_shape), dtype=g.dtype)
+    gx[:, start:start + length] = g
+    return gx
+
+
+def permute_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                     params: Params) -> np.ndarray:
+    return np.ascontiguousarray(g.transpose(np.argsort(args["dims"])))
+
+
+def layerscale_backward(kind: Any, args: Args, in_shape: Shape, g: np.ndarray, x: np.ndarray | None,
+                        params: Params) -> np.ndarray:
+    if "gamma" not in params:  # linearised: a positive scale
+        return g
+    return g * params["gamma"].astype(g.dtype, copy=False).reshape(-1, *(1,) * (g.ndim - 2))
+
+
 def _table() -> dict[str, Backward]:
     table: dict[str, Backward] = {}
     for r in (1, 2, 3):
@@ -509,12 +546,14 @@ def _table() -> dict[str, Backward]:
         table[name] = elementwise_backward
     table.update({
         "prelu": prelu_backward, "softmax": softmax_backward, "logsoftmax": softmax_backward,
-        "groupnorm": groupnorm_backward, "layernorm": layernorm_backward,
+        "groupnorm": groupnorm_backward, "layernorm": layernorm_backward, "layernorm2d": layernorm2d_backward,
         "localresponsenorm": lrn_backward, "linear": linear_backward, "flatten": flatten_backward,
         "upsample": upsample_backward, "upsamplingnearest2d": upsample_backward,
         "upsamplingbilinear2d": upsample_backward, "pixelshuffle": pixelshuffle_backward,
         "centercrop": centercrop_backward,
         "pixelunshuffle": pixelunshuffle_backward,
+        "channelshuffle": channelshuffle_backward, "narrow": narrow_backward, "permute": permute_backward,
+        "layerscale": layerscale_backward, "stochasticdepth": elementwise_backward,
     })
     return table
 
@@ -642,6 +681,8 @@ def structural_gradient(graph: Sequence[Row], target: int, position: Sequence[in
                         seed: int = 0) -> np.ndarray:
     """d(sum over channels of output `position` of `target`)/d(input) of the linearised network.
 
+    `position` is one index per spatial axis, wherever a permute has put the axes (`Row.dims`).
+
     Float64, positive weights: non-zero exactly on the input pixels the output depends on.
     Returns `(C, *spatial)` of the network input.
     """
@@ -649,7 +690,7 @@ def structural_gradient(graph: Sequence[Row], target: int, position: Sequence[in
     weights = {i: positive_params(graph[i], rng) for i in range(target + 1)}
     out = graph[target].output_shape
     g = np.zeros((1, *out))
-    at: Index = (0, slice(None), *position)
+    at: Index = (0, *position_index(graph[target].dims or (), tuple(position), len(out)))
     g[at] = 1.0
     return network_backward(graph, target, g, lambda i: None, lambda i: weights[i])[0]
 
@@ -719,8 +760,9 @@ def effective_field(graph: Sequence[Row], network: Any, target: int, position: S
         run(network, x, keep, seed=seed, save=False)
     for ours, theirs in zip(graph, trace):
         assert ours.path == theirs.path, (ours.path, theirs.path)
-    seed_grad = np.zeros((samples, *graph[target].output_shape), dtype=x.dtype)
-    at: Index = (slice(None), slice(None), *position)
+    out = graph[target].output_shape
+    seed_grad = np.zeros((samples, *out), dtype=x.dtype)
+    at: Index = (slice(None), *position_index(graph[target].dims or (), tuple(position), len(out)))
     seed_grad[at] = 1
 
     def inputs(i: int) -> Sequence[np.ndarray]:

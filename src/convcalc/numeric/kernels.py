@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
-from convcalc.numeric import activation, conv, merge, norm, pool, reshape
+from convcalc.numeric import activation, blocks, conv, merge, norm, pool, reshape
 from convcalc.numeric.base import Kernel, Output, Params, ParamSpec, init_params
 
 KERNELS: dict[str, Kernel] = {}
-for _module in (conv, pool, norm, activation, reshape, merge):
+for _module in (conv, pool, norm, activation, reshape, blocks, merge):
     for _name, _kernel in _module.KERNELS.items():
         if _name in KERNELS:
             raise ValueError(f"kernel for {_name} defined twice")

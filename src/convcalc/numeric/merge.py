@@ -20,7 +20,10 @@ def add_forward(mt: LayerType, args: Args, xs: Sequence[np.ndarray], params: Par
     shape = np.broadcast_shapes(*(x.shape for x in xs))
     total = np.array(np.broadcast_to(xs[0], shape))
     for x in xs[1:]:
-        total += x
+        if x.shape == total.shape:
+            total += x
+        else:  # broadcasting (a size-1 axis stretches)
+            total = total + x
     return Output(total)
 
 

@@ -101,6 +101,29 @@ def layernorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, 
     return Output(y)
 
 
+def layernorm2d_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
+    if not args["elementwise_affine"]:
+        return {}
+    specs = {"weight": ParamSpec((shape[0],), "scale")}
+    if args["bias"]:
+        specs["bias"] = ParamSpec((shape[0],), "shift")
+    return specs
+
+
+def layernorm2d_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
+    """LayerNorm over dim 1 (the channels) at every position, with a per-channel scale and shift."""
+    mean = x.mean(axis=1, keepdims=True)
+    centred = x - mean
+    var = np.square(centred).mean(axis=1, keepdims=True)
+    var += np.asarray(args["eps"], dtype=x.dtype)
+    centred /= np.sqrt(var)
+    if "weight" in params:
+        centred *= _channel(params["weight"], x.ndim)
+    if "bias" in params:
+        centred += _channel(params["bias"], x.ndim)
+    return Output(centred)
+
+
 def groupnorm_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec]:
     return affine_params(shape[0], args["affine"], False)
 
@@ -115,11 +138,18 @@ def groupnorm_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, 
 
 def lrn_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
     size, c = args["size"], x.shape[1]
-    padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
-    np.square(x, out=padded[:, size // 2 : size // 2 + c])
-    window = padded[:, :c].copy()
-    for t in range(1, size):  # one add per channel offset (size is small)
-        window += padded[:, t : t + c]
+    if size <= 16:  # one add per channel offset
+        padded = np.zeros((x.shape[0], c + size - 1, *x.shape[2:]), dtype=x.dtype)
+        np.square(x, out=padded[:, size // 2 : size // 2 + c])
+        window = padded[:, :c].copy()
+        for t in range(1, size):
+            window += padded[:, t : t + c]
+    else:  # a difference of running sums (in float64), whatever the size
+        sums = np.zeros((x.shape[0], c + 1, *x.shape[2:]))
+        np.cumsum(np.square(x, dtype=np.float64), axis=1, out=sums[:, 1:])
+        hi = np.minimum(np.arange(c) + (size - 1) // 2 + 1, c)
+        lo = np.maximum(np.arange(c) - size // 2, 0)
+        window = (sums[:, hi] - sums[:, lo]).astype(x.dtype)
     denom = window * np.asarray(args["alpha"] / size, dtype=x.dtype) + np.asarray(args["k"], dtype=x.dtype)
     return Output(x / denom ** np.asarray(args["beta"], dtype=x.dtype))
 
@@ -132,6 +162,7 @@ KERNELS: Mapping[str, Kernel] = {
     **{f"batchnorm{r}d": Kernel(batchnorm_forward, batchnorm_params) for r in (1, 2, 3)},
     **{f"instancenorm{r}d": Kernel(instancenorm_forward, batchnorm_params, stats_workspace) for r in (1, 2, 3)},
     "layernorm": Kernel(layernorm_forward, layernorm_params, stats_workspace),
+    "layernorm2d": Kernel(layernorm2d_forward, layernorm2d_params, stats_workspace),
     "groupnorm": Kernel(groupnorm_forward, groupnorm_params, stats_workspace),
     "localresponsenorm": Kernel(lrn_forward, workspace=stats_workspace),
 }

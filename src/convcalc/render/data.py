@@ -151,13 +151,17 @@ def shape_text(shape: Any) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def field_text(field: Field) -> tuple[str, str]:
-    """(size, jump) as short text: `427` when all axes agree, else `427x300`; `1,051` as counts are."""
+def field_text(field: Field, input_shape: Any = None) -> tuple[str, str]:
+    """(size, jump) as short text: `427` when all axes agree, else `427x300`; `1,051` as counts are;
+    `427 all` when every position sees the whole input (after a global-pool gate)."""
     if field is None:
         return "-", "-"
     sizes = {f.size for f in field}
     jumps = {fraction_text(f.jump) for f in field}
     size = f"{field[0].size:,}" if len(sizes) == 1 else "x".join(f"{f.size:,}" for f in field)
+    if input_shape is not None and len(input_shape) == len(field) + 1 and all(
+            f.covers_whole(n) for f, n in zip(field, input_shape[1:])):
+        size += " all"
     jump = jumps.pop() if len(jumps) == 1 else "x".join(fraction_text(f.jump) for f in field)
     return size, jump
 

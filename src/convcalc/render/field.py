@@ -36,6 +36,7 @@ def explanation_dict(e: Explanation) -> dict[str, Any]:
         "path": e.path, "type": e.type, "input_shape": list(e.input_shape),
         "output_shape": list(e.output_shape), "position": list(e.position),
         "axes": axes, "pixels_read": e.pixels, "coverage": round(e.coverage, 6),
+        **({"whole_input": True} if e.whole else {}),  # only after a global-pool gate
         "exact": not any(a.region.approximate for a in e.axes),
         "warnings": [warning_dict(w, line=False) for w in e.warnings],
     }
@@ -77,6 +78,8 @@ def explanation_table(e: Explanation) -> Any:
     summary = Text(f"Position {','.join(map(str, e.position))} reads {e.pixels:,} input pixels per channel;"
                    f" its box covers {100 * e.coverage:.1f}% of the input.")
     parts: list[Any] = [title, table, Text(""), summary]
+    if e.whole:
+        parts.append(Text("Every position's field is the whole input: a global-pool gate (mul) feeds this layer."))
     if any(a.region.approximate for a in e.axes):
         parts.append(Text("Too many distinct branch paths: the region is the per-axis union (may be larger).",
                           style="yellow"))

@@ -143,8 +143,8 @@ COLUMNS: dict[str, ColumnKind] = {c.key: c for c in (
     ColumnKind("flops", "FLOPs", True, *_counted("flops", "flops")),
     ColumnKind("activations", "Activations", True, *_counted("activation_bytes", "activation_bytes",
                                                               abbreviate_bytes, human_bytes)),
-    ColumnKind("rf", "RF", True, lambda e, r, s: field_text(e.field)[0]),
-    ColumnKind("jump", "Jump", True, lambda e, r, s: field_text(e.field)[1]),
+    ColumnKind("rf", "RF", True, lambda e, r, s: field_text(e.field, r.input_shape)[0]),
+    ColumnKind("jump", "Jump", True, lambda e, r, s: field_text(e.field, r.input_shape)[1]),
     ColumnKind("start", "Start", True, lambda e, r, s: _start_text(e)),
 )}
 

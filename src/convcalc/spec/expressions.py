@@ -3,12 +3,14 @@
 `$planes` is the value of `planes`; `$planes * 4`, `$c // 2 + 1`, `$stride != 1 or
 $cin != $planes` and `max($a, 8)` compute. Evaluated by walking Python's syntax tree with
 a whitelist of operators (no names but the arguments, no attributes, no calls but
-min/max), so a spec cannot run code.
+`FUNCTIONS`), so a spec cannot run code.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import math
 import operator
 import re
 from collections.abc import Mapping
@@ -32,16 +34,102 @@ _COMPARE = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-_FUNCTIONS = {"min": min, "max": max}
+
+
+def make_divisible(v: Any, divisor: Any, min_value: Any = None) -> int:
+    """torchvision's `_make_divisible`: the nearest multiple of `divisor`, at least
+    `min_value` (default `divisor`), never more than 10 % below `v`."""
+    for name, value in (("v", v), ("divisor", divisor)):
+        if not _number(value):
+            raise TypeError(f"make_divisible's {name} must be a number (got {value!r})")
+    if min_value is None:
+        min_value = divisor
+    if not _number(min_value):
+        raise TypeError(f"make_divisible's min_value must be a number (got {min_value!r})")
+    if divisor <= 0:
+        raise ValueError(f"make_divisible's divisor must be positive (got {divisor})")
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return int(new_v)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _one_number(name: str, convert: Any) -> Any:
+    def call(value: Any) -> Any:
+        if not _number(value):
+            raise TypeError(f"{name}() takes a number (got {value!r})")
+        return convert(value)
+    return call
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "min": min,
+    "max": max,
+    # Python's round: half to even, an int without ndigits (round(2.5) == 2).
+    "round": lambda v, ndigits=None: _one_number("round", lambda x: round(x, ndigits)
+                                                 if ndigits is not None else round(x))(v),
+    "ceil": _one_number("ceil", math.ceil),
+    "floor": _one_number("floor", math.floor),
+    "int": _one_number("int", int),  # truncates toward zero, as Python's int()
+    "abs": _one_number("abs", abs),
+    "make_divisible": make_divisible,
+}
+# How many positional arguments each function takes (min, max: any number from 1).
+_ARITY = {"round": (1, 2), "ceil": (1, 1), "floor": (1, 1), "int": (1, 1), "abs": (1, 1),
+          "make_divisible": (2, 3)}
 
 
 _REFERENCE = re.compile(r"\$[A-Za-z_(]")
+_CALL = re.compile(r"^\s*(?:" + "|".join(_FUNCTIONS) + r")\s*\(")
 
 
 def is_expression(value: Any) -> bool:
     """A string that mentions `$name` or `$(...)` (`$planes * 4`, `not $deep`,
-    `$(c + g) // 2`) is an expression."""
-    return isinstance(value, str) and _REFERENCE.search(value) is not None
+    `$(c + g) // 2`), or starts with a call of one of `FUNCTIONS` (`max(8, 4)`,
+    `make_divisible(24 * 0.75, 8)`), is an expression."""
+    return isinstance(value, str) and (_REFERENCE.search(value) is not None or _CALL.match(value) is not None)
+
+
+_PLACEHOLDER = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\()")
+
+
+def interpolate(text: str, scope: Mapping[str, Any]) -> str:
+    """`text` with each `$name` and `$(expression)` in it replaced by its value, as text.
+
+    For names (`block$(stage)-$i` gives `block2-0`): a reference ends at the first character
+    that cannot continue a name, so `$stage-0` is `$stage` then `-0`.
+    """
+    out: list[str] = []
+    end = 0
+    while (found := _PLACEHOLDER.search(text, end)) is not None:
+        out.append(text[end:found.start()])
+        if found.group(1) is not None:
+            end = found.end()
+        else:
+            depth, end = 0, found.end() - 1
+            while end < len(text):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+            if depth:
+                raise SpecError(f"{text!r} opens '$(' without closing it")
+        value = evaluate(text[found.start():end], scope)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise SpecError(f"{text!r}: {text[found.start():end]} is {value!r}, not an int or a text")
+        out.append(str(value))
+    out.append(text[end:])
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.Expression:
+    """The syntax tree of an expression; a block's expressions are read once, not per call."""
+    return ast.parse(source, mode="eval")
 
 
 def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
@@ -51,7 +139,7 @@ def evaluate(text: str, scope: Mapping[str, Any]) -> Any:
         raise SpecError(f"the expression {text[:30]!r}... is longer than {MAX_LENGTH} characters;"
                         " split it into vars")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = _parse(source.strip())
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise SpecError(f"cannot read the expression {text!r}") from None
     try:
@@ -112,18 +200,31 @@ def _eval(node: ast.AST, scope: Mapping[str, Any], text: str) -> Any:
         return True
     if isinstance(node, ast.IfExp):
         return _eval(node.body if _eval(node.test, scope, text) else node.orelse, scope, text)
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in _FUNCTIONS
-        and not node.keywords
-        and node.args
-    ):
-        return _FUNCTIONS[node.func.id](*(_eval(a, scope, text) for a in node.args))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS:
+        return _call(node, scope, text)
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_eval(e, scope, text) for e in node.elts]
     raise SpecError(f"{text!r} is not an expression convcalc understands"
-                    " (use +, -, *, /, //, %, comparisons, and/or/not, min, max)")
+                    f" (use +, -, *, /, //, %, comparisons, and/or/not, {', '.join(_FUNCTIONS)})")
+
+
+def _call(node: ast.Call, scope: Mapping[str, Any], text: str) -> Any:
+    name = node.func.id  # type: ignore[attr-defined]
+    args = [_eval(a, scope, text) for a in node.args]
+    keywords = {}
+    for kw in node.keywords:
+        if name != "make_divisible" or kw.arg != "min_value":
+            raise SpecError(f"{text!r}: {name}() takes no argument named {kw.arg!r}")
+        keywords[kw.arg] = _eval(kw.value, scope, text)
+    low, high = _ARITY.get(name, (1, 1 << 16))
+    count = len(args) + len(keywords)
+    if not low <= count <= high:
+        wanted = str(low) if low == high else f"{low} to {high}"
+        raise SpecError(f"{text!r}: {name}() takes {wanted} arguments (got {count})")
+    result = _FUNCTIONS[name](*args, **keywords)
+    if isinstance(result, int) and result.bit_length() > MAX_BITS:
+        raise SpecError(f"{text!r} is too large (more than {MAX_BITS} bits)")
+    return result
 
 
 def _arith(op: Any, left: Any, right: Any, text: str) -> Any:

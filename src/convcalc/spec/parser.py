@@ -21,17 +21,23 @@ import yaml
 from convcalc.errors import ArgumentError, ConvcalcError, LimitError, Location, SpecError, suggest
 from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import Args, describe
+from convcalc.layers.blocks import Parts, parts
 from convcalc.network import Fork, Layer, Network, Node, Ref, Sequence
-from convcalc.spec.expressions import evaluate, is_expression
+from convcalc.spec.expressions import evaluate, interpolate, is_expression
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
 
 TOP_LEVEL_KEYS = ("name", "input", "layers", "outputs", "blocks", "vars", "budget", "ignore", "description")
 RESERVED = ("name", "repeat", "when", "from")
 STRUCTURES = ("residual", "parallel", "sequential")
-RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "after")
-PARALLEL_KEYS = ("branches", "merge", "after")
+RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "skip", "after")
+PARALLEL_KEYS = ("branches", "merge", "split", "after")
 BLOCK_KEYS = ("args", "layers", *STRUCTURES, "description")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+# A path segment (`name`, `shortcut_name`): also `-`, as in torchvision's `block1-0`.
+SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REPEAT_KEYS = ("count", "index")
+LITERALS = ("true", "false", "True", "False")  # names an expression reads as booleans
 
 DEFAULT_MAX_LAYERS = 200_000
 MAX_DEPTH = 100
@@ -136,8 +142,8 @@ class Parser:
         outputs = self.outputs(top["outputs"][1]) if "outputs" in top else ()
         network = Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget, ignore,
                           outputs)
-        if self.ctx.references:
-            network.graph  # noqa: B018  (lowering resolves the paths: unknown ones are spec errors)
+        # Lowered now: unknown `from:` paths and a path used twice are spec errors here.
+        network.graph  # noqa: B018
         return network
 
     def outputs(self, node: yaml.Node) -> tuple[Ref, ...]:
@@ -238,8 +244,11 @@ class Parser:
         """A node's plain value with `$` expressions evaluated in `scope`."""
         if isinstance(node, yaml.ScalarNode):  # most arguments: no list, no expression
             raw = scalar(node, self.source)
-            if not isinstance(raw, str) or "$" not in raw:
+            if not isinstance(raw, str) or ("$" not in raw and "(" not in raw):
                 return raw
+            name = raw[1:]
+            if raw[0] == "$" and name in scope and name.isidentifier() and name not in LITERALS:
+                return scope[name]  # `$out`: a block argument, without the expression machinery
         else:
             raw = to_python(node, self.source)
         try:
@@ -273,11 +282,23 @@ class Parser:
         when = reserved.get("when")
         if when is not None and not self.truth(when, scope, _join(prefix, str(index))):
             return []
-        repeat = 1
+        repeat, counter = 1, None
         if "repeat" in reserved:
-            repeat = self.count(reserved["repeat"], scope, _join(prefix, str(index)))
+            repeat, counter = self.repeat(reserved["repeat"], scope, _join(prefix, str(index)))
+
+        def copy_scope(i: int) -> Mapping[str, Any]:
+            return scope if counter is None else {**scope, counter: i}
+
         name = None
         if "name" in reserved:
+            if counter is not None and _mentions(reserved["name"], counter):
+                # The name uses the copy's index: each copy is a sibling with its own name.
+                copies = []
+                for i in range(repeat):
+                    inner = copy_scope(i)
+                    segment = self.name(reserved["name"], inner, names)
+                    copies.append(self.build(head, head_node, args_node, prefix, segment, inner, depth))
+                return [Sequence(prefix, tuple(copies), repeat=repeat, where=self.where(head_node))]
             name = self.name(reserved["name"], scope, names)
         if head in MERGE_TYPES and "from" in reserved:
             segment = name if name is not None else str(index)
@@ -286,14 +307,14 @@ class Parser:
                 raise self.error(f"a standalone {head} cannot repeat", reserved["repeat"], path, head)
             sources = self.sources(reserved["from"], scope, prefix, path, head)
             merge = self.layer(head, head_node, args_node, path, scope)
-            # A standalone add or mul broadcasts as torch does; residual and parallel keep equal shapes.
+            # Every add and mul broadcasts as torch does; the flag is kept for the standalone ones.
             return [Layer(merge.path, merge.type, self.broadcasting(merge.args), merge.where, sources)]
         if "from" in reserved:
             segment = name if name is not None else str(index)
             path = _join(prefix, segment)
             source = self.sources(reserved["from"], scope, prefix, path, head)[0]
             built = self.item_body(head, head_node, args_node, prefix, index, scope, depth, name, repeat,
-                                   "repeat" in reserved)
+                                   "repeat" in reserved, counter)
             first = built[0]
             if isinstance(first, Layer):
                 return [replace(first, sources=(source,)), *built[1:]]
@@ -301,7 +322,7 @@ class Parser:
                 return [replace(first, source=source)]
             return [Sequence(first.path, tuple(built), source=source, where=first.where)]
         return self.item_body(head, head_node, args_node, prefix, index, scope, depth, name, repeat,
-                              "repeat" in reserved)
+                              "repeat" in reserved, counter)
 
     def broadcasting(self, args: Args) -> Args:
         """`args` with `broadcast: true`, shared by the merges that share `args` (parsed
@@ -313,15 +334,22 @@ class Parser:
 
     def item_body(self, head: str, head_node: yaml.Node, args_node: yaml.Node | None, prefix: str, index: int,
                   scope: Mapping[str, Any], depth: int, name: str | None, repeat: int,
-                  repeated: bool) -> list[Node]:
-        """One list item built, without its `from:` (which `item` attaches)."""
+                  repeated: bool, counter: str | None = None) -> list[Node]:
+        """One list item built, without its `from:` (which `item` attaches); `counter` is the
+        variable of `repeat: {count, index}` that numbers the copies."""
+
+        def copy_scope(i: int) -> Mapping[str, Any]:
+            return scope if counter is None else {**scope, counter: i}
+
         if name is not None and repeat != 1:
             group = _join(prefix, name)
-            children = [self.build(head, head_node, args_node, group, str(i), scope, depth) for i in range(repeat)]
+            children = [self.build(head, head_node, args_node, group, str(i), copy_scope(i), depth)
+                        for i in range(repeat)]
             return [Sequence(group, tuple(children), repeat=repeat, where=self.where(head_node))]
         if name is not None:
-            return [self.build(head, head_node, args_node, prefix, name, scope, depth)]
-        copies = [self.build(head, head_node, args_node, prefix, str(index + i), scope, depth) for i in range(repeat)]
+            return [self.build(head, head_node, args_node, prefix, name, copy_scope(0), depth)]
+        copies = [self.build(head, head_node, args_node, prefix, str(index + i), copy_scope(i), depth)
+                  for i in range(repeat)]
         if not repeated:
             return copies
         # An unnamed repeat adds no path segment: its copies are numbered among their siblings.
@@ -413,11 +441,34 @@ class Parser:
                 extra[0][1], path, head)
         return None
 
-    def truth(self, node: yaml.Node, scope: Mapping[str, Any], path: str) -> bool:
+    def truth(self, node: yaml.Node, scope: Mapping[str, Any], path: str, key: str = "when") -> bool:
         value = self.value(node, scope)
         if not isinstance(value, bool):
-            raise self.error(f"'when' must be true or false (got {describe(value)})", node, path)
+            raise self.error(f"'{key}' must be true or false (got {describe(value)})", node, path)
         return value
+
+    def repeat(self, node: yaml.Node, scope: Mapping[str, Any], path: str) -> tuple[int, str | None]:
+        """`repeat: N`, or `repeat: {count: N, index: i}`, which gives each copy `$i` (0 to N-1)."""
+        if not isinstance(node, yaml.MappingNode):
+            return self.count(node, scope, path), None
+        entries = {k: (kn, v) for k, kn, v in mapping_items(node, self.source)}
+        for key, (key_node, _) in entries.items():
+            if key not in REPEAT_KEYS:
+                raise self.error(f"unknown key '{key}' in repeat (expected count and index)"
+                                 + suggest(key, REPEAT_KEYS), key_node, path)
+        if "count" not in entries:
+            raise self.error("'repeat' as a mapping needs 'count' (how many copies) and may name an"
+                             " 'index' (each copy's number, from 0)", node, path)
+        count = self.count(entries["count"][1], scope, path)
+        if "index" not in entries:
+            return count, None
+        index_node = entries["index"][1]
+        counter = scalar(index_node, self.source) if isinstance(index_node, yaml.ScalarNode) else None
+        if not isinstance(counter, str) or not IDENTIFIER_RE.match(counter):
+            raise self.error("'index' names the variable that holds each copy's number: a letter or _,"
+                             f" then letters, digits or _ (got {describe(to_python(index_node, self.source))})",
+                             index_node, path)
+        return count, counter
 
     def count(self, node: yaml.Node, scope: Mapping[str, Any], path: str) -> int:
         value = self.value(node, scope)
@@ -430,9 +481,17 @@ class Parser:
         return value
 
     def name(self, node: yaml.Node, scope: Mapping[str, Any], names: dict[str, yaml.Node]) -> str:
-        value = self.value(node, scope)
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or not NAME_RE.match(str(value)):
-            raise self.error(f"'name' must be letters, digits and _ (no dots), got {describe(value)}", node)
+        """A path segment; `$x` and `$(...)` inside it are replaced by their values (`block$s-$i`)."""
+        raw = scalar(node, self.source) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(raw, str) and "$" in raw:
+            try:
+                value: Any = interpolate(raw, scope)
+            except ConvcalcError as err:
+                raise err.located(where=self.where(node), path=None, layer_type=None) from None
+        else:
+            value = self.value(node, scope)
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not SEGMENT_RE.match(str(value)):
+            raise self.error(f"'name' must be letters, digits, _ and - (no dots), got {describe(value)}", node)
         text = str(value)
         if text in names:
             first = self.where(names[text])
@@ -532,6 +591,9 @@ class Parser:
             raise self.error("'residual' needs a 'body' (the layers whose output is added to the"
                              " shortcut)", node, path)
         body = self.items(entries["body"][1], path, scope, depth + 1)
+        skip = True
+        if "skip" in entries:
+            skip = self.truth(entries["skip"][1], scope, path, "skip")
         shortcut_name = "shortcut"
         if "shortcut_name" in entries:
             shortcut_name = self.name(entries["shortcut_name"][1], scope, {})
@@ -539,13 +601,18 @@ class Parser:
         shortcut: list[Node] = []
         if "shortcut" in entries:
             shortcut = self.items(entries["shortcut"][1], shortcut_path, scope, depth + 1)
+        if not skip:
+            # No skip connection: the body alone, at the same paths, without shortcut and add.
+            alone = Sequence(path, tuple(body))
+            return self.with_after(alone, entries, path, len(body), scope, depth)
         fork = Fork(path, (Sequence(path, tuple(body)), Sequence(shortcut_path, tuple(shortcut))),
                     MERGE_TYPES["add"], _join(path, "add"), self.where(kind_node))
         return self.with_after(fork, entries, path, len(body), scope, depth)
 
-    def with_after(self, fork: Fork, entries: dict[str, tuple[yaml.Node, yaml.Node]], path: str,
+    def with_after(self, fork: Fork | Sequence, entries: dict[str, tuple[yaml.Node, yaml.Node]], path: str,
                    first_index: int, scope: Mapping[str, Any], depth: int) -> Node:
-        """A fork followed by its `after` layers, numbered after the branch items."""
+        """A fork (or a residual's body alone) followed by its `after` layers, numbered after the
+        branch items."""
         if "after" not in entries:
             return fork
         after_node = entries["after"][1]
@@ -569,25 +636,46 @@ class Parser:
         if "merge" in entries:
             merge = self.value(entries["merge"][1], scope)
             if merge not in MERGE_TYPES:
-                raise self.error(f"'merge' must be 'concat' or 'add' (got {describe(merge)})",
+                raise self.error(f"'merge' must be one of {', '.join(repr(m) for m in MERGE_TYPES)}"
+                                 f" (got {describe(merge)})",
                                  entries["merge"][1], path)
         branches: list[Sequence] = []
         names: dict[str, yaml.Node] = {}
         for i, branch in enumerate(entries["branches"][1].value):
-            segment, layers = str(i), branch
+            segment: str | None = str(i)
+            layers = branch
             if isinstance(branch, yaml.MappingNode):
                 fields = self.structure_keys("a branch", branch, ("name", "layers"), path)
                 if "layers" not in fields:
                     raise self.error("a named branch needs 'layers'", branch, path)
                 if "name" in fields:
-                    segment = self.name(fields["name"][1], scope, names)
+                    name_node = fields["name"][1]
+                    if isinstance(name_node, yaml.ScalarNode) and scalar(name_node, self.source) is None:
+                        segment = None  # name: null: the branch's items sit at the parallel's path
+                    else:
+                        segment = self.name(name_node, scope, names)
                 layers = fields["layers"][1]
-            branch_path = _join(path, segment)
+            branch_path = path if segment is None else _join(path, segment)
             branches.append(Sequence(branch_path, tuple(self.items(layers, branch_path, scope, depth + 1))))
         if len(branches) < 2:
             raise self.error("'parallel' needs at least two branches", entries["branches"][1], path)
-        fork = Fork(path, tuple(branches), MERGE_TYPES[merge], _join(path, merge), self.where(kind_node))
+        split = self.split(entries["split"][1], scope, path, len(branches)) if "split" in entries else None
+        fork = Fork(path, tuple(branches), MERGE_TYPES[merge], _join(path, merge), self.where(kind_node),
+                    split)
         return self.with_after(fork, entries, path, len(branches), scope, depth)
+
+    def split(self, node: yaml.Node, scope: Mapping[str, Any], path: str, branches: int) -> int | tuple[int, ...]:
+        """`split: N` (N equal parts of the channels) or `split: [sizes]`, one part per branch."""
+        value = self.value(node, scope)
+        try:
+            split = Parts().parse("split", value, 1)
+        except ArgumentError as err:
+            raise self.error(str(err), node, path) from None
+        count = parts(split)
+        if count != branches:
+            raise self.error(f"'split: {describe(value)}' makes {count} part{'s' * (count != 1)} but the"
+                             f" parallel has {branches} branches; give one branch per part", node, path)
+        return split
 
     def block(self, block_name: str, head_node: yaml.Node, args_node: yaml.Node | None, path: str,
               scope: Mapping[str, Any], depth: int) -> Node:
@@ -677,6 +765,12 @@ def _numbered(items: list[Node], prefix: str) -> int:
     """
     return sum(len(item.items) if isinstance(item, Sequence) and item.repeat is not None
                and item.path == prefix else 1 for item in items)
+
+
+def _mentions(node: yaml.Node, variable: str) -> bool:
+    """Does the name written at `node` use `$variable` (directly or inside `$(...)`)?"""
+    text = node.value if isinstance(node, yaml.ScalarNode) else ""
+    return re.search(r"\$(\([^$]*)?\b" + re.escape(variable) + r"\b", str(text)) is not None
 
 
 def _join(prefix: str, segment: str) -> str:

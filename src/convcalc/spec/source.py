@@ -40,6 +40,9 @@ class _Loader(_BaseLoader):
 Node = yaml.Node
 MAX_NODES = 5_000_000  # expanded YAML nodes, counting every alias use
 MAX_NESTING = 50  # lists and mappings inside one value (Python's recursion stays far away)
+# Floats YAML 1.2 and JSON accept that YAML 1.1 reads as text: an exponent without a dot.
+EXPONENT_FLOAT = r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"
+_EXPONENT_FLOAT = re.compile(EXPONENT_FLOAT)
 MAX_DIGITS = 100  # characters of one number (Python refuses to read ints past 4,300 digits)
 
 STR, INT, FLOAT, BOOL, NULL, SEQ, MAP = (
@@ -229,6 +232,9 @@ def scalar(node: Node, source: Source) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise SpecError("expected a single value here, not a list or mapping", where=source.where(node))
     if node.tag in (STR, TIMESTAMP, VALUE):  # a date-like name or '=' stays text
+        if node.tag == STR and not node.style and _EXPONENT_FLOAT.match(node.value):
+            # YAML 1.1 wants a dot in a float (`1.0e-6`); `1e-6` written plainly is a number.
+            return float(node.value)
         return node.value
     if node.tag in (INT, FLOAT) and len(node.value) > MAX_DIGITS:
         raise SpecError(f"the number {node.value[:20]}... has more than {MAX_DIGITS} characters;"
@@ -249,9 +255,14 @@ def mapping_items(node: Node, source: Source) -> list[tuple[str, Node, Node]]:
     keys refused (PyYAML would keep the last silently)."""
     if not isinstance(node, yaml.MappingNode):
         raise SpecError("expected a mapping (key: value)", where=source.where(node))
+    cached = getattr(node, "_convcalc_items", None)
+    if cached is not None:  # a block's body is read again at every call: checked once
+        return cached
     items: list[tuple[str, Node, Node]] = []
     seen: dict[str, Node] = {}
     merged: list[tuple[str, Node, Node]] = []
+    if node.flow_style:
+        _check_split_calls(node, source)
     for key_node, value_node in node.value:
         if key_node.tag == MERGE:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -271,7 +282,35 @@ def mapping_items(node: Node, source: Source) -> list[tuple[str, Node, Node]]:
         if key not in seen:
             seen[key] = key_node
             items.append((key, key_node, value_node))
+    node._convcalc_items = items  # type: ignore[attr-defined]  # callers only read it
     return items
+
+
+def _open_parens(node: Node) -> int:
+    if not isinstance(node, yaml.ScalarNode) or node.style:  # '' (libyaml) or None: plain
+        return 0
+    return node.value.count("(") - node.value.count(")")
+
+
+def _check_split_calls(node: yaml.MappingNode, source: Source) -> None:
+    """`{out_channels: max(8, 4)}`: YAML splits the call at its comma into a value `max(8`
+    and a key `4)`. Say so, and how to write it, rather than `unknown argument '4)'`."""
+    pairs = node.value
+    for i, (_, value_node) in enumerate(pairs):
+        depth = _open_parens(value_node)
+        if depth <= 0:
+            continue
+        end = value_node.end_mark
+        for key_node, next_value in pairs[i + 1:]:
+            depth += _open_parens(key_node)
+            end = key_node.end_mark
+            if next_value.start_mark.index != next_value.end_mark.index:  # `4)` has no value
+                break
+            if depth <= 0:
+                break
+        text = " ".join(source.text[value_node.start_mark.index:end.index].split())
+        raise SpecError(f"YAML split the expression at its comma: {value_node.value!r} is only its start;"
+                        f" quote the whole expression: \"{text}\"", where=source.where(value_node))
 
 
 def to_python(node: Node, source: Source, depth: int = 0) -> Any:
