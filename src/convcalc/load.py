@@ -11,8 +11,9 @@ Imports `errors`, `network` and `spec` only.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from convcalc.errors import Location, SpecError
 from convcalc.network import Network
@@ -51,9 +52,13 @@ def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
 
 
 def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS,
-                 sources: dict[str, Source] | None = None) -> Network:
-    """Read and parse one spec; its text goes into `sources` (when given) before parsing."""
+                 sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None) -> Network:
+    """Read and parse one spec; its text goes into `sources` (when given) before parsing.
+
+    `overrides` replace the values of the spec's `vars` by name (`--set NAME=VALUE`); a name
+    that is not a var is a SpecError listing the ones there are.
+    """
     source = read_source(path)
     if sources is not None:
         sources[source.name] = source
-    return Parser(source, Limits(max_layers=max_layers)).network(compose(source))
+    return Parser(source, Limits(max_layers=max_layers), overrides).network(compose(source))

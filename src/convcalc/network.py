@@ -69,6 +69,10 @@ class Network:
     budget: tuple[tuple[str, object, Location | None], ...] = field(default=(), compare=False)
     # Warning codes silenced by the spec (`ignore:`), with where each was written.
     ignore: tuple[tuple[str, Location | None], ...] = field(default=(), compare=False)
+    # (file name, text) the network was parsed from: the exporter reads the blocks' expressions.
+    origin: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+    # The vars set from outside the spec (`--set`, `build(spec, **set)`), by name.
+    overrides: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @cached_property
     def graph(self) -> Graph:

@@ -111,8 +111,10 @@ def structure_definitions() -> dict[str, Any]:
     listed = ref("layers")
     residual = {
         "type": "object",
-        "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME, "after": listed,
-                       **RESERVED_PROPS},
+        "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME,
+                       "merge": {"anyOf": [{"enum": list(MERGE_TYPES)}, EXPRESSION], "default": "add",
+                                 "description": "add, or concat: the shortcut's channels, then the body's"},
+                       "after": listed, **RESERVED_PROPS},
         "required": ["body"],
         "additionalProperties": False,
     }

@@ -21,16 +21,18 @@ from convcalc.errors import ArgumentError, ConvcalcError, LimitError, Location, 
 from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import describe
 from convcalc.network import Fork, Layer, Network, Node, Sequence
-from convcalc.spec.expressions import evaluate, is_expression
+from convcalc.spec.expressions import evaluate, interpolate, is_expression, references
+from convcalc.spec.reserved import RESERVED_NAMES
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
 
 TOP_LEVEL_KEYS = ("name", "input", "layers", "blocks", "vars", "budget", "ignore", "description")
 RESERVED = ("name", "repeat", "when")
 STRUCTURES = ("residual", "parallel", "sequential")
-RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "after")
+RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "merge", "after")
 PARALLEL_KEYS = ("branches", "merge", "after")
 BLOCK_KEYS = ("args", "layers", *STRUCTURES, "description")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+INDEX = "i"  # the name a repeated item's copy number (from 0) has in its expressions
 
 DEFAULT_MAX_LAYERS = 200_000
 MAX_DEPTH = 100
@@ -65,9 +67,10 @@ class _Context:
 class Parser:
     """One spec's reader; use `parse_spec` or `parse_text`."""
 
-    def __init__(self, source: Source, limits: Limits) -> None:
+    def __init__(self, source: Source, limits: Limits, overrides: Mapping[str, Any] | None = None) -> None:
         self.source = source
         self.ctx = _Context(source, {}, limits)
+        self.overrides = dict(overrides or {})
 
     def where(self, node: yaml.Node | None) -> Location | None:
         return self.source.where(node)
@@ -94,6 +97,11 @@ class Parser:
         scope: dict[str, Any] = {}
         if "vars" in top:
             scope = self.vars(top["vars"][1])
+        unknown = [key for key in self.overrides if key not in scope]
+        if unknown:
+            known = ", ".join(scope) if scope else "none: the spec has no 'vars'"
+            raise self.error(f"cannot set {unknown[0]!r}: it is not a var of this spec (its vars: {known})",
+                             top["vars"][0] if "vars" in top else root)
         if "blocks" in top:
             self.blocks(top["blocks"][1])
         name = "network"
@@ -112,7 +120,10 @@ class Parser:
                 for key, key_node, value in mapping_items(top["budget"][1], self.source)
             )
         ignore = self.ignore(top["ignore"][1]) if "ignore" in top else ()
-        return Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget, ignore)
+        root_sequence = Sequence("", tuple(body))
+        check_paths(root_sequence)
+        return Network(name, input_shape, root_sequence, self.where(root), budget, ignore,
+                       origin=(self.source.name, self.source.text), overrides=tuple(self.overrides.items()))
 
     def ignore(self, node: yaml.Node) -> tuple[tuple[str, Location | None], ...]:
         """`ignore: [code, ...]`: warning codes to leave out (the CLI checks they exist)."""
@@ -130,7 +141,7 @@ class Parser:
         for key, key_node, value in mapping_items(node, self.source):
             if not NAME_RE.match(key):
                 raise self.error(f"variable name {key!r} must be letters, digits and _", key_node)
-            scope[key] = self.value(value, scope)
+            scope[key] = self.overrides[key] if key in self.overrides else self.value(value, scope)
         return scope
 
     def input_shape(self, node: yaml.Node) -> tuple[int, ...]:
@@ -214,23 +225,30 @@ class Parser:
         when = reserved.get("when")
         if when is not None and not self.truth(when, scope, _join(prefix, str(index))):
             return []
-        repeat = 1
-        if "repeat" in reserved:
-            repeat = self.count(reserved["repeat"], scope, _join(prefix, str(index)))
-        name = None
-        if "name" in reserved:
-            name = self.name(reserved["name"], scope, names)
-        if name is not None and repeat != 1:
-            group = _join(prefix, name)
-            children = [self.build(head, head_node, args_node, group, str(i), scope, depth) for i in range(repeat)]
-            return [Sequence(group, tuple(children), repeat=repeat, where=self.where(head_node))]
-        if name is not None:
-            return [self.build(head, head_node, args_node, prefix, name, scope, depth)]
-        copies = [self.build(head, head_node, args_node, prefix, str(index + i), scope, depth) for i in range(repeat)]
         if "repeat" not in reserved:
-            return copies
+            name = self.name(reserved["name"], scope, names) if "name" in reserved else str(index)
+            return [self.build(head, head_node, args_node, prefix, name, scope, depth)]
+        repeat = self.count(reserved["repeat"], scope, _join(prefix, str(index)))
+        # Each copy sees its number as $i (from 0), in its arguments and in its name.
+        scopes = [{**scope, INDEX: i} for i in range(repeat)]
+        where = self.where(head_node)
+        name_node = reserved.get("name")
+        if name_node is not None and INDEX in name_references(name_node, self.source):
+            # A name that uses $i names every copy: they are siblings, as if written n times.
+            copies = [self.build(head, head_node, args_node, prefix, self.name(name_node, s, names), s, depth)
+                      for s in scopes]
+            return [Sequence(prefix, tuple(copies), repeat=repeat, where=where)]
+        if name_node is not None:
+            name = self.name(name_node, scope, names)
+            if repeat == 1:
+                return [self.build(head, head_node, args_node, prefix, name, scopes[0], depth)]
+            group = _join(prefix, name)
+            children = [self.build(head, head_node, args_node, group, str(i), s, depth) for i, s in enumerate(scopes)]
+            return [Sequence(group, tuple(children), repeat=repeat, where=where)]
+        copies = [self.build(head, head_node, args_node, prefix, str(index + i), s, depth)
+                  for i, s in enumerate(scopes)]
         # An unnamed repeat adds no path segment: its copies are numbered among their siblings.
-        return [Sequence(prefix, tuple(copies), repeat=repeat, where=self.where(head_node))]
+        return [Sequence(prefix, tuple(copies), repeat=repeat, where=where)]
 
     def split_item(self, node: yaml.Node, prefix: str, index: int
                    ) -> tuple[str, yaml.Node, yaml.Node | None, dict[str, yaml.Node]]:
@@ -302,10 +320,20 @@ class Parser:
         return value
 
     def name(self, node: yaml.Node, scope: Mapping[str, Any], names: dict[str, yaml.Node]) -> str:
-        value = self.value(node, scope)
+        raw = scalar(node, self.source) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(raw, str) and is_expression(raw) and not raw.lstrip().startswith("$"):
+            try:  # text with expressions in it: denselayer$(i + 1)
+                value: Any = interpolate(raw, scope)
+            except ConvcalcError as err:
+                raise err.located(where=self.where(node), path=None, layer_type=None) from None
+        else:
+            value = self.value(node, scope)
         if isinstance(value, bool) or not isinstance(value, (str, int)) or not NAME_RE.match(str(value)):
             raise self.error(f"'name' must be letters, digits and _ (no dots), got {describe(value)}", node)
         text = str(value)
+        if text in RESERVED_NAMES:
+            raise self.error(f"name {text!r} cannot be used: PyTorch modules have an attribute {text!r}, so no"
+                             " submodule can be called that; choose another", node)
         if text in names:
             first = self.where(names[text])
             at = f" at line {first.line}" if first else ""
@@ -405,9 +433,17 @@ class Parser:
         shortcut: list[Node] = []
         if "shortcut" in entries:
             shortcut = self.items(entries["shortcut"][1], shortcut_path, scope, depth + 1)
-        fork = Fork(path, (Sequence(path, tuple(body)), Sequence(shortcut_path, tuple(shortcut))),
-                    MERGE_TYPES["add"], _join(path, "add"), self.where(kind_node))
-        return self.with_after(fork, entries, path, len(body), scope, depth)
+        merge = "add"
+        if "merge" in entries:
+            merge = self.value(entries["merge"][1], scope)
+            if merge not in MERGE_TYPES:
+                raise self.error(f"'merge' must be 'add' or 'concat' (got {describe(merge)})",
+                                 entries["merge"][1], path)
+        branches = (Sequence(path, tuple(body)), Sequence(shortcut_path, tuple(shortcut)))
+        if merge == "concat":  # the shortcut's channels first, then the body's (DenseNet's order)
+            branches = branches[::-1]
+        fork = Fork(path, branches, MERGE_TYPES[merge], _join(path, merge), self.where(kind_node))
+        return self.with_after(fork, entries, path, _numbered(body, path), scope, depth)
 
     def with_after(self, fork: Fork, entries: dict[str, tuple[yaml.Node, yaml.Node]], path: str,
                    first_index: int, scope: Mapping[str, Any], depth: int) -> Node:
@@ -513,6 +549,41 @@ def node_kind(node: yaml.Node) -> str:
     return f"the single value {node.value!r}"
 
 
+def name_references(node: yaml.Node, source: Source) -> set[str]:
+    """The names a `name:` value's expressions use ($i, block arguments, vars)."""
+    raw = scalar(node, source) if isinstance(node, yaml.ScalarNode) else None
+    return references(raw) if isinstance(raw, str) else set()
+
+
+def check_paths(root: Sequence) -> None:
+    """Every layer and merge has its own path, and no path is both a layer and a group of
+    layers: each path is one PyTorch module (`body` named like the shortcut, say, is refused)."""
+    groups: set[str] = set()
+    leaves: dict[str, Location | None] = {}
+
+    def leaf(path: str, where: Location | None) -> None:
+        if path in leaves:
+            raise SpecError("another layer has this path too; rename one", where=where, path=path)
+        leaves[path] = where
+
+    stack: list[Node] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Layer):
+            leaf(node.path, node.where)
+        elif isinstance(node, Sequence):
+            groups.add(node.path)
+            stack.extend(node.items)
+        else:
+            groups.add(node.path)
+            leaf(node.merge_path, node.where)
+            stack.extend(node.branches)
+    for path, where in leaves.items():
+        if path in groups:
+            raise SpecError("this path names a layer and also a group of layers (a branch, block or shortcut"
+                            " of that name); rename one", where=where, path=path)
+
+
 def _numbered(items: list[Node], prefix: str) -> int:
     """How many item numbers `items` of the list at `prefix` used.
 
@@ -542,7 +613,8 @@ def _substitute(value: Any, scope: Mapping[str, Any]) -> Any:
     return value
 
 
-def parse_text(text: str, name: str = "<spec>", limits: Limits | None = None) -> Network:
-    """Parse spec text; errors carry `name` as the file."""
+def parse_text(text: str, name: str = "<spec>", limits: Limits | None = None,
+               overrides: Mapping[str, Any] | None = None) -> Network:
+    """Parse spec text; errors carry `name` as the file; `overrides` replace `vars` by name."""
     source = Source(name, text)
-    return Parser(source, limits or Limits()).network(compose(source))
+    return Parser(source, limits or Limits(), overrides).network(compose(source))
