@@ -2,9 +2,9 @@
 
 Used by scripts/make_forward_fixtures.py (committed fixtures), by the live tests in
 tests/test_numeric_*.py (only where torch is importable) and by benchmarks/verify_bench.py.
-torch is a test oracle only, never a convcalc dependency. Layers are built from convcalc's
-parsed (normalised) arguments, which are torch.nn's own names; parameters are copied in
-by name, so both sides compute with the same numbers.
+torch is a test oracle only, never a convcalc dependency. Each layer is its type's
+`torch_module` (the torch.nn class with the same arguments: `LayerType.torch_call`);
+parameters are copied in by name, so both sides compute with the same numbers.
 """
 
 from __future__ import annotations
@@ -15,113 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from convcalc.analysis import Report
 from convcalc.graph import INPUT, Graph
 from convcalc.layers import Args, LayerType
 from convcalc.network import Network
 
-CLASSES = {name.lower(): getattr(nn, name) for name in dir(nn) if isinstance(getattr(nn, name), type)}
-TORCH_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
-
-
-class Pad(nn.Module):
-    """F.pad with (before, after) pairs per spatial axis (convcalc's order)."""
-
-    def __init__(self, pairs: Any, mode: str = "constant", value: float = 0.0) -> None:
-        super().__init__()
-        self.flat = [w for pair in reversed(pairs) for w in pair]
-        self.mode, self.value = mode, value
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "constant":
-            return F.pad(x, self.flat, value=self.value)
-        return F.pad(x, self.flat, mode=self.mode)
-
-
-class Crop(nn.Module):
-    """Removes (before, after) per spatial axis: asymmetric transposed-conv padding."""
-
-    def __init__(self, pairs: Any) -> None:
-        super().__init__()
-        self.pairs = pairs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = tuple(slice(a, x.shape[2 + i] - b) for i, (a, b) in enumerate(self.pairs))
-        return x[(Ellipsis, *index)]
-
-
-def _symmetric(pairs: Any) -> bool:
-    return all(a == b for a, b in pairs)
-
-
-def _value(v: Any) -> Any:
-    return tuple(v) if isinstance(v, (tuple, list)) else v
-
 
 def torch_layer(lt: LayerType, args: Args, in_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """(module to call, module that holds the parameters) for one convcalc layer."""
-    name, c = lt.name, in_shape[0]
-    kw = {k: _value(v) for k, v in args.items()}
-    cls = CLASSES.get(name)
-    if name.startswith("conv") and not name.startswith("convtranspose"):
-        kw.pop("in_channels")
-        pads = kw.pop("padding")
-        if pads == "same" or _symmetric(pads):
-            conv = cls(c, padding=pads if pads == "same" else tuple(a for a, _ in pads), **kw)
-            return conv, conv
-        mode = TORCH_PAD[kw["padding_mode"]]
-        kw["padding_mode"] = "zeros"
-        conv = cls(c, padding=0, **kw)
-        return nn.Sequential(Pad(pads, mode), conv), conv
-    if name.startswith("convtranspose"):
-        kw.pop("in_channels")
-        pads = kw.pop("padding")
-        if _symmetric(pads):
-            conv = cls(c, padding=tuple(a for a, _ in pads), **kw)
-            return conv, conv
-        conv = cls(c, padding=0, **kw)
-        return nn.Sequential(conv, Crop(pads)), conv
-    if name.startswith(("maxpool", "avgpool")):
-        pads = kw.pop("padding")
-        if not _symmetric(pads):
-            raise NotImplementedError("PyTorch pools take symmetric padding only")
-        if name == "avgpool1d":
-            kw.pop("divisor_override")  # AvgPool1d has none
-        module = cls(padding=tuple(a for a, _ in pads), **kw)
-        return module, module
-    if name.startswith("adaptive"):
-        kw["output_size"] = tuple(args["output_size"])
-        kw.pop("return_indices", None)
-        module = cls(**kw)
-        return module, module
-    if name.startswith(("batchnorm", "instancenorm")):
-        kw.pop("num_features")
-        module = cls(c, **kw)
-    elif name == "groupnorm":
-        kw.pop("num_channels")
-        module = cls(num_channels=c, **kw)
-    elif name == "layernorm":
-        kw["normalized_shape"] = tuple(args["normalized_shape"] or in_shape[-1:])
-        module = cls(**kw)
-    elif name == "linear":
-        kw.pop("in_features")
-        module = cls(in_shape[-1], **kw)
-    elif name in ("upsample", "upsamplingnearest2d", "upsamplingbilinear2d"):
-        rank = len(in_shape) - 1
-        for key in ("size", "scale_factor"):
-            if kw.get(key) is not None:
-                kw[key] = kw[key] * rank if len(kw[key]) == 1 else kw[key]
-        if name != "upsample":
-            kw = {k: kw[k] for k in ("size", "scale_factor")}
-        module = cls(**kw)
-    elif "pad" in name and name.endswith("d"):
-        flat = tuple(w for pair in reversed(args["padding"]) for w in pair)
-        module = cls(flat, args["value"]) if name.startswith("constant") else cls(flat)
-    else:
-        kw.pop("inplace", None)
-        module = cls(**kw)
+    """(module to call, module that holds the parameters) for one convcalc layer: the layer
+    type's own `torch_module` (the same module `convcalc.torch.build` uses), which holds its
+    parameters itself (asymmetric padding included)."""
+    module = lt.torch_module(args, in_shape)
     return module, module
 
 
@@ -135,7 +40,7 @@ def load(holder: nn.Module, params: Mapping[str, np.ndarray]) -> None:
 
 
 class TorchGraph(nn.Module):
-    """convcalc's graph run node by node (one module per single-input node)."""
+    """convcalc's graph run node by node, one module per node (merges included)."""
 
     def __init__(self, graph: Graph, modules: dict[int, nn.Module]) -> None:
         super().__init__()
@@ -145,17 +50,7 @@ class TorchGraph(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = {INPUT: x}
         for i, node in enumerate(self.graph.nodes):
-            xs = [values[j] for j in node.inputs]
-            if node.type.name == "concat":
-                values[i] = torch.cat(xs, dim=1)
-            elif node.type.name == "add":
-                total = xs[0]
-                for other in xs[1:]:
-                    total = total + other
-                values[i] = total
-            else:
-                assert node.type.arity == 1, f"the oracle does not know the merge {node.type.name}"
-                values[i] = self.layers[str(i)](xs[0])
+            values[i] = self.layers[str(i)](*(values[j] for j in node.inputs))
         return values[self.graph.outputs[0]]
 
 
@@ -165,10 +60,9 @@ def torch_network(network: Network, report: Report, params: Mapping[str, Mapping
     graph = network.graph
     modules = {}
     for i, (node, row) in enumerate(zip(graph.nodes, report.rows)):
-        if node.type.arity == 1:
-            module, holder = torch_layer(node.type, node.args, row.input_shapes[0])
-            load(holder, params.get(node.path, {}))
-            modules[i] = module
+        module, holder = torch_layer(node.type, node.args, row.input_shapes[0])
+        load(holder, params.get(node.path, {}))
+        modules[i] = module
     return TorchGraph(graph, modules).to(dtype).eval()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from convcalc.errors import ShapeError
-from convcalc.layers.base import Args, Inference, LayerType, Shape, shape_str
+from convcalc.layers.base import Args, Inference, LayerType, Shape, TorchCall, shape_str
 from convcalc.layers.norm import same_shape
 
 
@@ -52,6 +52,10 @@ class Merge(LayerType):
 
     def merge(self, args: Args, shapes: Sequence[Shape]) -> Inference:
         raise NotImplementedError
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """`Add` or `Concat` of `convcalc.torch.modules`: called with every input."""
+        return TorchCall(self.name.capitalize(), helper=True)
 
 
 class Add(Merge):
