@@ -1,9 +1,9 @@
-"""The few modules a spec needs beyond torch.nn: merges, forks and asymmetric padding.
+"""The few modules a spec needs beyond torch.nn: merges, forks, asymmetric padding.
 
-`convcalc.torch.build` assembles networks from these and torch.nn classes. `convcalc export`
-copies the source of the ones a network uses into the exported file (reading this file as
-text, without importing torch), so every class here reads on its own and the module
-imports torch and nothing else.
+`convcalc.torch.build` assembles networks from these and torch.nn classes. `convcalc
+export` copies the source of the ones a network uses into the exported file (reading
+this file as text, without importing torch), so every class here reads on its own,
+within 88 columns, and the module imports torch and nothing else.
 
 Imports nothing from the package.
 """
@@ -37,20 +37,26 @@ class Concat(nn.Module):
 
 
 class Fork(nn.Module):
-    """Branches that all read the input, a merge of their outputs, then the `after` layers.
+    """Branches that all read the input, a merge of their outputs, then `after` layers.
 
-    Every layer is a child named as in the spec. A branch is the list of children it runs in
-    order: a residual's body sits at the fork's own path, so its branch names several layers;
-    a parallel branch or a shortcut is one child (an nn.Sequential); the identity names none.
+    Every layer is a child named as in the spec. A branch lists the children it runs in
+    order: a residual's body sits at the fork's own path, so it names several layers; a
+    parallel branch or a shortcut is one child (an nn.Sequential); the identity, none.
     """
 
-    def __init__(self, layers: Mapping[str, nn.Module], branches: Sequence[Sequence[str]], merge: str,
-                 after: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        layers: Mapping[str, nn.Module],
+        branches: Sequence[Sequence[str]],
+        merge: str,
+        after: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.fork_branches = [list(branch) for branch in branches]
         self.fork_merge = merge
         self.fork_after = list(after)
-        for name in [*(n for branch in self.fork_branches for n in branch), merge, *self.fork_after]:
+        names = [n for branch in self.fork_branches for n in branch]
+        for name in [*names, merge, *self.fork_after]:
             if name in self._modules:
                 raise ValueError(f"two layers of one fork are named {name!r}")
             self.add_module(name, layers[name])
@@ -68,14 +74,16 @@ class Fork(nn.Module):
         return out
 
 
-def padding_pairs(padding: Any, rank: int, kernel_size: Sequence[int], dilation: Sequence[int]) -> list[list[int]]:
-    """Padding as [before, after] per axis, from any form a spec gives: an int, one per axis,
-    [before, after] pairs, 'valid', or 'same' (PyTorch's: the odd pixel after)."""
+def padding_pairs(
+    padding: Any, rank: int, kernel_size: Any, dilation: Any
+) -> list[list[int]]:
+    """Padding as [before, after] per axis, from any form a spec gives: an int, one per
+    axis, [before, after] pairs, 'valid', or 'same' (PyTorch's: the odd pixel after)."""
     if padding == "valid":
         return [[0, 0] for _ in range(rank)]
     if padding == "same":
-        totals = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
-        return [[t // 2, t - t // 2] for t in totals]
+        sizes = zip(as_tuple(kernel_size, rank), as_tuple(dilation, rank))
+        return [[d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2] for k, d in sizes]
     if isinstance(padding, int):
         return [[padding, padding] for _ in range(rank)]
     return [[p, p] if isinstance(p, int) else [p[0], p[1]] for p in padding]
@@ -91,20 +99,32 @@ def as_tuple(value: Any, rank: int) -> tuple[int, ...]:
 
 
 class PaddedConv(nn.Module):
-    """A convolution that pads its input first: padding as (before, after) per axis (for
-    asymmetric padding, which torch.nn.ConvNd does not take); the parameters are the conv's."""
+    """A convolution that pads its input first, by (before, after) per axis: asymmetric
+    padding, which torch.nn.ConvNd does not take. The parameters are the conv's own."""
 
     rank = 0
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
-                 dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros") -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias)  # type: ignore[call-arg]
-        pairs = padding_pairs(padding, self.rank, as_tuple(kernel_size, self.rank), as_tuple(dilation, self.rank))
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias
+        )
+        pairs = padding_pairs(padding, self.rank, kernel_size, dilation)
         self.widths = pad_widths(pairs)
         self.fill = "constant" if padding_mode == "zeros" else padding_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(F.pad(x, self.widths, mode=self.fill))  # type: ignore[misc]
+        return super().forward(F.pad(x, self.widths, mode=self.fill))
 
 
 class PaddedConv1d(PaddedConv, nn.Conv1d):
@@ -120,21 +140,40 @@ class PaddedConv3d(PaddedConv, nn.Conv3d):
 
 
 class CroppedConvTranspose(nn.Module):
-    """A transposed convolution with padding as (before, after) per axis: it removes that much
-    from each end of the output (torch.nn.ConvTransposeNd removes equal amounts only)."""
+    """A transposed convolution whose padding is (before, after) per axis: it crops that
+    much from each end of the output (torch.nn.ConvTransposeNd crops equal amounts)."""
 
     rank = 0
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
-                 output_padding: Any = 0, groups: int = 1, bias: bool = True, dilation: Any = 1) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, 0, output_padding,  # type: ignore[call-arg]
-                         groups, bias, dilation)
-        self.crop = padding_pairs(padding, self.rank, as_tuple(kernel_size, self.rank), as_tuple(dilation, self.rank))
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Any = 1,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            0,
+            output_padding,
+            groups,
+            bias,
+            dilation,
+        )
+        self.crop = padding_pairs(padding, self.rank, kernel_size, dilation)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = super().forward(x)  # type: ignore[misc]
-        index = [slice(a, y.shape[2 + i] - b) for i, (a, b) in enumerate(self.crop)]
-        return y[(..., *index)]
+        y = super().forward(x)
+        ends = [slice(a, y.shape[2 + i] - b) for i, (a, b) in enumerate(self.crop)]
+        return y[(..., *ends)]
 
 
 class CroppedConvTranspose1d(CroppedConvTranspose, nn.ConvTranspose1d):
@@ -149,10 +188,16 @@ class CroppedConvTranspose3d(CroppedConvTranspose, nn.ConvTranspose3d):
     rank = 3
 
 
-def pool_widths(x: Tensor, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
-                pairs: Sequence[Sequence[int]], ceil_mode: bool) -> list[list[int]]:
-    """Per axis, the padding after which the pooling windows fit exactly: the right side grows
-    for ceil_mode's last window, or shrinks where trailing pixels are never read. A ceil_mode
+def pool_widths(
+    x: Tensor,
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    pairs: Sequence[Sequence[int]],
+    ceil_mode: bool,
+) -> list[list[int]]:
+    """Per axis, the padding after which the windows fit exactly: more on the right for
+    ceil_mode's last window, less where trailing pixels are never read. A ceil_mode
     window that would start in the right padding is dropped, as PyTorch does."""
     out = []
     for n, k, s, d, (left, right) in zip(x.shape[2:], kernel, stride, dilation, pairs):
@@ -165,21 +210,31 @@ def pool_widths(x: Tensor, kernel: Sequence[int], stride: Sequence[int], dilatio
 
 
 class PaddedMaxPool(nn.Module):
-    """Max pooling with padding as (before, after) per axis (torch.nn.MaxPoolNd pads equally)."""
+    """Max pooling with padding as (before, after) per axis (torch.nn.MaxPoolNd pads
+    equally)."""
 
     rank = 0
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-                 ceil_mode: bool = False) -> None:
-        super().__init__(kernel_size, stride, 0, dilation)  # type: ignore[call-arg]
-        self.windows = (as_tuple(kernel_size, self.rank), as_tuple(stride or kernel_size, self.rank),
-                        as_tuple(dilation, self.rank))
-        self.pairs = padding_pairs(padding, self.rank, self.windows[0], self.windows[2])
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__(kernel_size, stride, 0, dilation)
+        self.windows = (
+            as_tuple(kernel_size, self.rank),
+            as_tuple(stride or kernel_size, self.rank),
+            as_tuple(dilation, self.rank),
+        )
+        self.pairs = padding_pairs(padding, self.rank, kernel_size, dilation)
         self.round_up = ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        widths = pad_widths(pool_widths(x, *self.windows, self.pairs, self.round_up))
-        return super().forward(F.pad(x, widths, value=-math.inf))  # type: ignore[misc]
+        fitted = pool_widths(x, *self.windows, self.pairs, self.round_up)
+        return super().forward(F.pad(x, pad_widths(fitted), value=-math.inf))
 
 
 class PaddedMaxPool1d(PaddedMaxPool, nn.MaxPool1d):
@@ -195,17 +250,28 @@ class PaddedMaxPool3d(PaddedMaxPool, nn.MaxPool3d):
 
 
 class PaddedAvgPool(nn.Module):
-    """Average pooling with padding as (before, after) per axis. The divisor is PyTorch's: the
-    window within input and padding (count_include_pad), or within the input only."""
+    """Average pooling with padding as (before, after) per axis. The divisor is
+    PyTorch's: the window within the input and its padding (count_include_pad), or
+    within the input only."""
 
     rank = 0
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
-                 count_include_pad: bool = True, divisor_override: int | None = None) -> None:
-        super().__init__(kernel_size, stride)  # type: ignore[call-arg]
-        self.windows = (as_tuple(kernel_size, self.rank), as_tuple(stride or kernel_size, self.rank),
-                        (1,) * self.rank)
-        self.pairs = padding_pairs(padding, self.rank, self.windows[0], self.windows[2])
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__(kernel_size, stride)
+        self.windows = (
+            as_tuple(kernel_size, self.rank),
+            as_tuple(stride or kernel_size, self.rank),
+            (1,) * self.rank,
+        )
+        self.pairs = padding_pairs(padding, self.rank, kernel_size, 1)
         self.round_up = ceil_mode
         self.counted_pad = count_include_pad
         self.divisor = divisor_override
@@ -213,17 +279,17 @@ class PaddedAvgPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         fitted = pool_widths(x, *self.windows, self.pairs, self.round_up)
         size = math.prod(self.windows[0])
-        total = super().forward(F.pad(x, pad_widths(fitted))) * size  # type: ignore[misc]
+        total = super().forward(F.pad(x, pad_widths(fitted))) * size
         if self.divisor:
             return total / self.divisor
         ones = x.new_ones((1, 1, *x.shape[2:]))
-        if self.counted_pad:  # the input and its padding count; what fitting the windows adds does not
-            inside = [[left, min(right, fit)] for (left, right), (_, fit) in zip(self.pairs, fitted)]
-            beyond = [[0, max(0, fit - right)] for (_, right), (_, fit) in zip(self.pairs, fitted)]
+        if self.counted_pad:  # the input and its padding count, not what fitting adds
+            inside = [[a, min(b, f)] for (a, b), (_, f) in zip(self.pairs, fitted)]
+            beyond = [[0, max(0, f - b)] for (_, b), (_, f) in zip(self.pairs, fitted)]
             ones = F.pad(F.pad(ones, pad_widths(inside), value=1.0), pad_widths(beyond))
         else:
             ones = F.pad(ones, pad_widths(fitted))
-        count = torch.round(super().forward(ones) * size)  # type: ignore[misc]
+        count = torch.round(super().forward(ones) * size)
         return total / count
 
 
@@ -242,4 +308,5 @@ class PaddedAvgPool3d(PaddedAvgPool, nn.AvgPool3d):
 def instantiate(call: Any) -> nn.Module:
     """The module a `convcalc.layers.TorchCall` describes."""
     cls = globals()[call.name] if call.helper else getattr(nn, call.name)
-    return cls(*call.args, **call.keywords)  # type: ignore[no-any-return]
+    module: nn.Module = cls(*call.args, **call.keywords)
+    return module
