@@ -42,7 +42,7 @@ Exit status: 0 ok, 1 a check failed, 2 bad input.
 # commands runs (or help lists them all), so `convcalc shapes` does not load the others.
 COMMAND_MODULES = {
     "shapes": "shapes", "layer": "shapes", "layers": "shapes",
-    "check": "check", "solve": "solve", "schema": "schema", "rf": "rf", "erf": "rf",
+    "check": "check", "solve": "solve", "schema": "schema", "rf": "rf", "erf": "rf", "export": "export",
 }
 
 

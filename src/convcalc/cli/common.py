@@ -18,13 +18,38 @@ from convcalc.spec.parser import DEFAULT_MAX_LAYERS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS) -> Network:
+def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS, overrides: dict[str, Any] | None = None) -> Network:
     """`convcalc.load.load_network`, keeping the text for the caret under an error."""
     from convcalc.load import load_network as load
 
     ctx = click.get_current_context(silent=True)
     sources = ctx.meta.setdefault("convcalc.sources", {}) if ctx is not None else None
-    return load(path, max_layers, sources)
+    return load(path, max_layers, sources, overrides)
+
+
+def set_option(func: F) -> F:
+    return click.option(
+        "--set", "assignments", multiple=True, metavar="NAME=VALUE",
+        help="Override one of the spec's vars (repeatable); VALUE is read as YAML: 64, 0.5, true, [3, 5].")(func)
+
+
+def parse_sets(assignments: tuple[str, ...]) -> dict[str, Any]:
+    """`--set NAME=VALUE` options as {name: value}; a malformed one is a SpecError (exit 2)."""
+    import yaml
+
+    from convcalc.errors import SpecError
+
+    out: dict[str, Any] = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise SpecError(f"--set takes NAME=VALUE, like --set width=64 (got {text!r})")
+        try:
+            out[name] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            out[name] = value
+    return out
 
 
 def terminal() -> Terminal:

@@ -46,7 +46,8 @@ ignore_option = click.option(
 @max_layers_option
 @verify_options
 def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, ...], strict: bool,
-           training: bool, optimizer: str, max_layers: int, verify: bool, seed: int, max_memory: int) -> None:
+           training: bool, optimizer: str, max_layers: int, verify: bool, seed: int, max_memory: int,
+           weights: str | None) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
@@ -60,10 +61,13 @@ def shapes(spec: str, fmt: str, batch_size: int, dtype: str, ignore: tuple[str, 
       convcalc shapes net.yaml --format json > shapes.json
       convcalc shapes net.yaml --batch-size 32 --dtype float16
       convcalc shapes net.yaml --verify --seed 1
+      convcalc shapes net.yaml --verify --weights trained.pt
     """
     network = load_network(spec, max_layers)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
-    verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
+    if weights is not None and not verify:
+        raise SpecError("--weights is for --verify: add --verify to run the network with them")
+    verification = verify_report(network, report, seed, max_memory, terminal(), weights) if verify else None
     memory = None
     if training:
         from convcalc.training import training_memory
@@ -118,7 +122,7 @@ def parse_layer_flags(words: list[str]) -> dict[str, Any]:
 @verify_options
 @click.pass_context
 def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch_size: int, dtype: str,
-          verify: bool, seed: int, max_memory: int) -> None:
+          verify: bool, seed: int, max_memory: int, weights: str | None) -> None:
     """One layer from flags, without a spec file.
 
     The layer's arguments are its torch.nn names in kebab case: `--out-channels 64`,
@@ -137,7 +141,9 @@ def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch
     except ConvcalcError as err:
         err.path = None  # the one layer's path ("0") means nothing on a command line
         raise
-    verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
+    if weights is not None and not verify:
+        raise SpecError("--weights is for --verify: add --verify to run the layer with them")
+    verification = verify_report(network, report, seed, max_memory, terminal(), weights) if verify else None
     emit_report(report, fmt, verification=verification)
     if verification is not None:
         finish_verification(verification)

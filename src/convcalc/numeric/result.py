@@ -42,6 +42,7 @@ class Verification:
     seconds: float
     memory_estimate: int  # bytes, estimated before running
     nonfinite: tuple[str, ...] = ()  # paths whose output had NaN or inf (random weights)
+    weights: str | None = None  # the file the weights came from (--weights), else random
 
     @property
     def ok(self) -> bool:

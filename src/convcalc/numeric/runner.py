@@ -165,11 +165,15 @@ def verify(
     dtype: str = "float32",
     max_memory: int = DEFAULT_MAX_MEMORY,
     progress: Callable[[int, int, str], None] | None = None,
+    params: ParamTable | None = None,
+    weights: str | None = None,
 ) -> Verification:
     """Run `network` forward on a random input and compare each output shape with `report`.
 
     Stops at the first disagreement (later layers are reported as not run). Raises
     `LimitError` before allocating anything when the estimated peak exceeds `max_memory`.
+    `params` (path -> {name: array}) replaces the random weights of those layers; `weights`
+    names where they came from, for the verdict.
     """
     dtype = verify_dtype(dtype)
     estimate, where = estimate_memory(network, report, dtype)
@@ -203,7 +207,7 @@ def verify(
     x = input_array(network.input_shape, report.batch_size, seed, dtype)
     try:
         with np.errstate(all="ignore"):  # overflow from random weights is reported as `nonfinite`
-            run(network, x, on_step, seed=seed)
+            run(network, x, on_step, seed=seed, params=params)
     except _Stop:
         pass
     except MemoryError:
@@ -225,5 +229,5 @@ def verify(
         checks.append(LayerCheck(row.path, row.type, tuple(row.output_shape), None, where=row.where))
     return Verification(
         checks=tuple(checks), seed=seed, dtype=dtype, batch_size=report.batch_size,
-        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite),
+        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite), weights=weights,
     )

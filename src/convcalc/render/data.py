@@ -122,6 +122,7 @@ def add_verification(data: dict[str, Any], verification: Any) -> dict[str, Any]:
         "seconds": round(verification.seconds, 3),
         "memory_estimate": verification.memory_estimate,
         "nonfinite": list(verification.nonfinite),
+        **({"weights": verification.weights} if verification.weights else {}),
         "failure": None if failure is None else {
             "path": failure.path, "type": failure.type, "expected": list(failure.expected),
             "actual": list(failure.actual) if failure.actual is not None else None, "error": failure.error,
