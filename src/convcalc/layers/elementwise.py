@@ -24,6 +24,11 @@ class Elementwise(LayerType):
     def infer(self, args: Args, shape: Shape) -> Inference:
         return same_shape(shape)
 
+    def ranked(self, rank: int) -> Elementwise:
+        """This type, taking inputs with exactly `rank` spatial axes."""
+        self.rank = rank
+        return self
+
     def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
         """The torch.nn class with the same arguments, but `inplace`: an in-place activation
         would overwrite a value another branch still reads (a residual's input)."""
@@ -84,9 +89,16 @@ P = Arg("p", Float(0.0), 0.5, "Drop probability, in [0, 1].")
 
 
 class Dropout(Elementwise):
+    """Dropout; dropout1d/2d/3d zero whole channels and take exactly 1/2/3 spatial axes, as
+    torch.nn.DropoutNd requires of a batched input."""
+
     def check_args(self, args: dict[str, Any]) -> None:
         if args["p"] > 1:
             raise ArgumentError(f"'p' must be a probability in [0, 1] (got {args['p']:g})", arg="p")
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        self.expect_rank(shape)
+        return same_shape(shape)
 
 
 LAYER_TYPES: list[LayerType] = [
@@ -113,7 +125,8 @@ LAYER_TYPES: list[LayerType] = [
     Softmax("logsoftmax"),
     *(Dropout(name, torch_name, "Zeroes elements (or whole channels) in training; identity at inference.", P,
               INPLACE)
-      for name, torch_name in (("dropout", "Dropout"), ("dropout1d", "Dropout1d"), ("dropout2d", "Dropout2d"),
-                               ("dropout3d", "Dropout3d"), ("alphadropout", "AlphaDropout"),
+      for name, torch_name in (("dropout", "Dropout"), ("alphadropout", "AlphaDropout"),
                                ("featurealphadropout", "FeatureAlphaDropout"))),
+    *(Dropout(f"dropout{r}d", f"Dropout{r}d", f"Zeroes whole channels in training ({r} spatial axes); identity at"
+              " inference.", P, INPLACE).ranked(r) for r in (1, 2, 3)),
 ]

@@ -79,7 +79,7 @@ def load_weights(path: str, network: Network, report: Report, dtype: str = "floa
             if key not in arrays:
                 missing.append(key)
             elif tuple(arrays[key].shape) != tuple(spec.shape):
-                wrong.append(f"{key} is {list(arrays[key].shape)}, the layer needs {list(spec.shape)}")
+                wrong.append(f"{key} is {list(arrays.pop(key).shape)}, the layer needs {list(spec.shape)}")
             else:
                 table[node.path][name] = np.ascontiguousarray(arrays.pop(key), dtype=cast)
     problems = []
