@@ -208,7 +208,8 @@ def linearised(model: Any) -> Any:
     """The network with every layer that is not a linear map of its window replaced by one
     that is: activations, norms and dropout as the identity (with positive weights and a
     positive input nothing is cut), max pooling as a depthwise all-ones convolution with
-    the same window, padding and ceil rule. The gradient's support is then the field."""
+    the same window, padding and ceil rule, adaptive max pooling as adaptive averaging and
+    softmax as a sum along its dim. The gradient's support is then the field."""
     from convcalc.torch.modules import Fork
 
     def swap(parent: Any) -> None:
@@ -218,6 +219,10 @@ def linearised(model: Any) -> Any:
                 swap(child)
             elif kind.startswith(("MaxPool", "PaddedMaxPool")):
                 setattr(parent, name, WindowSum(child))
+            elif kind.startswith("AdaptiveMaxPool"):
+                setattr(parent, name, getattr(torch.nn, kind.replace("Max", "Avg"))(child.output_size))
+            elif kind in ("Softmax", "LogSoftmax"):
+                setattr(parent, name, SumAlong(child.dim))
             elif any(kind.startswith(k) for k in ACTIVATIONS) or "Norm" in kind or "Dropout" in kind:
                 setattr(parent, name, torch.nn.Identity())
 
@@ -230,6 +235,18 @@ def linearised(model: Any) -> Any:
 
 ACTIVATIONS = ("ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Mish", "Softplus", "Sigmoid", "Tanh",
                "Hardswish", "Hardsigmoid", "Hardtanh")
+
+
+class SumAlong(torch.nn.Module):
+    """The sum along one dim, spread over it: the same support as a softmax's gradient, which
+    is zero when the dim has one element."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Any) -> Any:
+        return x.sum(self.dim, keepdim=True).expand_as(x)
 
 
 class WindowSum(torch.nn.Module):
@@ -298,11 +315,14 @@ def check_fields(network: Network, report: Report, model: Any, targets: int = 3)
     rows = [r for r in report.rows if r.axes is not None and len(r.output_shape) > 1 and r.field is not None]
     chosen = rows[:: max(1, len(rows) // targets)][:targets] + rows[-1:]
     positions = [centre(row.output_shape) for row in chosen]
+    misaligned = any(w.code == "misaligned-branches" for w in report.warnings)
     supports = gradient_supports(model, network, [(row.path, p) for row, p in zip(chosen, positions)])
     for row, position, got in zip(chosen, positions, supports):
         region = walk(network, position, row.path, report.rows)
         assert got == [r.indices for r in region], (row.path, position)
-        if not any(r.dropped for r in region):
+        # The recurrence is one field per axis: exact where nothing was clipped, no path was
+        # emptied by another axis, and merged branches have one jump (else convcalc warns).
+        if not any(r.dropped for r in region) and not misaligned:
             for r, f, o in zip(region, row.field, position):
                 if not r.clipped:
                     assert r.span == f.at(o), (row.path, position)

@@ -565,7 +565,9 @@ class _Emitter:
         return tuple(dims)
 
     def out_channels(self, lt: LayerType, args: dict[str, Any], uses: list[Use]) -> str | None:
-        family = type(lt).__name__
+        families = {cls.__name__ for cls in type(lt).__mro__}
+        family = next((f for f in ("Conv", "ConvTranspose", "Linear", "Flatten", "PixelShuffle", "PixelUnshuffle")
+                       if f in families), None)
         c = self.channels
         if family in ("Conv", "ConvTranspose"):
             return _source(args["out_channels"])
@@ -581,7 +583,7 @@ class _Emitter:
             return substitute("c // r ** 2", {"c": c, "r": _source(args["upscale_factor"])})
         if family == "PixelUnshuffle":
             return substitute("c * r ** 2", {"c": c, "r": _source(args["downscale_factor"])})
-        if family in KEEPS_CHANNELS:
+        if families & set(KEEPS_CHANNELS):
             return c
         return None
 

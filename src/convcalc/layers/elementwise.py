@@ -85,6 +85,13 @@ def batchless_axis(dim: int, shape: Shape, name: str) -> int:
     return index - 1
 
 
+class Hardtanh(Elementwise):
+    def check_args(self, args: dict[str, Any]) -> None:
+        if args["max_val"] <= args["min_val"]:
+            raise ArgumentError(f"'max_val' must be greater than 'min_val' (got min_val={args['min_val']:g},"
+                                f" max_val={args['max_val']:g}), as PyTorch requires", arg="max_val")
+
+
 P = Arg("p", Float(0.0), 0.5, "Drop probability, in [0, 1].")
 
 
@@ -119,7 +126,7 @@ LAYER_TYPES: list[LayerType] = [
     Elementwise("tanh", "Tanh", "Hyperbolic tangent."),
     Elementwise("hardswish", "Hardswish", "x * relu6(x + 3) / 6.", INPLACE),
     Elementwise("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6.", INPLACE),
-    Elementwise("hardtanh", "Hardtanh", "Clamp to [min_val, max_val].",
+    Hardtanh("hardtanh", "Hardtanh", "Clamp to [min_val, max_val].",
                 Arg("min_val", Float(), -1.0, "Lower bound."), Arg("max_val", Float(), 1.0, "Upper bound."), INPLACE),
     Softmax("softmax"),
     Softmax("logsoftmax"),

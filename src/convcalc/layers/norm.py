@@ -90,6 +90,12 @@ class InstanceNorm(BatchNorm):
     def expect_rank(self, shape: Shape) -> None:
         LayerType.expect_rank(self, shape)
 
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        if len(shape) > 1 and math.prod(shape[1:]) == 1:
+            raise ShapeError(f"normalises each channel over its spatial positions, and the input"
+                             f" {shape_str(shape)} has one: PyTorch refuses that in training")
+        return super().infer(args, shape)
+
 
 class LayerNorm(LayerType):
     summary = "Layer normalisation over the trailing dims given by normalized_shape."
