@@ -245,16 +245,17 @@ class _Writer:
     def source(self) -> str:
         network = self.network_class()
         blocks = [self.classes[name] for name in self.order]
-        parts = [self.header(), self.imports() + "\n\n" + self.constants_source()]
+        parts = [self.header() + "\n\n" + self.imports() + "\n\n" + self.constants_source()]
         parts += self.helper_sources()
         parts += [self.class_source(c) for c in (*blocks, network)]
         parts.append(MAIN)
         return "\n\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
 
     def header(self) -> str:
-        return (f"# {self.template.name}: exported by convcalc {self.version} from {self.label}\n"
-                f"#   convcalc export {self.label} --to pytorch\n"
-                "# Module paths are convcalc's: state_dict keys are the paths of `convcalc shapes`.\n"
+        return (f"# Exported by convcalc {self.version} (convcalc export SPEC --to pytorch) from\n"
+                f"#   {self.label}\n"
+                f"# network {literal(self.template.name)}. Module paths are convcalc's: state_dict keys\n"
+                "# are the paths `convcalc shapes` shows.\n"
                 f'"""{self.template.name} as PyTorch modules: build `Network()` and train it."""')
 
     def helper_sources(self) -> list[str]:
