@@ -7,6 +7,8 @@ The registry test runs without torch; the others need it (`pip install torch==2.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from convcalc.errors import SpecError
 from convcalc.layers import MERGE_TYPES, REGISTRY, LayerType
 
@@ -34,6 +37,21 @@ def test_torch_calls_are_data_and_need_no_torch():
         lt = REGISTRY[name]
         call = lt.torch_call(lt.parse_args(args), shape)
         assert isinstance(call.name, str) and call.name[0].isupper(), name
+
+
+def test_import_without_torch_names_the_install_command():
+    code = "import sys; sys.modules['torch'] = None\ntry:\n import convcalc.torch\nexcept ImportError as e:\n print(e)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT / "src")}).stdout
+    assert "pip install 'convcalc[torch]'" in out
+
+
+def test_convcalc_and_its_commands_do_not_import_torch():
+    code = ("import sys; import convcalc.cli, convcalc.export.pytorch, convcalc.layers;"
+            " print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT / "src")}).stdout
+    assert out.strip() == "False"
 
 
 def sample(name: str) -> tuple[dict[str, Any], tuple[int, ...]]:
