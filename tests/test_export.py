@@ -192,3 +192,82 @@ def test_running_an_exported_file_prints_the_output_shape(exported):
     out = subprocess.run([sys.executable, str(exported["dcgan_generator"])], capture_output=True, text=True,
                          check=True)
     assert out.stdout == "(1, 3, 64, 64)\n"
+
+
+# --- what the exporter has to translate ---------------------------------------------------------
+
+DYNAMIC = """\
+name: scoped
+input: [4, 8, 8]
+vars: {width: 6, base: 2}
+blocks:
+  inner:                       # uses `scale` from whichever block calls it, and $i
+    args: {k: 1}
+    layers:
+      - conv2d: {name: conv, out_channels: $scale * $base + $i, kernel_size: $k, padding: $k // 2}
+  outer:
+    args: {scale: ~, base: 3}  # `base` shadows the var for the blocks it calls
+    layers:
+      - inner: {name: unit$i, repeat: 2, k: 3}
+      - conv2d: {out_channels: $width / 2, kernel_size: 1}
+layers:
+  - outer: {name: a, scale: 2}
+  - outer: {name: b, scale: 1, base: 1}
+  - parallel: {branches: [[], [relu]], merge: concat}
+  - residual: {body: [conv2d: {out_channels: 6, kernel_size: 3, padding: [[0, 2], [1, 1]], stride: 1},
+                      maxpool2d: {kernel_size: 2, stride: 1, padding: [[0, 1], [1, 0]]}],
+               shortcut: [identity], after: [relu]}
+"""
+
+
+def test_exported_names_come_from_callers_vars_and_copies(run):
+    result = run("export", "-", "--to", "pytorch", input=DYNAMIC)
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert "class Inner(nn.Sequential):" in text and "class Outer(nn.Sequential):" in text
+    # `scale` and `i` come from the caller, `base` may be the caller's or the var
+    assert "def __init__(self, in_channels: int, *, k: int = 1, base=BASE, i, scale) -> None:" in text
+    assert 'f"unit{i}", Inner(channels, k=3, base=base, i=i, scale=scale)' in text
+    assert "channels = scale * base + i" in text  # each copy's output, carried out of the loop
+    assert "exact_div(WIDTH, 2)" in text and "def exact_div(a, b):" in text
+    assert "PaddedConv2d(" in text and "PaddedMaxPool2d(" in text
+
+
+@pytest.mark.torch
+def test_exported_translations_equal_build(tmp_path):
+    torch = pytest.importorskip("torch")
+    from click.testing import CliRunner
+
+    from convcalc.cli import cli
+    from convcalc.torch import build
+
+    target = tmp_path / "exported_scoped.py"
+    result = CliRunner().invoke(cli, ["export", "-", "--to", "pytorch", "-o", str(target)], input=DYNAMIC)
+    assert result.exit_code == 0, result.output
+    torch.manual_seed(0)
+    built = build(DYNAMIC).eval()
+    network = load(target).Network().eval()
+    assert list(network.state_dict()) == list(built.state_dict())
+    network.load_state_dict(built.state_dict(), strict=True)
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(network(x), built(x), rtol=0, atol=0)
+
+
+def test_a_size_no_argument_gives_is_an_export_error(run):
+    spec = """\
+input: [2, 4, 4]
+blocks:
+  head:
+    layers: [flatten, linear: {out_features: 3}]
+layers:
+  - head
+  - linear: {out_features: 8}
+  - head: {when: false}
+  - sequential: [conv1d: {out_channels: 1, kernel_size: 1}]
+"""
+    assert run("export", "-", "--to", "pytorch", input=spec).exit_code == 2  # flatten of [8] then [1, 8]: mixed
+    once = "input: [2, 4, 4]\nblocks:\n  head:\n    layers: [flatten, linear: {out_features: 3}]\nlayers: [head]\n"
+    result = run("export", "-", "--to", "pytorch", input=once)
+    assert result.exit_code == 0, result.stderr
+    assert "nn.Linear(32, 3)" in result.stdout  # the one use's size, as a number

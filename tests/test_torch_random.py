@@ -171,6 +171,12 @@ class Gen:
             return item, out
         if kind == "block":
             return self.block(shape, depth, keep)
+        if kind == "repeat" and keep != "all" and self.draw(st.booleans()):
+            count = self.draw(st.integers(1, 3))  # copies that grow the channels with $i
+            conv = {f"conv{len(shape) - 1}d": {"out_channels": "$(i + 1)", "kernel_size": 1}, "repeat": count}
+            if self.draw(st.booleans()):
+                conv["name"] = f"{self.unique('grow')}_$i"
+            return conv, (count, *shape[1:])
         if kind == "repeat":
             layer, out = self.layer(shape, "all")
             if not isinstance(layer, dict):

@@ -389,7 +389,7 @@ class _Emitter:
             self.scope.taken.add(var)
             self.channels = "__start__"
             self.nested(f"for {var} in range({count}):", body)
-            independent = self.channels == end and not names_in(end) & made
+            independent = self.channels == end and not names_in(end) & (made | {var})
             self.reset(mark)
             self.scope.taken.add(var)
             if independent:
