@@ -210,6 +210,8 @@ class Gen:
         if keep is None and self.draw(st.booleans()):
             spec["after"] = ["relu"]
         item: dict[str, Any] = {"residual": spec}
+        if set(spec) == {"body"} and self.draw(st.booleans()):
+            item = {"residual": body}  # the short form: a body and the identity
         if self.draw(st.booleans()):
             item["name"] = self.unique("res")
         return item, out
@@ -244,16 +246,22 @@ class Gen:
         body_kind = self.draw(st.sampled_from(["layers", "residual"]))
         tail, out = self.items((width, *shape[1:]), depth + 1, "spatial")
         flag = {"relu": {"name": "act", "when": "$act"}}
+        counted = {"identity": None, "repeat": "$n"}  # a count given by an argument
+        if self.draw(st.booleans()):
+            counted["name"] = "acts"  # one copy is the item itself, more are a group
+        tail = [counted, *tail]
         if body_kind == "layers":
-            self.blocks[name] = {"args": {"width": None, "k": 1, "act": True}, "layers": [conv, flag, *tail]}
+            self.blocks[name] = {"args": {"width": None, "k": 1, "act": True, "n": 1},
+                                 "layers": [conv, flag, *tail]}
             after = out
         else:
             fix = {f"conv{rank}d": {"out_channels": shape[0], "kernel_size": 1}}
-            self.blocks[name] = {"args": {"width": None, "k": 1, "act": True},
+            self.blocks[name] = {"args": {"width": None, "k": 1, "act": True, "n": 1},
                                  "residual": {"body": [conv, flag, *tail, fix], "after": ["relu"]}}
             after = shape
         call: dict[str, Any] = {"width": f"${list(self.vars)[-1]}" if use_var else width,
-                                "k": self.draw(st.sampled_from([1, 3])), "act": self.draw(st.booleans())}
+                                "k": self.draw(st.sampled_from([1, 3])), "act": self.draw(st.booleans()),
+                                "n": self.draw(st.integers(0, 2))}
         if after == shape and keep != "all" or after == shape:
             repeat = self.draw(st.integers(0, 2))
             if repeat != 1 or self.draw(st.booleans()):

@@ -435,11 +435,17 @@ class _Emitter:
             index += len(run)
 
     def item(self, item: Item, target: str) -> None:
+        if self.channels is None:  # not followed as an expression: the number, if it is one
+            known = self.w.uses.channels(item, leaving=False)
+            self.channels = None if known is None else str(known)
         if item.when is None or item.when is True:
             self.repeated(item, target)
         elif item.when is not False:
             condition = self.code(item.when, item.where)
             self.conditional(condition, lambda: self.repeated(item, target))
+        if self.channels is None and item.when in (None, True):
+            known = self.w.uses.channels(item, leaving=True)
+            self.channels = None if known is None else str(known)
 
     def repeated(self, item: Item, target: str) -> None:
         if item.repeat is None:
@@ -575,9 +581,10 @@ class _Emitter:
         if family == "Linear":
             rank1 = all(len(u.in_shape) == 1 for u in uses)
             return _source(args["out_features"]) if rank1 else c
-        if family == "Flatten":  # the channels stay only when flattening starts after them
-            starts = [u.args["start_dim"] % (len(u.in_shape) + 1) for u in uses]
-            return c if starts and min(starts) >= 2 else None
+        if family == "Flatten":  # the channels stay when flattening starts after them (or is a no-op)
+            spans = [(u.args["start_dim"] % (len(u.in_shape) + 1), u.args["end_dim"] % (len(u.in_shape) + 1))
+                     for u in uses]
+            return c if spans and all(start >= 2 or start == end for start, end in spans) else None
         if c is None:
             return None
         if family == "PixelShuffle":

@@ -8,7 +8,7 @@ string), and `Uses` links each template layer to the layers it became in the par
 network (by source position), so an exporter can ask which values a layer takes and which
 input shapes it sees.
 
-Imports `errors`, `layers`, `network`, `analysis` and `spec` only.
+Imports `errors`, `graph`, `layers`, `network`, `analysis` and `spec` only.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ import yaml
 
 from convcalc.analysis import Report
 from convcalc.errors import Location, SpecError
+from convcalc.graph import INPUT
 from convcalc.layers import MERGE_TYPES, REGISTRY, Args, Shape
-from convcalc.network import Network
+from convcalc.network import Fork, Layer, Network, Sequence
 from convcalc.spec.expressions import is_expression, references
 from convcalc.spec.parser import PARALLEL_KEYS, RESIDUAL_KEYS, STRUCTURES, Limits, Parser
 from convcalc.spec.source import Source, compose, mapping_items, scalar, to_python
 
 REQUIRED = object()  # a block argument without a default
+TreeNode = Layer | Sequence | Fork
 
 
 class ExportError(SpecError):
@@ -135,7 +137,8 @@ class _Reader:
                 node = dict((k, v) for k, _, v in mapping_items(node, self.source)).get("layers")
             item.items = self.items(node)
         elif head == "residual":
-            if isinstance(node, yaml.SequenceNode):
+            item.merge = "add"
+            if isinstance(node, yaml.SequenceNode):  # residual: [...], a body and the identity
                 item.items = self.items(node)
                 return
             entries = self.parser.structure_keys("residual", node, RESIDUAL_KEYS, "")
@@ -198,16 +201,43 @@ class Use:
 
 
 class Uses:
-    """Template layers (by source position) -> the layers of the network they became."""
+    """Template layers (by source position) -> the layers of the network they became; and
+    any template item -> the channels entering and leaving each place it was expanded."""
 
     def __init__(self, network: Network, report: Report) -> None:
         self.by_place: dict[Location | None, list[Use]] = {}
         for node, row in zip(network.graph.nodes, report.rows):
             if node.type.arity == 1:
                 self.by_place.setdefault(node.where, []).append(Use(node.args, row.input_shapes[0]))
+        self.flow: dict[Location, list[tuple[int, int]]] = {}
+        shapes = {INPUT: network.input_shape, **{i: row.output_shape for i, row in enumerate(report.rows)}}
+        index = iter(range(len(report.rows)))
+
+        def visit(node: TreeNode, source: int, parent: Location | None) -> int:
+            """The graph lowering's walk (`graph.lower`): the value a node leaves."""
+            if isinstance(node, Layer):
+                out = next(index)
+            elif isinstance(node, Sequence):
+                out = source
+                for child in node.items:
+                    out = visit(child, out, node.where or parent)
+            else:
+                for branch in node.branches:
+                    visit(branch, source, node.where)
+                out = next(index)
+            if node.where is not None and node.where != parent:  # a repeat's copies share its place
+                self.flow.setdefault(node.where, []).append((shapes[source][0], shapes[out][0]))
+            return out
+
+        visit(network.body, INPUT, None)
 
     def of(self, item: Item) -> list[Use]:
         return self.by_place.get(item.where, []) if item.where is not None else []
+
+    def channels(self, item: Item, leaving: bool) -> int | None:
+        """The channels entering (or leaving) `item`, when every place it was expanded agrees."""
+        values = {pair[leaving] for pair in self.flow.get(item.where, [])} if item.where is not None else set()
+        return values.pop() if len(values) == 1 else None
 
 
 def merge_type(raw: Any) -> str | None:

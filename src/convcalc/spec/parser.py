@@ -361,7 +361,7 @@ class Parser:
                 node = entries["layers"][1]
             if node is None:
                 raise self.error("'sequential' needs a list of layers", head_node, path)
-            return Sequence(path, tuple(self.items(node, path, scope, depth + 1)))
+            return Sequence(path, tuple(self.items(node, path, scope, depth + 1)), where=self.where(head_node))
         if head == "residual":
             return self.residual(head_node, args_node, path, scope, depth)
         if head == "parallel":
