@@ -32,7 +32,7 @@ from convcalc.layers.base import Bool, Choice, Float, FloatPerAxis, Int, IntList
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from convcalc.export import export  # noqa: E402
+from convcalc.export import ExportError, export  # noqa: E402
 from convcalc.spec.parser import parse_text  # noqa: E402
 from convcalc.torch import modules_of  # noqa: E402
 from test_torch_build import check_against_report, check_fields  # noqa: E402
@@ -319,7 +319,11 @@ def test_built_and_exported_modules_are_what_convcalc_reports(tmp_path_factory, 
     torch.manual_seed(seed)
     built = modules_of(network, report).eval()
     check_against_report(built, network, report)
-    exported = exported_network(network, report, tmp_path_factory.mktemp("export")).eval()
+    try:
+        exported = exported_network(network, report, tmp_path_factory.mktemp("export")).eval()
+    except ExportError as err:  # documented: a size inside a block nothing in this network uses
+        assert "never uses" in str(err), err
+        assume(False)
     assert list(exported.state_dict()) == list(built.state_dict()), text
     exported.load_state_dict(built.state_dict(), strict=True)
     x = torch.randn(2, *network.input_shape)

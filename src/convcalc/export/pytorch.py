@@ -15,7 +15,8 @@ where `when` or `repeat` may change them, through a variable. A size that no blo
 gives (a linear layer's input after a flatten, inside a block) is written as the number
 this network uses, and is an error when the block's uses disagree on it.
 
-Imports `export.template`, `export.python`, `layers`, `network`, `analysis` and `spec` only.
+Imports `export.template`, `export.python`, `graph`, `layers`, `network`, `analysis` and `spec`
+only.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ from convcalc.export.template import (
     names_used,
     read_template,
 )
+from convcalc.graph import INPUT
 from convcalc.layers import REGISTRY, Code, Hole, LayerType, TorchCall
-from convcalc.network import Network
-from convcalc.spec.expressions import references
+from convcalc.network import Fork, Network, Sequence
+from convcalc.spec.expressions import is_expression, references
 
 SUFFIX = ".py"
 MODULES = Path(__file__).resolve().parent.parent / "torch" / "modules.py"
@@ -430,8 +432,11 @@ class _Emitter:
             if len(run) == 1:
                 self.item(item, target)
             else:
-                condition = self.code(item.when, item.where)
-                self.conditional(condition, lambda run=run: [self.repeated(i, target) for i in run])  # type: ignore[misc]
+                def together(run: list[Item] = run) -> None:
+                    for one in run:
+                        self.repeated(one, target)
+
+                self.conditional(self.code(item.when, item.where), together)
             index += len(run)
 
     def item(self, item: Item, target: str) -> None:
@@ -559,6 +564,8 @@ class _Emitter:
         ranks = {len(u.in_shape) for u in uses}
         size = ranks.pop() if len(ranks) == 1 else (lt.rank + 1 if lt.rank else 1)
         where = f"{item.head} at line {item.where.line}" if item.where else item.head
+        if not uses:
+            where += " (a layer this network never uses, so no size of its input is known)"
         dims: list[Any] = []
         for d in range(size):
             values = {u.in_shape[d] for u in uses if len(u.in_shape) == size}
@@ -582,9 +589,13 @@ class _Emitter:
             rank1 = all(len(u.in_shape) == 1 for u in uses)
             return _source(args["out_features"]) if rank1 else c
         if family == "Flatten":  # the channels stay when flattening starts after them (or is a no-op)
+            if not uses:
+                start, end = args["start_dim"], args["end_dim"]
+                same = isinstance(start, int) and start == end or start is end
+                return c if same or (isinstance(start, int) and start >= 2) else None
             spans = [(u.args["start_dim"] % (len(u.in_shape) + 1), u.args["end_dim"] % (len(u.in_shape) + 1))
                      for u in uses]
-            return c if spans and all(start >= 2 or start == end for start, end in spans) else None
+            return c if all(start >= 2 or start == end for start, end in spans) else None
         if c is None:
             return None
         if family == "PixelShuffle":
@@ -599,7 +610,8 @@ class _Emitter:
         def value(v: Any) -> str:
             if isinstance(v, Hole):
                 raise ExportError(f"{item.head}: cannot write {v.text}: it is not given by the block's arguments"
-                                  " and differs between the block's uses; give it in the spec", where=item.where)
+                                  " and differs between the block's uses (or there are none); give it in the"
+                                  " spec", where=item.where)
             if isinstance(v, Code):
                 return v.text
             if isinstance(v, tuple):
@@ -761,8 +773,6 @@ def _source(value: Any) -> str:
 
 
 def _is_expr(text: str) -> bool:
-    from convcalc.spec.expressions import is_expression
-
     return is_expression(text)
 
 
@@ -782,7 +792,7 @@ def _merge_channels(merge: str, channels: list[str | None]) -> str | None:
         return channels[0]
     if any(c is None for c in channels):
         return None
-    return ast.unparse(ast.parse(" + ".join(f"({c})" for c in channels), mode="eval"))  # type: ignore[arg-type]
+    return _fold(ast.unparse(ast.parse(" + ".join(f"({c})" for c in channels), mode="eval")))
 
 
 def _static_names(items: list[Item], start: int = 0) -> list[str] | None:
@@ -807,9 +817,6 @@ def _static_names(items: list[Item], start: int = 0) -> list[str] | None:
 
 def _block_inputs(network: Network, report: Report) -> dict[Any, list[int]]:
     """Block call (by source position) -> the channels entering each of its uses."""
-    from convcalc.graph import INPUT
-    from convcalc.network import Fork, Sequence
-
     first: dict[str, int] = {}
     for i, node in enumerate(network.graph.nodes):
         path = node.path
@@ -834,8 +841,6 @@ def _block_inputs(network: Network, report: Report) -> dict[Any, list[int]]:
 
 def _arg_types(network: Network) -> dict[str, dict[str, set[str]]]:
     """Block -> argument -> the Python types of the values it is given in the network."""
-    from convcalc.network import Fork, Sequence
-
     out: dict[str, dict[str, set[str]]] = {}
     stack: list[Any] = [network.body]
     while stack:

@@ -170,8 +170,8 @@ class CroppedConvTranspose(nn.Module):
         )
         self.crop = padding_pairs(padding, self.rank, kernel_size, dilation)
 
-    def forward(self, x: Tensor) -> Tensor:
-        y = super().forward(x)
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        y = super().forward(x, output_size)
         ends = [slice(a, y.shape[2 + i] - b) for i, (a, b) in enumerate(self.crop)]
         return y[(..., *ends)]
 
