@@ -215,8 +215,11 @@ class Parser:
                              f" not {node_kind(node)}", node, prefix or None)
         out: list[Node] = []
         names: dict[str, yaml.Node] = {}
+        index = 0
         for item in node.value:
-            out.extend(self.item(item, prefix, _numbered(out, prefix), scope, depth, names))
+            built = self.item(item, prefix, index, scope, depth, names)
+            out.extend(built)
+            index += _numbered(built, prefix)
         return out
 
     def item(self, node: yaml.Node, prefix: str, index: int, scope: Mapping[str, Any], depth: int,
@@ -455,8 +458,11 @@ class Parser:
             raise self.error("'after' must be a list of layers", after_node, path)
         after: list[Node] = []
         names: dict[str, yaml.Node] = {}
+        index = first_index
         for item in after_node.value:
-            after.extend(self.item(item, path, first_index + _numbered(after, path), scope, depth + 1, names))
+            built = self.item(item, path, index, scope, depth + 1, names)
+            after.extend(built)
+            index += _numbered(built, path)
         return Sequence(path, (fork, *after))
 
     def parallel(self, kind_node: yaml.Node, node: yaml.Node | None, path: str,
