@@ -57,6 +57,11 @@ def no_params(lt: LayerType, args: Args, shape: Shape) -> Mapping[str, ParamSpec
     return {}
 
 
+def no_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Shape) -> int:
+    """No temporaries beyond the output (views, copies, element-wise products)."""
+    return 0
+
+
 def default_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Shape) -> int:
     """Elements of temporaries per sample beyond input and output: two outputs' worth."""
     return 2 * math.prod(out_shape)

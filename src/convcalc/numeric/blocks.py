@@ -12,7 +12,7 @@ import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
 from convcalc.layers.blocks import span
-from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
+from convcalc.numeric.base import Kernel, Output, Params, ParamSpec, no_workspace
 
 
 def shuffle(x: np.ndarray, groups: int) -> np.ndarray:
@@ -46,10 +46,6 @@ def layerscale_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params,
 
 def identity_forward(lt: LayerType, args: Args, x: np.ndarray, params: Params, save: bool = False) -> Output:
     return Output(x.copy())
-
-
-def no_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Shape) -> int:
-    return 0
 
 
 KERNELS: Mapping[str, Kernel] = {

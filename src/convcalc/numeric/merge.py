@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from convcalc.layers import Args, LayerType, Shape
-from convcalc.numeric.base import Kernel, Output, Params
+from convcalc.layers import Args, LayerType
+from convcalc.numeric.base import Kernel, Output, Params, no_workspace
 
 
 def add_forward(mt: LayerType, args: Args, xs: Sequence[np.ndarray], params: Params, save: bool = False) -> Output:
@@ -45,10 +45,6 @@ def concat_axis(args: Args, ndim: int) -> int:
     """The batched axis of concat's `dim` (1: channels; negative counts from the end)."""
     dim = args.get("dim", 1)
     return dim if dim > 0 else ndim + dim
-
-
-def no_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Shape) -> int:
-    return 0
 
 
 KERNELS: Mapping[str, Kernel] = {

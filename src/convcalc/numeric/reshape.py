@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
-from convcalc.numeric.base import Kernel, Output, Params, ParamSpec
+from convcalc.numeric.base import Kernel, Output, Params, ParamSpec, no_workspace
 from convcalc.numeric.windows import pad
 
 # --- linear and flatten -------------------------------------------------------------------
@@ -182,7 +182,7 @@ def gather_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Shap
 
 KERNELS: Mapping[str, Kernel] = {
     "linear": Kernel(linear_forward, linear_params),
-    "flatten": Kernel(flatten_forward, workspace=lambda lt, a, i, o: 0),
+    "flatten": Kernel(flatten_forward, workspace=no_workspace),
     "upsample": Kernel(upsample_forward, workspace=gather_workspace),
     "centercrop": Kernel(centercrop_forward),
     "upsamplingnearest2d": Kernel(upsample_forward, workspace=gather_workspace),

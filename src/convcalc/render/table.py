@@ -82,10 +82,6 @@ class Extra:
     short_cell: Callable[[Entry], str] | None = None
 
 
-def _count(n: int) -> str:
-    return f"{n:,}" if n else "-"
-
-
 def _short(n: int) -> str:
     return abbreviate(n) if n else "-"
 
