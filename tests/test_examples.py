@@ -165,7 +165,7 @@ FEATURE_FIELDS = {
     # conv 11/4, pool 3/2 at jump 4, conv 5 at 8, pool 3 at 8, 3 x conv 3 at 16, pool 3 at 16
     "alexnet": ("features.12", 11 + 2 * 4 + 4 * 8 + 2 * 8 + 3 * 2 * 16 + 2 * 16, 32),
     # per stage n 3x3 convs at jump j, then a 2x2/2 pool: 2*n*j + j
-    "vgg16": ("features.4.pool", 1 + sum(2 * n * j + j for n, j in ((2, 1), (2, 2), (3, 4), (3, 8), (3, 16))), 32),
+    "vgg16": ("features.30", 1 + sum(2 * n * j + j for n, j in ((2, 1), (2, 2), (3, 4), (3, 8), (3, 16))), 32),
     # conv 7/2, pool 3/2 at 2; one 3x3 per bottleneck, the first of a stage strided at the
     # previous jump: 3 blocks at 4, then 8 + 3 x 16, 16 + 5 x 32, 32 + 2 x 64
     "resnet50": ("layer4.2.relu_out", 7 + 2 * 2 + 3 * 8 + (8 + 3 * 16) + (16 + 5 * 32) + (32 + 2 * 64), 32),
@@ -192,22 +192,9 @@ def test_dilated_context_receptive_field(run):
 
 # --- per-layer comparison with PyTorch -------------------------------------------------------
 
-VGG16_STAGES = (2, 2, 3, 3, 3)  # convs per stage; torchvision numbers them flat
-
-
-def _vgg16_paths() -> dict[str, str]:
-    flat: list[str] = []
-    for stage, convs in enumerate(VGG16_STAGES):
-        for j in range(convs):
-            flat += [f"features.{stage}.{j}.conv", f"features.{stage}.{j}.relu"]
-        flat.append(f"features.{stage}.pool")
-    return {f"features.{i}": path for i, path in enumerate(flat)}
-
-
-def _densenet_path(path: str) -> str:
-    """torchvision's denselayerN (from 1) is repeat index N-1, in the branch named `new`."""
-    match = re.fullmatch(r"(features\.denseblock\d+)\.denselayer(\d+)\.(\w+)", path)
-    return f"{match[1]}.{int(match[2]) - 1}.new.{match[3]}" if match else path
+# The examples use torchvision's module paths (VGG-16's flat features.0 .. features.30,
+# DenseNet's denseblock1.denselayer1.conv1), so every torch leaf is a row of the same path;
+# the FPN's levels are named (p2..p5) where torchvision numbers its inner and layer blocks.
 
 
 def _fpn_path(path: str) -> str:
@@ -217,8 +204,6 @@ def _fpn_path(path: str) -> str:
 
 
 ALIASES: dict[str, Callable[[str], str]] = {
-    "vgg16": lambda path: _vgg16_paths().get(path, path),
-    "densenet121": _densenet_path,
     "fpn_resnet50": _fpn_path,
 }
 
@@ -262,8 +247,8 @@ def compare_with_torch(torch_model: dict[str, Any], report: dict[str, Any], name
     residual) has no output shape to compare: its row must still exist, with equal params,
     buffers and MACs (all 0)."""
     rows = {row["path"]: row for row in report["layers"]}
-    alias = ALIASES.get(name, lambda path: path)
     missing, matched = [], 0
+    alias = ALIASES.get(name, lambda path: path)
     for leaf in torch_model["leaves"]:
         path = alias(leaf["path"])
         if path not in rows:

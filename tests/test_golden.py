@@ -40,6 +40,7 @@ KINDS = {
     "shapes-training-json": "shapes {spec} --training --format json",
     "rf-json": "rf {spec} --format json",
     "check-json": "check {spec} --format json",
+    "export-pytorch": "export {spec} --to pytorch",
 }
 
 # The table is plain text when stdout is not a terminal (always so under CliRunner) unless

@@ -94,6 +94,10 @@ class Network:
     ignore: tuple[tuple[str, Location | None], ...] = field(default=(), compare=False)
     # `outputs:` (default: the last item's output).
     outputs: tuple[Ref, ...] = ()
+    # (file name, text) the network was parsed from: the exporter reads the blocks' expressions.
+    origin: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+    # The vars set from outside the spec (`--set`, `build(spec, **set)`), by name.
+    overrides: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @cached_property
     def graph(self) -> Graph:

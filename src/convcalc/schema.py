@@ -149,6 +149,8 @@ def structure_definitions(suffix: str = "") -> dict[str, Any]:
         "properties": {"body": listed, "shortcut": listed, "shortcut_name": NAME,
                        "skip": {"anyOf": [{"type": "boolean"}, EXPRESSION], "default": True,
                                 "description": "false: the body alone (same paths), no shortcut and no add."},
+                       "merge": {"anyOf": [{"enum": ["add", "concat"]}, EXPRESSION], "default": "add",
+                                 "description": "add, or concat: the shortcut's channels, then the body's"},
                        "after": listed, **RESERVED_PROPS},
         "required": ["body"],
         "additionalProperties": False,

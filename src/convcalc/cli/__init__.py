@@ -44,7 +44,7 @@ Exit status: 0 ok, 1 a check failed, 2 bad input.
 COMMAND_MODULES = {
     "shapes": "shapes", "layer": "shapes", "layers": "shapes",
     "check": "check", "solve": "solve", "schema": "schema", "rf": "rf", "erf": "rf",
-    "diff": "diff", "sweep": "sweep", "draw": "draw",
+    "diff": "diff", "sweep": "sweep", "draw": "draw", "export": "export",
 }
 
 

@@ -79,12 +79,18 @@ class Assignment(click.ParamType):
         return name, parsed
 
 
+def set_option(func: F) -> F:
+    """`--set NAME=VALUE` (repeatable): the spec's vars from the command line; the command
+    gets `assignments`, (name, value) pairs."""
+    return click.option(
+        "--set", "assignments", type=Assignment(), multiple=True, metavar="NAME=VALUE",
+        help="Give a var of the spec's `vars` another value (repeatable), e.g. --set size=256.")(func)
+
+
 def input_options(func: F) -> F:
     """`--input SHAPE` and `--set NAME=VALUE` (repeatable): a spec's input and vars from the
     command line; the command gets `input_shape` and `assignments`."""
-    func = click.option(
-        "--set", "assignments", type=Assignment(), multiple=True, metavar="NAME=VALUE",
-        help="Give a var of the spec's `vars` another value (repeatable), e.g. --set size=256.")(func)
+    func = set_option(func)
     func = click.option(
         "-i", "--input", "input_shape", type=InputShape(), metavar="SHAPE",
         help="Use this input shape (without the batch) instead of the spec's, e.g. 3x256x256.")(func)

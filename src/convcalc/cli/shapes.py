@@ -102,7 +102,7 @@ ignore_option = click.option(
 def shapes(spec: str, input_shape: Shape | None, assignments: Assignments, fmt: str, batch_size: int, dtype: str,
            ignore: tuple[str, ...], strict: bool, training: bool, amp: bool, amp_dtype: str, optimizer: str,
            depth: int | None, columns: tuple[str, ...] | None, max_layers: int, verify: bool, seed: int,
-           max_memory: int) -> None:
+           max_memory: int, weights: str | None) -> None:
     """Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC.
 
     SPEC is a YAML or JSON file ('-' reads stdin). Each row is one leaf layer in execution
@@ -124,13 +124,16 @@ def shapes(spec: str, input_shape: Shape | None, assignments: Assignments, fmt: 
       convcalc shapes net.yaml --input 3x256x256 --set width=32
       convcalc shapes examples/resnet50.yaml --depth 1
       convcalc shapes net.yaml --columns path,output,params,macs,macs%
+      convcalc shapes net.yaml --verify --weights trained.pt
     """
     if columns is not None and fmt == "json":
         raise click.BadParameter("JSON always has every field; --columns picks the columns of table, csv and"
                                  " markdown output", param_hint="'--columns'")
     network = load_network(spec, max_layers, dict(assignments), input_shape)
     report = linted_report(network, analyze(network, batch_size, dtype), ignore)
-    verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
+    if weights is not None and not verify:
+        raise SpecError("--weights is for --verify: add --verify to run the network with them")
+    verification = verify_report(network, report, seed, max_memory, terminal(), weights) if verify else None
     memory = None
     if training or amp:
         from convcalc.training import training_memory
@@ -218,7 +221,7 @@ class LayerCommand(click.Command):
 @verify_options
 @click.pass_context
 def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch_size: int, dtype: str,
-          verify: bool, seed: int, max_memory: int) -> None:
+          verify: bool, seed: int, max_memory: int, weights: str | None) -> None:
     """One layer from flags, without a spec file.
 
     The layer's arguments are its torch.nn names in kebab case: `--out-channels 64`,
@@ -243,7 +246,9 @@ def layer(ctx: click.Context, layer_type: str, input_shape: str, fmt: str, batch
     except ConvcalcError as err:
         err.path = None  # the one layer's path ("0") means nothing on a command line
         raise
-    verification = verify_report(network, report, seed, max_memory, terminal()) if verify else None
+    if weights is not None and not verify:
+        raise SpecError("--weights is for --verify: add --verify to run the layer with them")
+    verification = verify_report(network, report, seed, max_memory, terminal(), weights) if verify else None
     emit_report(report, fmt, verification=verification)
     if verification is not None:
         finish_verification(verification)

@@ -48,6 +48,10 @@ class ByteSize(click.ParamType):
 
 def verify_options(func: F) -> F:
     func = click.option(
+        "--weights", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+        help="With --verify: run with these weights instead of random ones: a PyTorch state_dict"
+             " (.pt/.pth, needs torch) or a .npz, keyed by path (layer1.0.conv1.weight).")(func)
+    func = click.option(
         "--max-memory", type=ByteSize(), default=DEFAULT_MAX_MEMORY, show_default=True,
         help="With --verify: refuse (exit 2) when the forward pass would need more memory.")(func)
     func = click.option("--seed", type=int, default=0, show_default=True,
@@ -60,13 +64,20 @@ def verify_options(func: F) -> F:
 
 
 def verify_report(network: Network, report: Report, seed: int, max_memory: int,
-                  terminal: Terminal | None = None) -> Verification:
-    """Run the forward pass; a progress bar on stderr when stderr is a terminal."""
-    from convcalc.numeric.runner import verify
+                  terminal: Terminal | None = None, weights: str | None = None) -> Verification:
+    """Run the forward pass (with the weights of the file `weights`, if given); a progress
+    bar on stderr when stderr is a terminal."""
+    from convcalc.numeric.runner import verify, verify_dtype
 
+    params = None
+    if weights is not None:
+        from convcalc.numeric.weights import load_weights
+
+        params = load_weights(weights, network, report, verify_dtype(report.dtype))
     terminal = terminal or Terminal.detect()
     if not terminal.stderr_tty:
-        return verify(network, report, seed=seed, dtype=report.dtype, max_memory=max_memory)
+        return verify(network, report, seed=seed, dtype=report.dtype, max_memory=max_memory, params=params,
+                      weights=weights)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -79,7 +90,7 @@ def verify_report(network: Network, report: Report, seed: int, max_memory: int,
             bar.update(task, completed=done, description=path)
 
         return verify(network, report, seed=seed, dtype=report.dtype, max_memory=max_memory,
-                      progress=progress)
+                      progress=progress, params=params, weights=weights)
 
 
 def finish_verification(verification: Verification) -> None:

@@ -8,7 +8,7 @@ several inputs; `residual` and `parallel` create them.
 from __future__ import annotations
 
 from convcalc.layers import blocks, conv, elementwise, merge, norm, pool, reshape
-from convcalc.layers.base import Args, Inference, LayerType, Note, Registry, Shape
+from convcalc.layers.base import Args, Code, Hole, Inference, LayerType, Note, Registry, Shape, TorchCall
 from convcalc.layers.merge import InputMismatch, Merge
 
 REGISTRY = Registry()
@@ -19,5 +19,5 @@ for _module in (conv, pool, norm, elementwise, reshape, blocks, merge):
 MERGE_TYPES: dict[str, LayerType] = {t.name: t for t in merge.LAYER_TYPES}
 MergeType = Merge
 
-__all__ = ["MERGE_TYPES", "REGISTRY", "Args", "Inference", "InputMismatch", "LayerType", "Merge", "MergeType",
-           "Note", "Shape"]
+__all__ = ["MERGE_TYPES", "REGISTRY", "Args", "Code", "Hole", "Inference", "InputMismatch", "LayerType", "Merge",
+           "MergeType", "Note", "Shape", "TorchCall"]

@@ -5,7 +5,12 @@ normalised here, and exported as JSON Schema) and implements `infer`, which turn
 shape into an `Inference`: output shape, parameters, buffers, MACs, and how each spatial
 axis maps for the receptive field. Nothing else in the package knows a formula.
 
-Imports `errors`, `geometry` and `receptive` only.
+It also says which PyTorch module it is: `torch_call` gives the class and its constructor
+arguments as plain data (a `TorchCall`), which `torch_module` instantiates (`convcalc.torch`)
+and the exporter writes out as Python source without importing torch. Values the exporter
+knows only as source code (a block argument's expression) arrive as `Code`.
+
+Imports `errors`, `geometry` and `receptive` only (and, inside `torch_module`, `torch.modules`).
 """
 
 from __future__ import annotations
@@ -339,6 +344,66 @@ class Inference:
 Args = Mapping[str, Any]
 
 
+# --- the PyTorch module of a layer --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TorchCall:
+    """`torch.nn.<name>(*args, **kwargs)`, or with `helper` the class `name` of
+    `convcalc.torch.modules` (asymmetric padding, merges): a layer's module as data."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    helper: bool = False
+
+    @property
+    def keywords(self) -> dict[str, Any]:
+        return dict(self.kwargs)
+
+
+class Code:
+    """A value known as Python source, not as a number: the exporter passes a block argument's
+    expression (`planes * 4`) this way. `values` are the values it takes in the network at
+    hand, for the decisions that depend on them (is every padding symmetric?)."""
+
+    __slots__ = ("text", "values")
+
+    def __init__(self, text: str, values: tuple[Any, ...] = ()) -> None:
+        self.text = text
+        self.values = values
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class Hole(Code):
+    """A value the exporter cannot write (a size of the input no block argument gives);
+    using one in a `TorchCall` is an error the exporter reports."""
+
+
+def axes_value(value: Any) -> Any:
+    """A per-axis tuple as PyTorch is usually given it: one int when all axes agree."""
+    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+        return value[0]
+    return value
+
+
+def symmetric(pads: Any) -> bool:
+    """Whether (before, after) padding pairs are equal on every axis ('same' counts as PyTorch's
+    own, so it is symmetric here); for `Code`, whether they are in every use of it."""
+    if isinstance(pads, Code):
+        return all(symmetric(v) for v in pads.values)
+    return pads == "same" or all(a == b for a, b in pads)
+
+
+def torch_padding(pads: Any) -> Any:
+    """Symmetric padding pairs as PyTorch's `padding` argument (one int, or one per axis)."""
+    if isinstance(pads, Code) or pads == "same":
+        return pads
+    return axes_value(tuple(a for a, _ in pads))
+
+
 class LayerType:
     """Base of all layer types. Subclasses set `name`, `args` and implement `infer`.
 
@@ -411,6 +476,45 @@ class LayerType:
     def with_shape_of(self, args: Args, other: Shape) -> Args:
         """`args` completed by the shape of the `size_of:` input; only layers taking one override it."""
         raise ShapeError(f"{self.name} does not take size_of")
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """The PyTorch module of this layer for an input of `in_shape` (no batch), as data.
+
+        Every layer type implements it (tests/test_torch_modules.py fails for one that does
+        not). Write it with `self.changed`, `axes_value` and `torch_padding`, which also accept
+        `Code`, so the exporter can call it with a block argument's expression in place of a
+        value; `in_shape` may hold `Code` (the exporter's channel count) too.
+        """
+        raise NotImplementedError(f"layer type {self.name} does not say which PyTorch module it is")
+
+    def torch_module(self, args: Args, in_shape: Shape) -> Any:
+        """A `torch.nn.Module` computing this layer (needs torch; `convcalc.torch`)."""
+        from convcalc.torch.modules import instantiate
+
+        return instantiate(self.torch_call(args, in_shape))
+
+    @functools.cached_property
+    def defaults(self) -> dict[str, Any]:
+        """Each optional argument's default, normalised as `parse_args` would."""
+        rank = self.rank or 1
+        out = {}
+        for arg in self.args:
+            if not arg.required:
+                try:
+                    out[arg.name] = arg.kind.parse(arg.name, arg.default, rank)
+                except ArgumentError:  # a default only valid with other arguments
+                    out[arg.name] = arg.default
+        return out
+
+    def changed(self, args: Args, *names: str) -> list[tuple[str, Any]]:
+        """`(name, value)` for the arguments among `names` that differ from their default
+        (every `Code` does), per-axis values collapsed: the keywords worth writing."""
+        out = []
+        for name in names:
+            value = args[name]
+            if isinstance(value, Code) or name not in self.defaults or value != self.defaults[name]:
+                out.append((name, axes_value(value)))
+        return out
 
     # helpers for subclasses
 

@@ -29,6 +29,10 @@ from convcalc.layers.base import (
     Padding,
     PerAxis,
     Shape,
+    TorchCall,
+    axes_value,
+    symmetric,
+    torch_padding,
 )
 from convcalc.receptive import Transposed, Window, inputs_per_output
 
@@ -217,6 +221,20 @@ class Conv(GroupedConv):
             notes=tuple(notes),
         )
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.ConvNd; asymmetric padding pads first (`PaddedConvNd`, same parameters)."""
+        head = (in_shape[0], args["out_channels"])
+        pads = args["padding"]
+        kw = [("kernel_size", axes_value(args["kernel_size"])), *self.changed(args, "stride")]
+        if not symmetric(pads):
+            kw.append(("padding", pads))
+        elif torch_padding(pads) != 0:
+            kw.append(("padding", torch_padding(pads)))
+        kw += self.changed(args, "dilation", "groups", "bias", "padding_mode")
+        if symmetric(pads):
+            return TorchCall(f"Conv{self.rank}d", head, tuple(kw))
+        return TorchCall(f"PaddedConv{self.rank}d", head, tuple(kw), helper=True)
+
 
 class ConvTranspose(GroupedConv):
     summary = "Transposed convolution (the gradient of a convolution), with output_padding."
@@ -281,6 +299,20 @@ class ConvTranspose(GroupedConv):
             axes=tuple(Transposed(k, s, d, p[0]) for k, s, d, p in zip(kernel, stride, dilation, pads)),
             notes=tuple(notes),
         )
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.ConvTransposeNd; asymmetric padding crops after (`CroppedConvTransposeNd`)."""
+        head = (in_shape[0], args["out_channels"])
+        pads = args["padding"]
+        kw = [("kernel_size", axes_value(args["kernel_size"])), *self.changed(args, "stride")]
+        if not symmetric(pads):
+            kw.append(("padding", pads))
+        elif torch_padding(pads) != 0:
+            kw.append(("padding", torch_padding(pads)))
+        kw += self.changed(args, "output_padding", "groups", "bias", "dilation")
+        if symmetric(pads):
+            return TorchCall(f"ConvTranspose{self.rank}d", head, tuple(kw))
+        return TorchCall(f"CroppedConvTranspose{self.rank}d", head, tuple(kw), helper=True)
 
 
 LAYER_TYPES = [

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from convcalc.errors import ShapeError
-from convcalc.layers.base import Arg, Args, Inference, Kind, LayerType, Shape, is_int, shape_str
+from convcalc.layers.base import Arg, Args, Inference, Kind, LayerType, Shape, TorchCall, is_int, shape_str
 from convcalc.layers.norm import same_shape
 from convcalc.receptive import IDENTITY
 
@@ -56,6 +56,10 @@ class Merge(LayerType):
 
     def merge(self, args: Args, shapes: Sequence[Shape]) -> Inference:
         raise NotImplementedError
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """`Add` or `Concat` of `convcalc.torch.modules`: called with every input."""
+        return TorchCall(self.name.capitalize(), helper=True)
 
 
 def broadcast(shapes: Sequence[Shape]) -> tuple[Shape, int | None]:

@@ -22,6 +22,7 @@ from convcalc.layers.base import (
     LayerType,
     Optional,
     Shape,
+    TorchCall,
     shape_str,
 )
 from convcalc.layers.conv import check_in_channels
@@ -74,6 +75,12 @@ class BatchNorm(LayerType):
             buffers=2 * c + 1 if args["track_running_stats"] else 0,
         )
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.BatchNormNd / nn.InstanceNormNd over the input's channels."""
+        kind = "InstanceNorm" if self.name.startswith("instancenorm") else "BatchNorm"
+        kw = self.changed(args, "eps", "momentum", "affine", "track_running_stats")
+        return TorchCall(f"{kind}{self.rank}d", (in_shape[0],), tuple(kw))
+
 
 class InstanceNorm(BatchNorm):
     summary = "Instance normalisation; affine and running statistics are off by default."
@@ -87,6 +94,12 @@ class InstanceNorm(BatchNorm):
 
     def expect_rank(self, shape: Shape) -> None:
         LayerType.expect_rank(self, shape)
+
+    def infer(self, args: Args, shape: Shape) -> Inference:
+        if len(shape) > 1 and math.prod(shape[1:]) == 1:
+            raise ShapeError(f"normalises each channel over its spatial positions, and the input"
+                             f" {shape_str(shape)} has one: PyTorch refuses that in training")
+        return super().infer(args, shape)
 
 
 class LayerNorm(LayerType):
@@ -109,6 +122,16 @@ class LayerNorm(LayerType):
         size = math.prod(normalized)
         params = size * (2 if args["bias"] else 1) if args["elementwise_affine"] else 0
         return same_shape(shape, params=params)
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.LayerNorm; normalized_shape defaults to the input's last dim."""
+        normalized = args["normalized_shape"]
+        if normalized is None:
+            normalized = in_shape[-1]
+        elif isinstance(normalized, tuple) and len(normalized) == 1:
+            normalized = normalized[0]
+        kw = self.changed(args, "eps", "elementwise_affine", "bias")
+        return TorchCall("LayerNorm", (normalized,), tuple(kw))
 
 
 class LayerNorm2d(LayerType):
@@ -149,6 +172,11 @@ class GroupNorm(LayerType):
             raise ShapeError(f"num_groups={args['num_groups']} does not divide the {c} channels")
         return same_shape(shape, params=2 * c if args["affine"] else 0)
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.GroupNorm(num_groups, channels)."""
+        kw = self.changed(args, "eps", "affine")
+        return TorchCall("GroupNorm", (args["num_groups"], in_shape[0]), tuple(kw))
+
 
 class LocalResponseNorm(LayerType):
     summary = "Local response normalisation across `size` neighbouring channels (AlexNet)."
@@ -164,6 +192,10 @@ class LocalResponseNorm(LayerType):
             raise ShapeError(
                 f"expects an input of shape [C, ...] with at least one spatial axis, got {shape_str(shape)}")
         return same_shape(shape)
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.LocalResponseNorm(size, ...)."""
+        return TorchCall("LocalResponseNorm", (args["size"],), tuple(self.changed(args, "alpha", "beta", "k")))
 
 
 LAYER_TYPES = [

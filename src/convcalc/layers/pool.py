@@ -19,7 +19,11 @@ from convcalc.layers.base import (
     Padding,
     PerAxis,
     Shape,
+    TorchCall,
+    axes_value,
     is_int,
+    symmetric,
+    torch_padding,
 )
 from convcalc.layers.conv import empty_output, layer_note, skip_fact, skip_message, unread_fact, unread_message
 from convcalc.receptive import Adaptive, Window
@@ -67,6 +71,25 @@ class Pool(LayerType):
             notes=tuple(notes),
         )
 
+    torch_name = ""
+    torch_keywords: tuple[str, ...] = ()
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.MaxPoolNd / nn.AvgPoolNd; asymmetric padding as `PaddedMaxPoolNd` / `PaddedAvgPoolNd`."""
+        kw = [("kernel_size", axes_value(args["kernel_size"]))]
+        if args["stride"] != args["kernel_size"]:
+            kw.append(("stride", axes_value(args["stride"])))
+        pads = args["padding"]
+        if not symmetric(pads):
+            kw.append(("padding", pads))
+        elif torch_padding(pads) != 0:
+            kw.append(("padding", torch_padding(pads)))
+        kw += self.changed(args, *self.torch_keywords)
+        name = f"{self.torch_name}{self.rank}d"
+        if symmetric(pads):
+            return TorchCall(name, (), tuple(kw))
+        return TorchCall(f"Padded{name}", (), tuple(kw), helper=True)
+
 
 POOL_ARGS = (
     Arg("kernel_size", PerAxis(), doc="Window size."),
@@ -79,6 +102,8 @@ POOL_ARGS = (
 class MaxPool(Pool):
     summary = "Max pooling, with dilation and ceil_mode."
     has_dilation = True
+    torch_name = "MaxPool"
+    torch_keywords = ("dilation", "ceil_mode")  # return_indices would make it return a tuple
     args = (
         *POOL_ARGS,
         Arg("dilation", PerAxis(), 1, "Spacing between window taps."),
@@ -89,6 +114,7 @@ class MaxPool(Pool):
 
 class AvgPool(Pool):
     summary = "Average pooling, with ceil_mode and count_include_pad."
+    torch_name = "AvgPool"
     args: tuple[Arg, ...] = (
         *POOL_ARGS,
         Arg("ceil_mode", Bool(), False, "Round the output size up (PyTorch's rule for the last window)."),
@@ -98,8 +124,10 @@ class AvgPool(Pool):
 
     def __init__(self, name: str, rank: int) -> None:
         super().__init__(name, rank)
+        self.torch_keywords = ("ceil_mode", "count_include_pad", "divisor_override")
         if rank == 1:  # torch.nn.AvgPool1d has no divisor_override
             self.args = self.args[:-1]
+            self.torch_keywords = self.torch_keywords[:-1]
 
     def check_args(self, args: dict[str, Any]) -> None:
         super().check_args(args)
@@ -149,6 +177,11 @@ class AdaptivePool(LayerType):
             output_shape=(shape[0], *out),
             axes=tuple(Adaptive(n, o) for n, o in zip(shape[1:], out)),
         )
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.AdaptiveMaxPoolNd / nn.AdaptiveAvgPoolNd (return_indices left out: one output)."""
+        kind = "Max" if self.name.startswith("adaptivemax") else "Avg"
+        return TorchCall(f"Adaptive{kind}Pool{self.rank}d", (axes_value(args["output_size"]),))
 
 
 class AdaptiveAvgPool(AdaptivePool):

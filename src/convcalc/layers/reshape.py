@@ -15,6 +15,7 @@ from convcalc.layers.base import (
     Args,
     Bool,
     Choice,
+    Code,
     Float,
     Inference,
     Int,
@@ -24,6 +25,8 @@ from convcalc.layers.base import (
     Optional,
     PathText,
     Shape,
+    TorchCall,
+    axes_value,
     is_int,
     shape_str,
 )
@@ -63,6 +66,9 @@ class Linear(LayerType):
             lead=lead,
         )
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("Linear", (in_shape[-1], args["out_features"]), tuple(self.changed(args, "bias")))
+
 
 class Flatten(LayerType):
     summary = "Flattens dims start_dim..end_dim (numbered with the batch as dim 0)."
@@ -80,6 +86,9 @@ class Flatten(LayerType):
         # Once two axes are merged the receptive field is no longer per axis.
         axes = (IDENTITY,) * (len(out) - 1) if start == end and len(out) > 1 else None
         return Inference(output_shape=out, axes=axes)
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("Flatten", (), tuple(self.changed(args, "start_dim", "end_dim")))
 
 
 class NumbersOrList(Kind):
@@ -173,6 +182,19 @@ class Upsample(LayerType):
             axes.append(Resample(n, size, scale, kind, bool(args["align_corners"])))
         return Inference(output_shape=(shape[0], *out), axes=tuple(axes))
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.Upsample (one size or factor for all axes, or one per axis), or the fixed-mode
+        nn.UpsamplingNearest2d / nn.UpsamplingBilinear2d."""
+        kw = []
+        for key in ("size", "scale_factor"):
+            value = args[key]
+            if value is not None:
+                kw.append((key, value[0] if isinstance(value, tuple) and len(value) == 1 else value))
+        if self.fixed_mode:
+            name = "UpsamplingNearest2d" if self.fixed_mode == "nearest" else "UpsamplingBilinear2d"
+            return TorchCall(name, (), tuple(kw))
+        return TorchCall("Upsample", (), (*kw, *self.changed(args, "mode", "align_corners")))
+
 
 class PixelShuffle(LayerType):
     summary = "Rearranges [C*r*r, H, W] to [C, H*r, W*r]."
@@ -187,6 +209,9 @@ class PixelShuffle(LayerType):
         axes = tuple(Resample(n, n * r, Fraction(1, r), "nearest") for n in shape[1:])
         return Inference(output_shape=out, axes=axes)
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("PixelShuffle", (args["upscale_factor"],))
+
 
 class PixelUnshuffle(LayerType):
     summary = "Rearranges [C, H*r, W*r] to [C*r*r, H, W]."
@@ -200,6 +225,9 @@ class PixelUnshuffle(LayerType):
                 raise ShapeError(f"{axis}={n} is not divisible by downscale_factor={r}")
         out = (shape[0] * r * r, *(n // r for n in shape[1:]))
         return Inference(output_shape=out, axes=(Window(r, r),) * 2)
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("PixelUnshuffle", (args["downscale_factor"],))
 
 
 class PadWidths(Kind):
@@ -264,6 +292,14 @@ class Pad(LayerType):
             raise ShapeError(f"negative padding crops everything along {axis} (output {shape_str(out)})")
         fill = {"reflection": "reflect", "replication": "replicate", "circular": "circular"}.get(self.mode, "zeros")
         return Inference(output_shape=out, axes=tuple(Window(pad=a, mode=fill) for a, _ in pads))
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """nn.{Zero,Constant,Reflection,Replication,Circular}PadNd, widths last axis first."""
+        pads = args["padding"]
+        if not isinstance(pads, Code):
+            pads = axes_value(tuple(w for pair in reversed(pads) for w in pair))
+        name = f"{self.mode.capitalize()}Pad{self.rank}d"
+        return TorchCall(name, (pads, args["value"]) if self.mode == "constant" else (pads,))
 
 
 def centercrop_pads(spatial: Shape, size: Shape) -> tuple[tuple[int, int], ...]:

@@ -43,6 +43,7 @@ class Verification:
     memory_estimate: int  # bytes, estimated before running
     nonfinite: tuple[str, ...] = ()  # paths whose output had NaN or inf (random weights)
     live_peak_bytes: int = 0  # the most bytes of input and layer outputs held at once (runner.LiveBytes)
+    weights: str | None = None  # the file the weights came from (--weights), else random
 
     @property
     def ok(self) -> bool:

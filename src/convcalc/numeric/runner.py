@@ -191,11 +191,15 @@ def verify(
     dtype: str = "float32",
     max_memory: int = DEFAULT_MAX_MEMORY,
     progress: Callable[[int, int, str], None] | None = None,
+    params: ParamTable | None = None,
+    weights: str | None = None,
 ) -> Verification:
     """Run `network` forward on a random input and compare each output shape with `report`.
 
     Stops at the first disagreement (later layers are reported as not run). Raises
     `LimitError` before allocating anything when the estimated peak exceeds `max_memory`.
+    `params` (path -> {name: array}) replaces the random weights of those layers; `weights`
+    names where they came from, for the verdict.
     """
     dtype = verify_dtype(dtype)
     estimate, where = estimate_memory(network, report, dtype)
@@ -230,7 +234,7 @@ def verify(
     live = LiveBytes()
     try:
         with np.errstate(all="ignore"):  # overflow from random weights is reported as `nonfinite`
-            run(network, x, on_step, seed=seed, live=live)
+            run(network, x, on_step, seed=seed, live=live, params=params)
     except _Stop:
         pass
     except MemoryError:
@@ -252,5 +256,5 @@ def verify(
         checks.append(LayerCheck(row.path, row.type, tuple(row.output_shape), None, where=row.where))
     return Verification(
         checks=tuple(checks), seed=seed, dtype=dtype, batch_size=report.batch_size,
-        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite), live_peak_bytes=live.peak,
+        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite), live_peak_bytes=live.peak, weights=weights,
     )

@@ -136,6 +136,7 @@ def add_verification(data: dict[str, Any], verification: Any) -> dict[str, Any]:
         "memory_estimate": verification.memory_estimate,
         "live_peak_bytes": verification.live_peak_bytes,
         "nonfinite": list(verification.nonfinite),
+        **({"weights": verification.weights} if verification.weights else {}),
         "failure": None if failure is None else {
             "path": failure.path, "type": failure.type, "expected": list(failure.expected),
             "actual": list(failure.actual) if failure.actual is not None else None, "error": failure.error,

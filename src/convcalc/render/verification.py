@@ -43,11 +43,13 @@ def verified_extra(verification: Verification) -> Extra:
 
 def summary(verification: Verification) -> str:
     v = verification
-    how = f"NumPy forward pass ({v.dtype}, seed {v.seed}, batch {v.batch_size}, {v.seconds:.2f} s)"
+    drawn = f"weights from {v.weights}" if v.weights else f"seed {v.seed}"
+    how = f"NumPy forward pass ({v.dtype}, {drawn}, batch {v.batch_size}, {v.seconds:.2f} s)"
     if v.ok:
         text = f"Verified: {how} confirmed all {len(v.checks)} output shapes."
     else:
         text = f"Verification FAILED: {how}; see the error below."
     if v.nonfinite:
-        text += f" Note: non-finite values from {v.nonfinite[0]} on (random weights overflowed)."
+        cause = "" if v.weights else " (random weights overflowed)"
+        text += f" Note: non-finite values from {v.nonfinite[0]} on{cause}."
     return text

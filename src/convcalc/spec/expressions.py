@@ -85,6 +85,7 @@ _ARITY = {"round": (1, 2), "ceil": (1, 1), "floor": (1, 1), "int": (1, 1), "abs"
 
 _REFERENCE = re.compile(r"\$[A-Za-z_(]")
 _CALL = re.compile(r"^\s*(?:" + "|".join(_FUNCTIONS) + r")\s*\(")
+_NAME_REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 
 
 def is_expression(value: Any) -> bool:
@@ -130,6 +131,60 @@ def interpolate(text: str, scope: Mapping[str, Any]) -> str:
 def _parse(source: str) -> ast.Expression:
     """The syntax tree of an expression; a block's expressions are read once, not per call."""
     return ast.parse(source, mode="eval")
+
+
+def template_parts(text: str) -> list[tuple[bool, str]]:
+    """A name like `denselayer$(i + 1)` or `stage$n` split into literal text and expressions:
+    `[(False, "denselayer"), (True, "$(i + 1)")]`. An unclosed `$(` stays literal text."""
+    parts: list[tuple[bool, str]] = []
+    literal, pos = "", 0
+    while pos < len(text):
+        match = _REFERENCE.match(text, pos)
+        if match is None:
+            literal += text[pos]
+            pos += 1
+            continue
+        if text[pos + 1] == "(":
+            depth, end = 0, pos + 1
+            while end < len(text):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+                end += 1
+            if end == len(text):  # unbalanced: leave it to the evaluator's message
+                literal += text[pos:]
+                break
+            end += 1
+        else:
+            end = _NAME_REFERENCE.match(text, pos).end()  # type: ignore[union-attr]
+        if literal:
+            parts.append((False, literal))
+            literal = ""
+        parts.append((True, text[pos:end]))
+        pos = end
+    if literal:
+        parts.append((False, literal))
+    return parts
+
+
+def interpolate(text: str, scope: Mapping[str, Any]) -> str:
+    """`denselayer$(i + 1)` with i = 0 is `denselayer1`: each `$name` or `$(...)` replaced by
+    its value (how a name that is not one expression is read)."""
+    return "".join(str(evaluate(piece, scope)) if is_expr else piece for is_expr, piece in template_parts(text))
+
+
+def references(text: str) -> set[str]:
+    """The names the expressions in `text` use (empty when it is no expression or unreadable)."""
+    names: set[str] = set()
+    for is_expr, piece in template_parts(text):
+        if not is_expr:
+            continue
+        try:
+            tree = ast.parse(piece.replace("$", "").strip(), mode="eval")
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return names
 
 
 def evaluate(text: str, scope: Mapping[str, Any]) -> Any:

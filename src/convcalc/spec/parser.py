@@ -24,12 +24,13 @@ from convcalc.layers.base import Args, describe
 from convcalc.layers.blocks import Parts, parts
 from convcalc.network import Fork, Layer, Network, Node, Ref, Sequence
 from convcalc.spec.expressions import evaluate, interpolate, is_expression
+from convcalc.spec.reserved import RESERVED_NAMES
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
 
 TOP_LEVEL_KEYS = ("name", "input", "layers", "outputs", "blocks", "vars", "budget", "ignore", "description")
 RESERVED = ("name", "repeat", "when", "from")
 STRUCTURES = ("residual", "parallel", "sequential")
-RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "skip", "after")
+RESIDUAL_KEYS = ("body", "shortcut", "shortcut_name", "skip", "merge", "after")
 PARALLEL_KEYS = ("branches", "merge", "split", "after")
 BLOCK_KEYS = ("args", "layers", *STRUCTURES, "description")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -140,8 +141,10 @@ class Parser:
             )
         ignore = self.ignore(top["ignore"][1]) if "ignore" in top else ()
         outputs = self.outputs(top["outputs"][1]) if "outputs" in top else ()
-        network = Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget, ignore,
-                          outputs)
+        root_sequence = Sequence("", tuple(body))
+        check_paths(root_sequence)
+        network = Network(name, input_shape, root_sequence, self.where(root), budget, ignore, outputs,
+                          origin=(self.source.name, self.source.text), overrides=tuple(self.overrides.items()))
         # Lowered now: unknown `from:` paths and a path used twice are spec errors here.
         network.graph  # noqa: B018
         return network
@@ -493,6 +496,9 @@ class Parser:
         if isinstance(value, bool) or not isinstance(value, (str, int)) or not SEGMENT_RE.match(str(value)):
             raise self.error(f"'name' must be letters, digits, _ and - (no dots), got {describe(value)}", node)
         text = str(value)
+        if text in RESERVED_NAMES:
+            raise self.error(f"name {text!r} cannot be used: PyTorch modules have an attribute {text!r}, so no"
+                             " submodule can be called that; choose another", node)
         if text in names:
             first = self.where(names[text])
             at = f" at line {first.line}" if first else ""
@@ -520,7 +526,7 @@ class Parser:
                 node = entries["layers"][1]
             if node is None:
                 raise self.error("'sequential' needs a list of layers", head_node, path)
-            return Sequence(path, tuple(self.items(node, path, scope, depth + 1)))
+            return Sequence(path, tuple(self.items(node, path, scope, depth + 1)), where=self.where(head_node))
         if head == "residual":
             return self.residual(head_node, args_node, path, scope, depth)
         if head == "parallel":
@@ -602,12 +608,20 @@ class Parser:
         if "shortcut" in entries:
             shortcut = self.items(entries["shortcut"][1], shortcut_path, scope, depth + 1)
         if not skip:
-            # No skip connection: the body alone, at the same paths, without shortcut and add.
+            # No skip connection: the body alone, at the same paths, without shortcut and merge.
             alone = Sequence(path, tuple(body))
-            return self.with_after(alone, entries, path, len(body), scope, depth)
-        fork = Fork(path, (Sequence(path, tuple(body)), Sequence(shortcut_path, tuple(shortcut))),
-                    MERGE_TYPES["add"], _join(path, "add"), self.where(kind_node))
-        return self.with_after(fork, entries, path, len(body), scope, depth)
+            return self.with_after(alone, entries, path, _numbered(body, path), scope, depth)
+        merge = "add"
+        if "merge" in entries:
+            merge = self.value(entries["merge"][1], scope)
+            if merge not in ("add", "concat"):
+                raise self.error(f"'merge' must be 'add' or 'concat' (got {describe(merge)})",
+                                 entries["merge"][1], path)
+        branches = (Sequence(path, tuple(body)), Sequence(shortcut_path, tuple(shortcut)))
+        if merge == "concat":  # the shortcut's channels first, then the body's (DenseNet's order)
+            branches = branches[::-1]
+        fork = Fork(path, branches, MERGE_TYPES[merge], _join(path, merge), self.where(kind_node))
+        return self.with_after(fork, entries, path, _numbered(body, path), scope, depth)
 
     def with_after(self, fork: Fork | Sequence, entries: dict[str, tuple[yaml.Node, yaml.Node]], path: str,
                    first_index: int, scope: Mapping[str, Any], depth: int) -> Node:
@@ -755,6 +769,35 @@ def node_kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
     return f"the single value {node.value!r}"
+
+
+def check_paths(root: Sequence) -> None:
+    """Every layer and merge has its own path, and no path is both a layer and a group of
+    layers: each path is one PyTorch module (`body` named like the shortcut, say, is refused)."""
+    groups: set[str] = set()
+    leaves: dict[str, Location | None] = {}
+
+    def leaf(path: str, where: Location | None) -> None:
+        if path in leaves:
+            raise SpecError("another layer has this path too; rename one", where=where, path=path)
+        leaves[path] = where
+
+    stack: list[Node] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Layer):
+            leaf(node.path, node.where)
+        elif isinstance(node, Sequence):
+            groups.add(node.path)
+            stack.extend(node.items)
+        else:
+            groups.add(node.path)
+            leaf(node.merge_path, node.where)
+            stack.extend(node.branches)
+    for path, where in leaves.items():
+        if path in groups:
+            raise SpecError("this path names a layer and also a group of layers (a branch, block or shortcut"
+                            " of that name); rename one", where=where, path=path)
 
 
 def _numbered(items: list[Node], prefix: str) -> int:

@@ -1,0 +1,888 @@
+"""`convcalc export --to pytorch`: a spec as a standalone, readable PyTorch file.
+
+The file imports torch only. Each block of the spec becomes an nn.Module class whose
+constructor takes the input channels and the block's arguments (keyword-only, with the
+spec's defaults); a `layers:` block is an nn.Sequential, a `residual` or `parallel` block a
+`Fork` (whose source, with the other helpers a network needs, is copied from
+`convcalc/torch/modules.py`). The whole network is the class `Network`, which takes no
+arguments. `vars` are module constants, `repeat` a loop, `when` an `if`, and names with `$i`
+f-strings. Every layer is written by its type's `torch_call` (the same call `build` makes),
+given expressions as `Code`, so built and exported modules have the same paths and compute
+the same thing.
+
+Channel counts are followed as Python expressions (`planes * 4`, `in_channels + growth`);
+where `when` or `repeat` may change them, through a variable. A size that no block argument
+gives (a linear layer's input after a flatten, inside a block) is written as the number
+this network uses, and is an error when the block's uses disagree on it.
+
+Imports `export.template`, `export.python`, `graph`, `layers`, `network`, `analysis` and `spec`
+only.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from convcalc.analysis import Report
+from convcalc.export.python import (
+    Group,
+    Untranslatable,
+    call,
+    class_name,
+    constant_name,
+    identifier,
+    literal,
+    name_source,
+    names_in,
+    substitute,
+    translate,
+    wrap,
+)
+from convcalc.export.template import (
+    REQUIRED,
+    Block,
+    ExportError,
+    Item,
+    Template,
+    Use,
+    Uses,
+    has_expression,
+    names_used,
+    read_template,
+)
+from convcalc.graph import INPUT
+from convcalc.layers import REGISTRY, Code, Hole, LayerType, TorchCall
+from convcalc.network import Fork, Network, Sequence
+from convcalc.spec.expressions import is_expression, references
+
+SUFFIX = ".py"
+MODULES = Path(__file__).resolve().parent.parent / "torch" / "modules.py"
+INDENT = "        "  # inside __init__
+
+# How each family of layer types changes the channel count (dim 0); others keep it.
+KEEPS_CHANNELS = ("Pool", "MaxPool", "AvgPool", "AdaptivePool", "AdaptiveAvgPool", "BatchNorm", "InstanceNorm",
+                  "LayerNorm", "GroupNorm", "LocalResponseNorm", "Elementwise", "PReLU", "Softmax", "Dropout",
+                  "Upsample", "Pad")
+
+
+def export(network: Network, report: Report, spec_label: str, version: str) -> str:
+    """The PyTorch source of `network` (parsed from `spec_label`), analysed as `report`."""
+    return _Writer(read_template(network), Uses(network, report), network, report, spec_label, version).source()
+
+
+@dataclass
+class _Class:
+    name: str
+    base: str
+    signature: list[str]
+    lines: list[str]
+    doc: str
+    params: dict[str, str]  # spec name -> Python parameter name
+    defaults: dict[str, Any]  # spec name -> raw default (REQUIRED if none)
+    out: str | None  # output channels in terms of in_channels and the parameters, if static
+    dynamic: bool = False  # the output channels are in `self.out_channels`
+
+
+@dataclass
+class _Scope:
+    names: dict[str, str]  # spec name -> Python source
+    taken: set[str] = field(default_factory=set)  # identifiers in use in the function
+
+
+class _Writer:
+    def __init__(self, template: Template, uses: Uses, network: Network, report: Report, spec_label: str,
+                 version: str) -> None:
+        self.template = template
+        self.uses = uses
+        self.network = network
+        self.report = report
+        self.label = spec_label
+        self.version = version
+        self.helpers: set[str] = set()
+        self.uses_div = [False]
+        self.classes: dict[str, _Class] = {}
+        self.order: list[str] = []
+        self.building: set[str] = set()
+        taken: set[str] = set()
+        self.constants: dict[str, str] = {}
+        for name, _ in template.vars:
+            self.constants[name] = constant_name(name, taken | {"INPUT_SHAPE"})
+            taken.add(self.constants[name])
+        self.class_names: dict[str, str] = {}
+        reserved = {"Network", "Fork", "Add", "Concat"} | set(taken)
+        for block in template.blocks:
+            self.class_names[block] = class_name(block, reserved)
+            reserved.add(self.class_names[block])
+        shadowed = {p for block in template.blocks.values() for p, _ in block.params} | {"i"}
+        self.free: dict[str, list[str]] = {}
+        self.shadowable = shadowed
+        self.block_inputs = _block_inputs(network, report)
+        self.arg_types = _arg_types(network)
+
+    # --- names ---------------------------------------------------------------------------
+
+    def resolver(self, scope: _Scope, where: Any) -> Callable[[str], str]:
+        def resolve(name: str) -> str:
+            if name in scope.names:
+                return scope.names[name]
+            if name in self.constants:
+                return self.constants[name]
+            raise ExportError(f"'{name}' is not defined here (a block argument, a var or $i)", where=where)
+
+        return resolve
+
+    def code(self, raw: Any, scope: _Scope, where: Any) -> str:
+        try:
+            return translate(raw, self.resolver(scope, where), self.uses_div)
+        except Untranslatable as err:
+            raise ExportError(str(err), where=where) from None
+
+    def free_names(self, block: Block) -> list[str]:
+        """The names a block's expressions take from where it is used (not its arguments):
+        vars, or a caller's arguments (convcalc's blocks see their caller's names)."""
+        if block.name in self.free:
+            return self.free[block.name]
+        if block.name in self.building:
+            raise ExportError(f"block '{block.name}' uses itself", where=block.where)
+        self.building.add(block.name)
+        found = self._free(block.body, {p for p, _ in block.params}, top=True)
+        self.building.discard(block.name)
+        self.free[block.name] = sorted(found)
+        return self.free[block.name]
+
+    def _free(self, item: Item, bound: set[str], top: bool = False) -> set[str]:
+        local = bound | {"i"} if item.repeat is not None else bound
+        found = set()
+        for raw in (item.when, item.repeat):
+            found |= names_used(raw) - bound
+        for raw in (item.name, item.merge, item.shortcut_name, *item.args.values()):
+            found |= names_used(raw) - local
+        for name, _ in item.branches:
+            found |= names_used(name) - local
+        children = [*item.items, *item.shortcut, *item.after, *(i for _, items in item.branches for i in items)]
+        for child in children:
+            found |= self._free(child, local)
+        if item.head in self.template.blocks and not top:
+            found |= set(self.free_names(self.template.blocks[item.head])) - local
+        return found
+
+    # --- classes -------------------------------------------------------------------------
+
+    def block_class(self, block: Block) -> _Class:
+        if block.name in self.classes:
+            return self.classes[block.name]
+        free = self.free_names(block)
+        taken: set[str] = set(self.constants.values()) | set(self.class_names.values())
+        params: dict[str, str] = {}
+        signature = ["self", "in_channels: int", "*"]
+        defaults: dict[str, Any] = {}
+        kinds = self.arg_types.get(block.name, {})
+        for name, default in block.params:
+            params[name] = identifier(name, taken)
+            taken.add(params[name])
+            defaults[name] = default
+            seen = kinds.get(name, set()) | ({type(default).__name__} if default is not REQUIRED else set())
+            hint = f": {seen.pop()}" if len(seen) == 1 and seen <= {"int", "float", "bool", "str"} else ""
+            if default is REQUIRED:
+                signature.append(params[name] + hint)
+            else:
+                signature.append(f"{params[name]}{hint} = {literal(default)}" if hint
+                                 else f"{params[name]}={literal(default)}")
+        for name in free:
+            if name in self.constants and name not in self.shadowable:
+                continue  # a var no caller can shadow: the module constant
+            params[name] = identifier(name, taken)
+            taken.add(params[name])
+            defaults[name] = REQUIRED if name not in self.constants else None
+            signature.append(params[name] if name not in self.constants
+                             else f"{params[name]}={self.constants[name]}")
+        if signature[-1] == "*":
+            signature.pop()
+        scope = _Scope(dict(params), taken | {"in_channels"})
+        emitter = _Emitter(self, scope, "in_channels")
+        if block.body.head == "sequential":
+            base = "nn.Sequential"
+            emitter.line("super().__init__()")
+            emitter.items(block.body.items, "self")
+        else:
+            base = "Fork"
+            self.helpers.add("Fork")
+            children, branches, merge, after = emitter.fork(block.body)
+            emitter.statement(call("super().__init__", f"dict({children}.named_children())", branches, merge, after))
+        out = emitter.channels
+        static = out is not None and names_in(out) <= set(params.values()) | {"in_channels"} | set(
+            self.constants.values()) | {"min", "max", "exact_div"}
+        dynamic = out is not None and not static
+        if dynamic:
+            emitter.line(f"self.out_channels = {out}")
+        kind = {"sequential": "layers", "residual": "a residual", "parallel": "parallel branches"}[block.body.head]
+        doc = f"Block `{block.name}` of the spec ({kind})."
+        if block.description:
+            doc = f"{block.description.strip().rstrip('.')}. Block `{block.name}` ({kind})."
+        cls = _Class(self.class_names[block.name], base, signature, emitter.lines, doc, params, defaults,
+                     out if static else None, dynamic)
+        self.classes[block.name] = cls
+        self.order.append(block.name)
+        return cls
+
+    def network_class(self) -> _Class:
+        self.free_names(Block("", [], Item("sequential", None, items=self.template.layers), None, None))
+        scope = _Scope({}, set(self.constants.values()) | set(self.class_names.values()))
+        channels = str(self.template.input_shape[0])
+        emitter = _Emitter(self, scope, channels)
+        emitter.line("super().__init__()")
+        emitter.items(self.template.layers, "self")
+        shape = "x".join(map(str, self.template.input_shape))
+        doc = f"{self.template.name}: input {shape} (channels first, without the batch)."
+        return _Class("Network", "nn.Sequential", ["self"], emitter.lines, doc, {}, {}, emitter.channels)
+
+    # --- the file ------------------------------------------------------------------------
+
+    def source(self) -> str:
+        network = self.network_class()
+        blocks = [self.classes[name] for name in self.order]
+        parts = [self.header() + "\n\n" + self.imports() + "\n\n" + self.constants_source()]
+        parts += self.helper_sources()
+        parts += [self.class_source(c) for c in (*blocks, network)]
+        parts.append(MAIN)
+        return "\n\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
+
+    def header(self) -> str:
+        return (f"# Exported by convcalc {self.version} (convcalc export SPEC --to pytorch) from\n"
+                f"#   {self.label}\n"
+                f"# network {literal(self.template.name)}. Module paths are convcalc's: state_dict keys\n"
+                "# are the paths `convcalc shapes` shows.\n"
+                f'"""{self.template.name} as PyTorch modules: build `Network()` and train it."""')
+
+    def helper_sources(self) -> list[str]:
+        chosen = _helper_closure(self.helpers)
+        out = [_strip(src) for name, src in chosen]
+        if self.uses_div[0]:
+            out.insert(0, EXACT_DIV)
+        return out
+
+    def imports(self) -> str:
+        text = "\n".join(src for _, src in _helper_closure(self.helpers))
+        used = set(re.findall(r"\b[A-Za-z_]\w*\b", text))
+        stdlib = []
+        if "math" in used:
+            stdlib.append("import math")
+        abc = [n for n in ("Mapping", "Sequence") if n in used]
+        if abc:
+            stdlib.append(f"from collections.abc import {', '.join(abc)}")
+        if "Any" in used:
+            stdlib.append("from typing import Any")
+        third = ["import torch"]
+        names = ["nn"] + (["Tensor"] if "Tensor" in used else [])
+        third.append(f"from torch import {', '.join(sorted(names, key=lambda n: (n[0].islower(), n)))}")
+        if re.search(r"\bF\.", text):
+            third.append("from torch.nn import functional as F")
+        return "\n".join(stdlib) + ("\n\n" if stdlib else "") + "\n".join(third)
+
+    def constants_source(self) -> str:
+        lines = [f"INPUT_SHAPE = {literal(tuple(self.template.input_shape))}  # without the batch"]
+        overrides = dict(self.network.overrides)
+        scope = _Scope({})
+        for name, raw in self.template.vars:
+            if name in overrides:
+                value, note = literal(overrides[name]), "  # set when exported"
+            else:
+                value, note = self.code(raw, scope, None), ""
+            lines.append(f"{self.constants[name]} = {value}{note}")
+        return "\n".join(lines)
+
+    def class_source(self, cls: _Class) -> str:
+        lines = [f"class {cls.name}({cls.base}):", f'    """{cls.doc}"""', ""]
+        head = f"    def __init__({', '.join(cls.signature)}) -> None:"
+        inner = "        " + ", ".join(cls.signature)
+        if len(head) <= 88:
+            lines.append(head)
+        elif len(inner) <= 88:
+            lines += ["    def __init__(", inner, "    ) -> None:"]
+        else:
+            lines += ["    def __init__(", *(f"        {part}," for part in cls.signature), "    ) -> None:"]
+        lines += cls.lines or [INDENT + "super().__init__()"]
+        return "\n".join(lines)
+
+
+class _Emitter:
+    """The body of one __init__: statements that add layers to containers, in order."""
+
+    def __init__(self, writer: _Writer, scope: _Scope, channels: str | None) -> None:
+        self.w = writer
+        self.scope = scope
+        self.lines: list[str] = []
+        self.depth = 0
+        self.channels: str | None = channels
+        self.counts: dict[str, int] = {}
+
+    # --- output --------------------------------------------------------------------------
+
+    @property
+    def indent(self) -> str:
+        return INDENT + "    " * self.depth
+
+    def line(self, text: str) -> None:
+        self.lines.append(self.indent + text)
+
+    def statement(self, expr: Any, prefix: str = "") -> None:
+        self.lines += wrap(expr, self.indent, prefix)
+
+    def fresh(self, base: str) -> str:
+        n = self.counts.get(base, 0) + 1
+        while True:
+            name = base if n == 1 else f"{base}{n}"
+            if name not in self.scope.taken:
+                break
+            n += 1
+        self.counts[base] = n
+        self.scope.taken.add(name)
+        return name
+
+    def code(self, raw: Any, where: Any) -> str:
+        return self.w.code(raw, self.scope, where)
+
+    def add(self, target: str, name: str | None, module: Any) -> None:
+        """Append `module` to the container `target`, as `name` (Python source) when named."""
+        if name is None:
+            self.statement(call(f"{target}.append", module))
+        elif re.fullmatch(r'"[A-Za-z_][A-Za-z0-9_]*"', name) and not keyword.iskeyword(name[1:-1]):
+            self.statement(module, f"{target}.{name[1:-1]} = ")  # registers it, in order
+        else:
+            self.statement(call(f"{target}.add_module", name, module))
+
+    def mark(self) -> tuple[int, dict[str, int], set[str], str | None, int]:
+        return len(self.lines), dict(self.counts), set(self.scope.taken), self.channels, self.depth
+
+    def reset(self, mark: tuple[int, dict[str, int], set[str], str | None, int]) -> None:
+        del self.lines[mark[0]:]
+        self.counts, self.scope.taken, self.channels, self.depth = dict(mark[1]), set(mark[2]), mark[3], mark[4]
+
+    def nested(self, header: str, body: Callable[[], None]) -> None:
+        self.line(header)
+        self.depth += 1
+        body()
+        self.depth -= 1
+
+    def conditional(self, condition: str, body: Callable[[], None]) -> None:
+        """`if condition:` over `body`; the channel count after it is a conditional expression."""
+        start = self.channels
+        self.nested(f"if {condition}:", body)
+        self.channels = _either(self.channels, condition, start)
+
+    def loop(self, count: str, body: Callable[[], None]) -> None:
+        """`for <index> in range(count):` over `body`, with `$i` the index inside. When each copy
+        changes the channel count, the count is carried through a variable."""
+        var = self.fresh_loop()
+        first = len(self.lines)
+        outer = self.scope.names.get("i")
+        self.scope.names["i"] = var
+        start, mark = self.channels, self.mark()
+        self.nested(f"for {var} in range({count}):", body)
+        end, made = self.channels, self.scope.taken - mark[2]
+        if end != start and end is not None and start is not None:
+            self.reset(mark)  # again from another start: does the result depend on it?
+            self.scope.taken.add(var)
+            self.channels = "__start__"
+            self.nested(f"for {var} in range({count}):", body)
+            independent = self.channels == end and not names_in(end) & (made | {var})
+            self.reset(mark)
+            self.scope.taken.add(var)
+            if independent:
+                self.nested(f"for {var} in range({count}):", body)
+                self.channels = end if _positive(count) else _either(end, f"{count} > 0", start)
+            else:
+                carried = self.fresh("channels")
+                self.line(f"{carried} = {start}")
+                self.channels = carried
+                self.line(f"for {var} in range({count}):")
+                self.depth += 1
+                body()
+                if self.channels != carried and self.channels is not None:
+                    self.line(f"{carried} = {self.channels}")
+                self.depth -= 1
+                self.channels = carried if self.channels is not None else None
+        elif end != start:
+            self.channels = None
+        header = next(n for n in range(first, len(self.lines)) if self.lines[n].lstrip().startswith(f"for {var} "))
+        if not any(re.search(rf"\b{var}\b", line) for line in self.lines[header + 1:]):
+            self.lines[header] = self.lines[header].replace(f"for {var} ", "for _ ", 1)
+        if outer is None:
+            del self.scope.names["i"]
+        else:
+            self.scope.names["i"] = outer
+
+    # --- items ---------------------------------------------------------------------------
+
+    def items(self, items: list[Item], target: str) -> None:
+        """The items in order; consecutive items with the same `when` share one `if`."""
+        index = 0
+        while index < len(items):
+            item = items[index]
+            run = [item]
+            while (item.when not in (None, True, False) and index + len(run) < len(items)
+                   and items[index + len(run)].when == item.when):
+                run.append(items[index + len(run)])
+            if len(run) == 1:
+                self.item(item, target)
+            else:
+                def together(run: list[Item] = run) -> None:
+                    for one in run:
+                        self.repeated(one, target)
+
+                self.conditional(self.code(item.when, item.where), together)
+            index += len(run)
+
+    def item(self, item: Item, target: str) -> None:
+        if self.channels is None:  # not followed as an expression: the number, if it is one
+            known = self.w.uses.channels(item, leaving=False)
+            self.channels = None if known is None else str(known)
+        if item.when is None or item.when is True:
+            self.repeated(item, target)
+        elif item.when is not False:
+            condition = self.code(item.when, item.where)
+            self.conditional(condition, lambda: self.repeated(item, target))
+        if self.channels is None and item.when in (None, True):
+            known = self.w.uses.channels(item, leaving=True)
+            self.channels = None if known is None else str(known)
+
+    def repeated(self, item: Item, target: str) -> None:
+        if item.repeat is None:
+            name = None if item.name is None else self.name(item)
+            self.one(item, target, name)
+            return
+        count = self.code(item.repeat, item.where)
+        per_copy = item.name is not None and "i" in references(str(item.name))
+        if item.name is not None and not per_copy:
+            name = self.name(item)
+            if isinstance(item.repeat, int) and item.repeat == 1:
+                self.with_index("0", lambda: self.one(item, target, name))
+                return
+            if not isinstance(item.repeat, int):
+                self.conditional(f"{count} == 1", lambda: self.with_index("0", lambda: self.one(item, target, name)))
+                self.conditional(f"{count} != 1", lambda: self.group(item, target, name, count))
+                return
+            self.group(item, target, name, count)
+            return
+        self.loop(count, lambda: self.one(item, target, self.name(item) if per_copy else None))
+
+    def group(self, item: Item, target: str, name: str, count: str) -> None:
+        """A named repeat: the copies are numbered inside a group of that name."""
+        group = self.fresh(_local(item.name))
+        self.line(f"{group} = nn.Sequential()")
+        self.loop(count, lambda: self.one(item, group, None))
+        self.add(target, name, group)
+
+    def with_index(self, value: str, body: Callable[[], None]) -> None:
+        outer = self.scope.names.get("i")
+        self.scope.names["i"] = value
+        body()
+        if outer is None:
+            del self.scope.names["i"]
+        else:
+            self.scope.names["i"] = outer
+
+    def fresh_loop(self) -> str:
+        for name in ("i", "j", "k", *(f"i{n}" for n in range(2, 100))):
+            if name not in self.scope.taken:
+                self.scope.taken.add(name)
+                return name
+        raise ExportError("repeats nest too deeply to export")
+
+    def name(self, item: Item) -> str:
+        try:
+            return name_source(item.name, self.w.resolver(self.scope, item.where), self.w.uses_div)
+        except Untranslatable as err:
+            raise ExportError(str(err), where=item.where) from None
+
+    def one(self, item: Item, target: str, name: str | None) -> None:
+        self.add(target, name, self.module(item))
+
+    def module(self, item: Item) -> Any:
+        """The module of one item (statements for its parts come first); updates channels."""
+        if item.is_layer:
+            return self.layer(item)
+        if item.head in self.w.template.blocks:
+            return self.block(item)
+        if item.head == "sequential":
+            group = self.fresh(_local(item.name, "group"))
+            self.line(f"{group} = nn.Sequential()")
+            self.items(item.items, group)
+            return group
+        if item.head in ("residual", "parallel"):
+            self.w.helpers.add("Fork")
+            children, branches, merge, after = self.fork(item)
+            return call("Fork", f"dict({children}.named_children())", branches, merge, after)
+        raise ExportError(f"unknown layer type or block '{item.head}'", where=item.where)
+
+    # --- layers --------------------------------------------------------------------------
+
+    def layer(self, item: Item) -> Any:
+        lt = REGISTRY[item.head]
+        uses = self.w.uses.of(item)
+        args = self.layer_args(lt, item, uses)
+        in_shape = self.in_shape(lt, item, uses)
+        torch_call = lt.torch_call(args, in_shape)
+        self.channels = self.out_channels(lt, args, uses)
+        return self.render(torch_call, item)
+
+    def layer_args(self, lt: LayerType, item: Item, uses: list[Use]) -> dict[str, Any]:
+        rank = lt.rank or 1
+        args: dict[str, Any] = {}
+        for arg in lt.args:
+            if arg.name in item.args:
+                raw = item.args[arg.name]
+                if has_expression(raw):
+                    args[arg.name] = Code(self.code(raw, item.where), tuple(u.args[arg.name] for u in uses))
+                elif uses:
+                    args[arg.name] = uses[0].args[arg.name]
+                else:
+                    try:
+                        args[arg.name] = arg.kind.parse(arg.name, raw, rank)
+                    except Exception as err:
+                        raise ExportError(f"{item.head}: {err}", where=item.where) from None
+            else:
+                values = {repr(u.args.get(arg.name)) for u in uses}
+                if len(values) > 1:
+                    if arg.name == "stride" and "kernel_size" in args:  # pools: stride follows the kernel
+                        args[arg.name] = args["kernel_size"]
+                        continue
+                    raise ExportError(f"{item.head}: '{arg.name}' differs between the uses of this layer",
+                                      where=item.where)
+                args[arg.name] = uses[0].args[arg.name] if uses else lt.defaults.get(arg.name)
+                if arg.name == "stride" and args[arg.name] is None:
+                    args[arg.name] = args.get("kernel_size")
+        return args
+
+    def in_shape(self, lt: LayerType, item: Item, uses: list[Use]) -> tuple[Any, ...]:
+        ranks = {len(u.in_shape) for u in uses}
+        size = ranks.pop() if len(ranks) == 1 else (lt.rank + 1 if lt.rank else 1)
+        where = f"{item.head} at line {item.where.line}" if item.where else item.head
+        if not uses:
+            where += " (a layer this network never uses, so no size of its input is known)"
+        dims: list[Any] = []
+        for d in range(size):
+            values = {u.in_shape[d] for u in uses if len(u.in_shape) == size}
+            if d == 0 and self.channels is not None:
+                dims.append(Code(self.channels))
+            elif len(values) == 1:
+                dims.append(values.pop())
+            else:
+                what = "channels" if d == 0 else f"dim {d} of the input"
+                dims.append(Hole(f"the {what} of {where}"))
+        return tuple(dims)
+
+    def out_channels(self, lt: LayerType, args: dict[str, Any], uses: list[Use]) -> str | None:
+        families = {cls.__name__ for cls in type(lt).__mro__}
+        family = next((f for f in ("Conv", "ConvTranspose", "Linear", "Flatten", "PixelShuffle", "PixelUnshuffle")
+                       if f in families), None)
+        c = self.channels
+        if family in ("Conv", "ConvTranspose"):
+            return _source(args["out_channels"])
+        if family == "Linear":
+            rank1 = all(len(u.in_shape) == 1 for u in uses)
+            return _source(args["out_features"]) if rank1 else c
+        if family == "Flatten":  # the channels stay when flattening starts after them (or is a no-op)
+            if not uses:
+                start, end = args["start_dim"], args["end_dim"]
+                same = isinstance(start, int) and start == end or start is end
+                return c if same or (isinstance(start, int) and start >= 2) else None
+            spans = [(u.args["start_dim"] % (len(u.in_shape) + 1), u.args["end_dim"] % (len(u.in_shape) + 1))
+                     for u in uses]
+            return c if all(start >= 2 or start == end for start, end in spans) else None
+        if c is None:
+            return None
+        if family == "PixelShuffle":
+            return substitute("c // r ** 2", {"c": c, "r": _source(args["upscale_factor"])})
+        if family == "PixelUnshuffle":
+            return substitute("c * r ** 2", {"c": c, "r": _source(args["downscale_factor"])})
+        if families & set(KEEPS_CHANNELS):
+            return c
+        return None
+
+    def render(self, torch_call: TorchCall, item: Item) -> Group:
+        def value(v: Any) -> str:
+            if isinstance(v, Hole):
+                raise ExportError(f"{item.head}: cannot write {v.text}: it is not given by the block's arguments"
+                                  " and differs between the block's uses (or there are none); give it in the"
+                                  " spec", where=item.where)
+            if isinstance(v, Code):
+                return v.text
+            if isinstance(v, tuple):
+                inner = ", ".join(value(x) for x in v)
+                return f"({inner},)" if len(v) == 1 else f"({inner})"
+            return literal(v)
+
+        if torch_call.helper:
+            self.w.helpers.add(torch_call.name)
+            func = torch_call.name
+        else:
+            func = f"nn.{torch_call.name}"
+        return call(func, *(value(a) for a in torch_call.args), **{k: value(v) for k, v in torch_call.kwargs})
+
+    # --- blocks --------------------------------------------------------------------------
+
+    def block(self, item: Item) -> Any:
+        block = self.w.template.blocks[item.head]
+        cls = self.w.block_class(block)
+        c = self.channels
+        if c is None:
+            values = set(self.w.block_inputs.get(item.where, ()))
+            if len(values) != 1:
+                raise ExportError(f"block '{block.name}': the channels of its input are not known here",
+                                  where=item.where)
+            c = str(values.pop())
+        kwargs: dict[str, str] = {}
+        passed: dict[str, str] = {"in_channels": c}
+        for name, py in cls.params.items():
+            if name in item.args:
+                kwargs[py] = self.code(item.args[name], item.where)
+            elif name not in dict(block.params) and name in self.scope.names:
+                kwargs[py] = self.scope.names[name]  # a name the block takes from its caller
+            elif cls.defaults.get(name) is REQUIRED:
+                raise ExportError(f"block '{block.name}' needs '{name}' here", where=item.where)
+            if py in kwargs:
+                passed[py] = kwargs[py]
+            elif name in dict(block.params):
+                passed[py] = literal(cls.defaults[name])
+            else:
+                passed[py] = self.w.constants.get(name, py)
+        module = call(cls.name, c, **kwargs)
+        if cls.out is not None:
+            self.channels = _fold(substitute(cls.out, passed))
+            return module
+        if cls.dynamic:
+            ref = self.fresh(_local(item.name, "block"))
+            self.statement(module, f"{ref} = ")
+            self.channels = f"{ref}.out_channels"
+            return ref
+        self.channels = None
+        return module
+
+    # --- forks ---------------------------------------------------------------------------
+
+    def fork(self, item: Item) -> tuple[str, Any, str, Any]:
+        """Statements building a fork's children; returns (children, branches, merge, after)."""
+        merge = item.merge if isinstance(item.merge, str) and not _is_expr(item.merge) else None
+        if merge not in ("add", "concat"):
+            raise ExportError(f"{item.head}: 'merge' must be written as add or concat to export", where=item.where)
+        layers = self.fresh("layers")
+        self.line(f"{layers} = nn.Sequential()")
+        start = self.channels
+        merge_module = "Add()" if merge == "add" else "Concat()"
+        self.w.helpers.add("Add" if merge == "add" else "Concat")
+        branch_names: list[Any] = []
+        if item.head == "residual":
+            body_static = _static_names(item.items)
+            self.items(item.items, layers)
+            body_channels = self.channels
+            body: Any = _list(body_static) if body_static is not None else None
+            if body is None:
+                body = self.fresh("body")
+                self.line(f"{body} = [name for name, _ in {layers}.named_children()]")
+            shortcut_channels = start
+            shortcut_name = None
+            if item.shortcut:
+                shortcut = self.fresh("shortcut")
+                self.line(f"{shortcut} = nn.Sequential()")
+                self.channels = start
+                self.items(item.shortcut, shortcut)
+                shortcut_channels = self.channels
+                shortcut_name = self.name(Item("", item.where, name=item.shortcut_name))
+            branches = [body, _list([]) if shortcut_name is None else Group("[", [shortcut_name], "]")]
+            if merge == "concat":
+                branches.reverse()
+            self.channels = _merge_channels(merge, [shortcut_channels, body_channels] if merge == "concat"
+                                            else [body_channels, shortcut_channels])
+            after = self.after(item, layers, body_static, body)
+            if shortcut_name is not None:
+                self.add(layers, shortcut_name, shortcut)
+            branch_names = branches
+        else:
+            channels = []
+            for index, (raw_name, items) in enumerate(item.branches):
+                self.channels = start
+                branch = self.fresh(_local(raw_name, "branch"))
+                self.line(f"{branch} = nn.Sequential()")
+                self.items(items, branch)
+                channels.append(self.channels)
+                name = str(index) if raw_name is None else raw_name
+                name_code = self.name(Item("", item.where, name=name))
+                self.add(layers, name_code, branch)
+                branch_names.append(Group("[", [name_code], "]"))
+            self.channels = _merge_channels(merge, channels)
+            after = self.after(item, layers, [str(i) for i in range(len(item.branches))], None)
+        self.add(layers, literal(merge), merge_module)
+        return layers, Group("[", branch_names, "]"), literal(merge), after
+
+    def after(self, item: Item, layers: str, before: list[str] | None, body_var: Any) -> Any:
+        if not item.after:
+            return _list([])
+        names = _static_names(item.after, len(before)) if before is not None else None
+        self.items(item.after, layers)
+        if names is not None:
+            return _list(names)
+        var = self.fresh("after")
+        count = f"len({body_var})" if isinstance(body_var, str) else str(len(before or []))
+        self.line(f"{var} = [name for name, _ in {layers}.named_children()][{count}:]")
+        return var
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _either(then: str | None, condition: str, otherwise: str | None) -> str | None:
+    """`then if condition else otherwise`, or the one value when both are the same."""
+    if then == otherwise:
+        return then
+    if then is None or otherwise is None:
+        return None
+    return ast.unparse(ast.parse(f"({then}) if ({condition}) else ({otherwise})", mode="eval"))
+
+
+def _fold(code: str) -> str:
+    """Arithmetic on numbers only (`64 * 4`) as its value; anything else as it is."""
+    tree = ast.parse(code, mode="eval")
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.operator, ast.unaryop)
+    if all(isinstance(node, allowed) for node in ast.walk(tree)):
+        try:
+            value = eval(compile(tree, "<channels>", "eval"), {"__builtins__": {}})  # numbers only
+        except ArithmeticError:
+            return code
+        if isinstance(value, int):
+            return str(value)
+    return code
+
+
+def _positive(count: str) -> bool:
+    return count.isdigit() and int(count) > 0
+
+
+def _source(value: Any) -> str:
+    if isinstance(value, Code):
+        return value.text
+    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+        return literal(value[0])
+    return literal(value)
+
+
+def _is_expr(text: str) -> bool:
+    return is_expression(text)
+
+
+def _local(raw: Any, default: str = "group") -> str:
+    """A local variable's name after an item's name, when that is a plain word."""
+    if isinstance(raw, str) and re.fullmatch(r"[a-z_][a-z0-9_]*", raw) and not _is_expr(raw):
+        return raw
+    return default
+
+
+def _list(names: Iterable[str]) -> Group:
+    return Group("[", [literal(n) for n in names], "]")
+
+
+def _merge_channels(merge: str, channels: list[str | None]) -> str | None:
+    if merge == "add":
+        return channels[0]
+    if any(c is None for c in channels):
+        return None
+    return _fold(ast.unparse(ast.parse(" + ".join(f"({c})" for c in channels), mode="eval")))
+
+
+def _static_names(items: list[Item], start: int = 0) -> list[str] | None:
+    """The path segments a list's items take, when they do not depend on arguments."""
+    names, index = [], start
+    for item in items:
+        if item.when is False:
+            continue
+        if item.when not in (None, True) or (item.repeat is not None and not isinstance(item.repeat, int)):
+            return None
+        if item.name is not None and _is_expr(str(item.name)):
+            return None
+        count = 1 if item.repeat is None else item.repeat
+        if item.name is not None:
+            names.append(str(item.name))
+            index += 1
+        else:
+            names += [str(index + k) for k in range(count)]
+            index += count
+    return names
+
+
+def _block_inputs(network: Network, report: Report) -> dict[Any, list[int]]:
+    """Block call (by source position) -> the channels entering each of its uses."""
+    first: dict[str, int] = {}
+    for i, node in enumerate(network.graph.nodes):
+        path = node.path
+        while path:
+            path = path.rpartition(".")[0]
+            first.setdefault(path, i)
+        first.setdefault(node.path, i)
+    out: dict[Any, list[int]] = {}
+    stack: list[Any] = [network.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Sequence):
+            stack.extend(node.items)
+            if node.block is not None and node.path in first:
+                source = network.graph.nodes[first[node.path]].inputs[0]
+                shape = network.input_shape if source == INPUT else report.rows[source].output_shape
+                out.setdefault(node.where, []).append(shape[0])
+        elif isinstance(node, Fork):
+            stack.extend(node.branches)
+    return out
+
+
+def _arg_types(network: Network) -> dict[str, dict[str, set[str]]]:
+    """Block -> argument -> the Python types of the values it is given in the network."""
+    out: dict[str, dict[str, set[str]]] = {}
+    stack: list[Any] = [network.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Sequence):
+            stack.extend(node.items)
+            if node.block is not None:
+                for arg, value in node.block_args:
+                    out.setdefault(node.block, {}).setdefault(arg, set()).add(type(value).__name__)
+        elif isinstance(node, Fork):
+            stack.extend(node.branches)
+    return out
+
+
+def _helper_closure(names: set[str]) -> list[tuple[str, str]]:
+    """The helper classes and functions `names` need from convcalc/torch/modules.py, in file order."""
+    text = MODULES.read_text()
+    tree = ast.parse(text)
+    defs = {node.name: node for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    needed: set[str] = set()
+    todo = [n for n in names if n in defs]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for ref in ast.walk(defs[name]):
+            if isinstance(ref, ast.Name) and ref.id in defs and ref.id not in needed:
+                todo.append(ref.id)
+    return [(name, ast.get_source_segment(text, node) or "") for name, node in defs.items() if name in needed]
+
+
+def _strip(source: str) -> str:
+    return re.sub(r"  # type: ignore\[[^\]]*\]", "", source)
+
+
+EXACT_DIV = '''def exact_div(a, b):
+    """The spec's `/`: an int when it divides exactly."""
+    return a // b if a % b == 0 else a / b'''
+
+MAIN = '''if __name__ == "__main__":
+    model = Network().eval()
+    with torch.no_grad():
+        output = model(torch.randn(1, *INPUT_SHAPE))
+    print(tuple(output.shape))'''
