@@ -59,10 +59,12 @@ def sample(name: str) -> tuple[dict[str, Any], tuple[int, ...]]:
     lt = REGISTRY[name]
     rank = lt.rank or 2
     values = {"out_channels": 6, "out_features": 5, "kernel_size": 3, "num_groups": 2, "size": 3,
-              "output_size": 2, "upscale_factor": 2, "downscale_factor": 2, "padding": 1, "value": 0.5}
+              "output_size": 2, "upscale_factor": 2, "downscale_factor": 2, "padding": 1, "value": 0.5,
+              "groups": 2, "dims": [0, 2, 3, 1], "p": 0.5, "mode": "row"}
     args = {a.name: values[a.name] for a in lt.args if a.required}
     if name in ("upsample", "upsamplingnearest2d", "upsamplingbilinear2d"):
         args = {"scale_factor": 2}
+    args = {"centercrop": {"size": 4}, "narrow": {"start": 1, "length": 2}}.get(name, args)
     return args, (4, *(6,) * rank)
 
 
@@ -75,8 +77,9 @@ def counts(module: Any) -> tuple[int, int]:
 
 
 def numpy_params(module: Any) -> dict[str, np.ndarray]:
-    return {k: v.detach().double().numpy() for k, v in module.state_dict().items()
-            if not k.endswith("num_batches_tracked")}
+    """The module's parameters and buffers by attribute name (the NumPy kernels' names)."""
+    named = [*module.named_parameters(), *module.named_buffers()]
+    return {k: v.detach().double().numpy() for k, v in named if not k.endswith("num_batches_tracked")}
 
 
 @pytest.mark.torch
@@ -106,10 +109,13 @@ def test_each_layer_types_module_matches_convcalc(name):
 @pytest.mark.parametrize("name", sorted(MERGE_TYPES))
 def test_merge_modules(name):
     torch = _torch()
-    module = MERGE_TYPES[name].torch_module({}, ())
+    lt = MERGE_TYPES[name]
     a, b = torch.ones(1, 2, 3, 3), 2 * torch.ones(1, 2, 3, 3)
-    out = module(a, b)
-    assert out.shape == ((1, 2, 3, 3) if name == "add" else (1, 4, 3, 3))
+    out = lt.torch_module(lt.parse_args({}), ())(a, b)
+    expected = {"add": a + b, "mul": a * b, "concat": torch.cat([a, b], 1)}[name]
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    if name == "concat":
+        assert lt.torch_module(lt.parse_args({"dim": -1}), ())(a, b).shape == (1, 2, 3, 6)
 
 
 # --- asymmetric padding: the helper modules against the NumPy kernels ---------------------------

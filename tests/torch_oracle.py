@@ -19,7 +19,6 @@ from torch import nn
 from convcalc.analysis import Report
 from convcalc.graph import INPUT, Graph
 from convcalc.layers import Args, LayerType
-from convcalc.layers.blocks import span
 from convcalc.network import Network
 
 
@@ -36,8 +35,8 @@ def load(holder: nn.Module, params: Mapping[str, np.ndarray]) -> None:
     with torch.no_grad():
         for key, value in params.items():
             target = getattr(holder, key)
-            assert tuple(target.shape) == value.shape, (key, tuple(target.shape), value.shape)
-            target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+            assert target.numel() == value.size, (key, tuple(target.shape), value.shape)  # layer scale: [C, 1, 1]
+            target.copy_(torch.from_numpy(np.ascontiguousarray(value)).reshape(target.shape))
 
 
 class TorchGraph(nn.Module):

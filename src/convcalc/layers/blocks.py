@@ -14,6 +14,7 @@ from typing import Any
 
 from convcalc.errors import ArgumentError, ShapeError
 from convcalc.layers.base import (
+    TorchCall,
     Arg,
     Args,
     Choice,
@@ -38,6 +39,9 @@ class ChannelShuffle(LayerType):
         if shape[0] % g:
             raise ShapeError(f"channels {shape[0]} are not divisible by groups={g}")
         return same_shape(shape, lead=None)
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("ChannelShuffle", (args["groups"],))
 
 
 class Dims(Kind):
@@ -74,6 +78,9 @@ class Permute(LayerType):
         order = tuple(d - 1 for d in dims[1:])
         return Inference(output_shape=tuple(shape[d] for d in order), order=order)
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("Permute", (list(args["dims"]),), helper=True)
+
 
 class LayerScale(LayerType):
     summary = "Learnable per-channel scale on dim 1 (timm's LayerScale2d, ConvNeXt's layer_scale): C params."
@@ -81,6 +88,11 @@ class LayerScale(LayerType):
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         return same_shape(shape, params=shape[0])
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        rank = len(in_shape) - 1
+        return TorchCall("LayerScale", (in_shape[0], args["init_values"], *(() if rank == 2 else (rank,))),
+                         helper=True)
 
 
 class StochasticDepth(LayerType):
@@ -96,6 +108,9 @@ class StochasticDepth(LayerType):
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         return same_shape(shape)
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("StochasticDepth", (args["p"], args["mode"]), helper=True)
 
 
 class Parts(Kind):
@@ -178,6 +193,9 @@ class Narrow(LayerType):
         _, length = span(args, shape[0])
         out = (length, *shape[1:])
         return Inference(output_shape=out, axes=same_shape(shape).axes)
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        return TorchCall("Narrow", span(args, in_shape[0]), helper=True)
 
 
 LAYER_TYPES: list[LayerType] = [

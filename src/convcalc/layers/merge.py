@@ -58,8 +58,9 @@ class Merge(LayerType):
         raise NotImplementedError
 
     def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
-        """`Add` or `Concat` of `convcalc.torch.modules`: called with every input."""
-        return TorchCall(self.name.capitalize(), helper=True)
+        """`Add`, `Mul` or `Concat` of `convcalc.torch.modules`: called with every input."""
+        dim = args.get("dim", 1)
+        return TorchCall(self.name.capitalize(), () if dim == 1 else (dim,), helper=True)
 
 
 def broadcast(shapes: Sequence[Shape]) -> tuple[Shape, int | None]:

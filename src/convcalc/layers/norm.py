@@ -155,6 +155,11 @@ class LayerNorm2d(LayerType):
         params = c * (2 if args["bias"] else 1) if args["elementwise_affine"] else 0
         return same_shape(shape, params=params)
 
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """torchvision's LayerNorm2d, which `convcalc.torch.modules` writes out."""
+        kw = self.changed(args, "eps", "elementwise_affine", "bias")
+        return TorchCall("LayerNorm2d", (in_shape[0],), tuple(kw), helper=True)
+
 
 class GroupNorm(LayerType):
     summary = "Group normalisation: channels split into num_groups groups; 2*C parameters."

@@ -185,6 +185,8 @@ class Upsample(LayerType):
     def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
         """nn.Upsample (one size or factor for all axes, or one per axis), or the fixed-mode
         nn.UpsamplingNearest2d / nn.UpsamplingBilinear2d."""
+        if args.get("size_of") is not None:  # called with the output whose size it takes
+            return TorchCall("Resize", (), tuple(self.changed(args, "mode", "align_corners")), helper=True)
         kw = []
         for key in ("size", "scale_factor"):
             value = args[key]
@@ -349,6 +351,11 @@ class CenterCrop(LayerType):
         pads = self.pads(args, shape)
         out = (shape[0], *(n + a + b for n, (a, b) in zip(shape[1:], pads)))
         return Inference(output_shape=out, axes=cast("tuple[AxisMap, ...]", tuple(Window(pad=a) for a, _ in pads)))
+
+    def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
+        """`CenterCrop` of `convcalc.torch.modules`; with size_of, called with that output too."""
+        size = args["size"]
+        return TorchCall("CenterCrop", () if size is None else (list(size),), helper=True)
 
 
 LAYER_TYPES: list[LayerType] = [

@@ -76,12 +76,16 @@ def load_weights(path: str, network: Network, report: Report, dtype: str = "floa
         table[node.path] = {}
         for name, spec in specs.items():
             key = f"{node.path}.{name}"
+            bare = key not in arrays and len(specs) == 1 and node.path in arrays
+            if bare:  # a layer's one parameter under its own path (ConvNeXt's layer_scale, [C, 1, 1])
+                key = node.path
             if key not in arrays:
                 missing.append(key)
-            elif tuple(arrays[key].shape) != tuple(spec.shape):
+            elif tuple(arrays[key].shape) != tuple(spec.shape) and not (
+                    bare and tuple(d for d in arrays[key].shape if d != 1) == tuple(d for d in spec.shape if d != 1)):
                 wrong.append(f"{key} is {list(arrays.pop(key).shape)}, the layer needs {list(spec.shape)}")
             else:
-                table[node.path][name] = np.ascontiguousarray(arrays.pop(key), dtype=cast)
+                table[node.path][name] = np.ascontiguousarray(arrays.pop(key).reshape(spec.shape), dtype=cast)
     problems = []
     if missing:
         problems.append(f"missing {len(missing)}: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")

@@ -29,11 +29,154 @@ class Add(nn.Module):
         return out
 
 
-class Concat(nn.Module):
-    """Its inputs concatenated along the channels."""
+class Mul(nn.Module):
+    """The element-wise product of its inputs (a gate: x * sigmoid(g))."""
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        return torch.cat(inputs, dim=1)
+        out = inputs[0]
+        for other in inputs[1:]:
+            out = out * other
+        return out
+
+
+class Concat(nn.Module):
+    """Its inputs concatenated along `dim` (1: the channels)."""
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return torch.cat(inputs, dim=self.dim)
+
+
+class Narrow(nn.Module):
+    """Channels start .. start + length - 1 (torch.narrow on dim 1): one part of a channel
+    split (torch.split, torch.chunk)."""
+
+    def __init__(self, start: int, length: int) -> None:
+        super().__init__()
+        self.start, self.length = start, length
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.narrow(x, 1, self.start, self.length)
+
+
+class Permute(nn.Module):
+    """torchvision.ops.Permute: the dims reordered (the batch counted as dim 0)."""
+
+    def __init__(self, dims: Sequence[int]) -> None:
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.permute(x, self.dims)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's LayerNorm2d (ConvNeXt): LayerNorm over the channels of [N, C, ...]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.movedim(1, -1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)
+
+
+class LayerScale(nn.Module):
+    """A learnable scale per channel (ConvNeXt's layer_scale). The scale is kept in the
+    state_dict under the layer's own path, shaped [C, 1, ...], as torchvision's CNBlock
+    holds it (`features.1.0.layer_scale`), so its weights load as they are."""
+
+    def __init__(self, channels: int, init_values: float, rank: int = 2) -> None:
+        super().__init__()
+        shape = (channels, *(1,) * rank)
+        self.gamma = nn.Parameter(torch.full(shape, float(init_values)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+    def _save_to_state_dict(
+        self, destination: Any, prefix: str, keep_vars: bool
+    ) -> None:
+        destination[prefix[:-1]] = self.gamma if keep_vars else self.gamma.detach()
+
+    def _load_from_state_dict(
+        self,
+        state_dict: Any,
+        prefix: str,
+        local_metadata: Any,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        key = prefix[:-1]
+        if key not in state_dict:
+            missing_keys.append(key)
+            return
+        value = state_dict[key]
+        if value.numel() != self.gamma.numel():
+            error_msgs.append(
+                f"size mismatch for {key}: copying a param with shape "
+                f"{tuple(value.shape)}, the shape here is {tuple(self.gamma.shape)}"
+            )
+            return
+        with torch.no_grad():
+            self.gamma.copy_(value.reshape(self.gamma.shape))
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth: in training, drops the input per sample ('row')
+    or for the whole batch ('batch') with probability p, scaling what survives."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+
+class CenterCrop(nn.Module):
+    """torchvision's CenterCrop on tensors (zero-padding an axis that is smaller), to
+    `size`, or to the spatial size of a second input (a U-Net's skip)."""
+
+    def __init__(self, size: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.size = None if size is None else list(size)
+
+    def forward(self, x: Tensor, like: Tensor | None = None) -> Tensor:
+        size = list(like.shape[2:]) if like is not None else self.size
+        assert size is not None, "CenterCrop needs a size or a second input"
+        size = size * (x.ndim - 2) if len(size) == 1 else size
+        pads = []
+        for n, c in zip(x.shape[2:], size):
+            if c > n:
+                pads.append(((c - n) // 2, (c - n + 1) // 2))
+            else:
+                top = int(round((n - c) / 2.0))
+                pads.append((-top, c - n + top))
+        return F.pad(x, [w for pair in reversed(pads) for w in pair])
+
+
+class Resize(nn.Module):
+    """F.interpolate to the spatial size of a second input (upsample with size_of)."""
+
+    def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
+        super().__init__()
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x: Tensor, like: Tensor) -> Tensor:
+        return F.interpolate(
+            x, size=like.shape[2:], mode=self.mode, align_corners=self.align_corners
+        )
 
 
 class Fork(nn.Module):
