@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLES, ROOT
+from test_examples import ALIASES
 from convcalc.analysis import Report, analyze
 from convcalc.errors import SpecError
 from convcalc.network import Network
@@ -29,8 +30,10 @@ from convcalc.spec.reserved import RESERVED_NAMES
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
 # The examples whose module paths are torchvision's (or d2l's / the DCGAN tutorial's), with
 # the hand-written copies in scripts/make_torch_models.py.
-NAMED_LIKE_TORCH = ["alexnet", "dcgan_generator", "densenet121", "dilated_context", "googlenet", "lenet",
-                    "mobilenet_v2", "nin", "resnet18", "resnet50", "vgg16"]
+NAMED_LIKE_TORCH = ["alexnet", "convnext_tiny", "dcgan_generator", "densenet121", "dilated_context",
+                    "efficientnet_b0", "fpn_resnet50", "googlenet", "lenet", "mobilenet_v2", "mobilenet_v3_large",
+                    "mobilenet_v3_small", "nin", "regnet_y_400mf", "resnet18", "resnet50", "shufflenet_v2_x1_0",
+                    "unet", "vgg16", "yolo_neck"]
 
 
 torch = pytest.importorskip("torch")
@@ -72,7 +75,8 @@ def check_against_report(model: Any, network: Network, report: Report, batch: in
         out = model.eval()(torch.randn(batch, *network.input_shape))
     for handle in handles:
         handle.remove()
-    assert tuple(out.shape) == (batch, *report.output_shape)
+    outs = out if isinstance(out, tuple) else (out,)
+    assert [tuple(o.shape) for o in outs] == [(batch, *o.shape) for o in report.outputs]
     assert seen == {row.path: row.output_shape for row in report.rows}
     for key in model.state_dict():  # every key is a layer's path and a parameter or buffer name
         assert key.rpartition(".")[0] in modules, key
@@ -96,10 +100,16 @@ def test_torchvision_state_dicts_load_strictly_and_outputs_agree(name):
             if key.endswith(("running_mean", "running_var")):
                 buffer.uniform_(0.5, 1.5)
     model = build(EXAMPLES / f"{name}.yaml").eval()
-    model.load_state_dict(reference.state_dict(), strict=True)
+    # The FPN's levels are named p2..p5 where torchvision numbers them (tests/test_examples.py).
+    alias = ALIASES.get(name, lambda path: path)
+    state = {f"{alias(key.rpartition('.')[0])}.{key.rpartition('.')[2]}": value
+             for key, value in reference.state_dict().items()}
+    model.load_state_dict(state, strict=True)
     x = torch.randn(2, *shape)
     with torch.no_grad():
         expected, got = reference(x), model(x)
+    if isinstance(expected, dict):
+        expected = tuple(expected.values())
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -154,10 +164,12 @@ def test_a_spec_convcalc_refuses_is_its_spec_error():
 
 
 def test_reserved_names_are_every_attribute_a_torch_module_has():
-    from convcalc.torch.modules import Add, Fork
+    from convcalc.torch.modules import Add, Fork, Steps
 
     fork = Fork({"m": Add()}, [[]], "m")
-    attributes = {n for n in set(dir(torch.nn.Sequential())) | set(dir(fork)) if n.isidentifier()} - {"m"}
+    steps = Steps([("m", Add(), (-1, -1))], (0,))
+    held = set(dir(torch.nn.Sequential())) | set(dir(fork)) | set(dir(steps))
+    attributes = {n for n in held if n.isidentifier()} - {"m"}
     assert attributes <= RESERVED_NAMES, sorted(attributes - RESERVED_NAMES)
     with pytest.raises(SpecError, match="name 'train' cannot be used"):
         parse_text("input: [3, 8, 8]\nlayers: [relu: {name: train}]")

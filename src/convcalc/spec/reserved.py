@@ -3,8 +3,9 @@
 A layer's name becomes a submodule name in `convcalc.torch.build` and in exported code, and
 `torch.nn.Module.add_module` refuses the names of its own attributes (`eval`, `train`, `to`,
 `_modules`, ...). nn.Sequential's methods, the attributes of `convcalc.torch.modules.Fork`
-and the `out_channels` of exported blocks are taken too. Listed here so the parser refuses
-them without importing torch; tests/test_torch_build.py checks the list against torch.
+and `Steps` (`steps_run`, ...) and the `out_channels` of exported blocks are taken too.
+Listed here so the parser refuses them without importing torch; tests/test_torch_build.py
+checks the list against torch.
 
 Imports nothing from the package.
 """
@@ -33,7 +34,8 @@ _LISTED = """
     register_full_backward_hook register_full_backward_pre_hook
     register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
     register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
-    set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu
+    set_extra_state set_submodule share_memory state_dict steps_drop steps_out steps_read steps_run to
+    to_empty train training type xpu
     zero_grad
 """
 RESERVED_NAMES = frozenset(_LISTED.split())

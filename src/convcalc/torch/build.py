@@ -1,13 +1,14 @@
 """A spec's network as torch.nn modules whose paths are convcalc's.
 
-The parsed tree says how paths nest: every path that holds layers is one container, an
-nn.Sequential for a list of layers (a block, a `sequential`, a named repeat) or a `Fork`
-for `residual` and `parallel` (its branches, merge and `after` layers are its children).
-The analysis gives each layer's input shape, and the layer type its module
-(`LayerType.torch_module`). `named_modules()` therefore lists every row of `convcalc
-shapes` by its path, merges included, and `state_dict()` keys are `<path>.weight`, ...
+It walks the graph every analysis walks (`Network.graph`): each node becomes its layer
+type's module (`LayerType.torch_module`, with the input shape from the analysis) at its
+path, and a `Steps` module runs them in order, each on the outputs it reads. A block,
+branch or group whose layers read only each other and one input, and whose last layer
+alone is read from outside, is a `Steps` of its own at its path: `model.layer1[0]` style
+access gives a module that runs that block. `named_modules()` lists every row of
+`convcalc shapes` by its path, merges included, and `state_dict()` keys are `<path>.weight`, ...
 
-Imports `analysis`, `errors`, `layers`, `load`, `network`, `spec` and `torch.modules` only.
+Imports `analysis`, `errors`, `graph`, `layers`, `load`, `network`, `spec` and `torch.modules` only.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from typing import Any
 from torch import nn
 
 from convcalc.analysis import Report, analyze
-from convcalc.errors import SpecError
-from convcalc.layers import Shape
-from convcalc.network import Fork, Layer, Network, Sequence
-from convcalc.torch.modules import Fork as ForkModule
+from convcalc.graph import INPUT, Graph, Group
+from convcalc.network import Network
+from convcalc.torch.modules import Steps
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -55,68 +55,67 @@ def build(spec: str | os.PathLike[str] | Network, **overrides: Any) -> nn.Module
 
 
 def modules_of(network: Network, report: Report) -> nn.Module:
-    """The modules of an analysed network (the top level: an nn.Sequential or a `Fork`)."""
-    shapes = {row.path: row.input_shapes[0] for row in report.rows}
-    return _Assembler(shapes).container(network.body)
+    """The modules of an analysed network: a `Steps` that runs its graph."""
+    graph = network.graph
+    modules = [node.type.torch_module(node.args, row.input_shapes[0])
+               for node, row in zip(graph.nodes, report.rows)]
+    return _Assembler(graph, modules).steps(0, len(graph.nodes), "", graph.outputs, INPUT)
 
 
-def segment(path: str) -> str:
-    return path.rpartition(".")[2]
-
-
-def flat(node: Sequence) -> list[Layer | Sequence | Fork]:
-    """A sequence's items, with the sequences at its own path (an unnamed repeat, the layers
-    after a fork) opened: what remains are children, and at most one fork at this path."""
-    out: list[Layer | Sequence | Fork] = []
-    for item in node.items:
-        if isinstance(item, Sequence) and item.path == node.path:
-            out += flat(item)
-        else:
-            out.append(item)
-    return out
+def relative(path: str, prefix: str) -> str:
+    return path[len(prefix) + 1:] if prefix else path
 
 
 class _Assembler:
-    def __init__(self, shapes: dict[str, Shape]) -> None:
-        self.shapes = shapes
+    def __init__(self, graph: Graph, modules: list[nn.Module]) -> None:
+        self.graph = graph
+        self.modules = modules
+        self.readers = graph.consumers
+        self.outputs = set(graph.outputs)
+        self.groups_at: dict[int, list[Group]] = {}
+        for group in graph.groups:  # outer groups first
+            self.groups_at.setdefault(group.start, []).append(group)
 
-    def module(self, node: Layer | Sequence | Fork) -> nn.Module:
-        if isinstance(node, Layer):
-            return node.type.torch_module(node.args, self.shapes[node.path])
-        return self.container(node)
+    def steps(self, start: int, stop: int, prefix: str, outputs: tuple[int, ...], source: int) -> Steps:
+        """Nodes `start <= id < stop`, reading `source` from outside, as one `Steps`."""
+        steps: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+        local = {source: -1}
+        i = start
+        while i < stop:
+            group = self.closed_group(i, stop, prefix)
+            if group is not None:
+                inner = self.steps(group.start, group.stop, group.path, (group.stop - 1,), self.source_of(group))
+                steps.append((relative(group.path, prefix), inner, (local[self.source_of(group)],)))
+                local[group.stop - 1] = len(steps) - 1
+                i = group.stop
+                continue
+            node = self.graph.nodes[i]
+            steps.append((relative(node.path, prefix), self.modules[i], tuple(local[j] for j in node.inputs)))
+            local[i] = len(steps) - 1
+            i += 1
+        return Steps(steps, tuple(local[o] for o in outputs))
 
-    def container(self, node: Sequence | Fork) -> nn.Module:
-        if isinstance(node, Fork):
-            return self.fork(node, [])
-        items = flat(node)
-        if items and isinstance(items[0], Fork) and items[0].path == node.path:
-            return self.fork(items[0], items[1:])
-        sequential = nn.Sequential()
-        for item in items:
-            self.add(sequential, item)
-        return sequential
+    def source_of(self, group: Group) -> int:
+        return next(j for n in self.graph.nodes[group.start:group.stop] for j in n.inputs
+                    if not group.start <= j < group.stop)
 
-    def add(self, parent: nn.Module, item: Layer | Sequence | Fork) -> str:
-        name = segment(item.path)
-        if name in parent._modules:
-            raise SpecError(f"two layers have the path {item.path}", where=item.where, path=item.path)
-        parent.add_module(name, self.module(item))
-        return name
+    def closed_group(self, i: int, stop: int, prefix: str) -> Group | None:
+        """The outermost group starting at node i, inside this range and below `prefix`, that
+        can run on its own: one input from outside, and only its last node read outside."""
+        for group in self.groups_at.get(i, ()):
+            if group.stop > stop or group.path == prefix or not group.path.startswith(prefix + "." if prefix else ""):
+                continue
+            if self.closed(group):
+                return group
+        return None
 
-    def fork(self, fork: Fork, after: list[Layer | Sequence | Fork]) -> nn.Module:
-        layers = nn.Module()  # a namespace for the children until the fork takes them
-        branches = []
-        for branch in fork.branches:
-            if branch.path == fork.path:  # a residual's body: its layers sit at the fork's path
-                branches.append([self.add(layers, item) for item in flat(branch)])
-            elif branch.items:
-                branches.append([self.add(layers, branch)])
-            else:
-                branches.append([])
-        merge = segment(fork.merge_path)
-        if merge in layers._modules:
-            raise SpecError(f"a layer has the path {fork.merge_path} of the merge", where=fork.where, path=fork.path)
-        layers.add_module(merge, fork.merge.torch_module({}, ()))
-        names = [self.add(layers, item) for item in after]
-        children = {name: module for name, module in layers.named_children()}
-        return ForkModule(children, branches, merge, names)
+    def closed(self, group: Group) -> bool:
+        inside = range(group.start, group.stop)
+        nodes = self.graph.nodes[group.start:group.stop]
+        if any(not n.path.startswith(group.path + ".") for n in nodes):
+            return False
+        sources = {j for n in nodes for j in n.inputs if j not in inside}
+        if len(sources) != 1:
+            return False
+        return all(k not in self.outputs and all(r in inside for r in self.readers[k])
+                   for k in range(group.start, group.stop - 1))

@@ -179,6 +179,49 @@ class Resize(nn.Module):
         )
 
 
+class Steps(nn.Module):
+    """Layers run in order, each on outputs of the ones before it: a whole network, or a
+    block whose layers read only each other and the block's input.
+
+    `steps` are (path, module, inputs): the module becomes a child at its path (dotted
+    paths nest, as `layer1.0.conv1`), and step k is called with the outputs of the steps
+    its inputs number (-1: this module's input). The output is the outputs' value, or a
+    tuple of them. A value is dropped once its last reader has run.
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[tuple[str, nn.Module, Sequence[int]]],
+        outputs: Sequence[int],
+    ) -> None:
+        super().__init__()
+        for path, module, _ in steps:
+            parent: nn.Module = self
+            *groups, name = path.split(".")
+            for group in groups:
+                if group not in parent._modules:
+                    parent.add_module(group, nn.Module())
+                parent = getattr(parent, group)
+            parent.add_module(name, module)
+        self.steps_run = [module for _, module, _ in steps]
+        self.steps_read = [tuple(inputs) for _, _, inputs in steps]
+        self.steps_out = tuple(outputs)
+        last = {j: k for k, inputs in enumerate(self.steps_read) for j in inputs}
+        self.steps_drop = [
+            [j for j, at in last.items() if at == k and j not in self.steps_out]
+            for k in range(len(steps))
+        ]
+
+    def forward(self, x: Tensor) -> Any:
+        values = {-1: x}
+        for k, module in enumerate(self.steps_run):
+            values[k] = module(*(values[j] for j in self.steps_read[k]))
+            for j in self.steps_drop[k]:
+                del values[j]
+        outputs = tuple(values[k] for k in self.steps_out)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
 class Fork(nn.Module):
     """Branches that all read the input, a merge of their outputs, then `after` layers.
 
