@@ -83,9 +83,12 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class LayerScale(nn.Module):
-    """A learnable scale per channel (ConvNeXt's layer_scale). The scale is kept in the
-    state_dict under the layer's own path, shaped [C, 1, ...], as torchvision's CNBlock
-    holds it (`features.1.0.layer_scale`), so its weights load as they are."""
+    """A learnable scale per channel (ConvNeXt's layer_scale), shaped [C, 1, ...].
+
+    torchvision's CNBlock holds it as a bare parameter of the block
+    (`features.1.0.layer_scale`); `bare_key` makes the block's state_dict keep it under
+    that key rather than `layer_scale.gamma`, so those weights load as they are.
+    """
 
     def __init__(self, channels: int, init_values: float, rank: int = 2) -> None:
         super().__init__()
@@ -95,34 +98,32 @@ class LayerScale(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gamma
 
-    def _save_to_state_dict(
-        self, destination: Any, prefix: str, keep_vars: bool
-    ) -> None:
-        destination[prefix[:-1]] = self.gamma if keep_vars else self.gamma.detach()
 
-    def _load_from_state_dict(
-        self,
-        state_dict: Any,
-        prefix: str,
-        local_metadata: Any,
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        key = prefix[:-1]
-        if key not in state_dict:
-            missing_keys.append(key)
-            return
-        value = state_dict[key]
-        if value.numel() != self.gamma.numel():
-            error_msgs.append(
-                f"size mismatch for {key}: copying a param with shape "
-                f"{tuple(value.shape)}, the shape here is {tuple(self.gamma.shape)}"
-            )
-            return
-        with torch.no_grad():
-            self.gamma.copy_(value.reshape(self.gamma.shape))
+class SaveBare:
+    """A state_dict hook of the module holding child `name` (a `LayerScale`): the child's
+    one parameter is saved under `<prefix><name>`, without `.gamma`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, module: nn.Module, state: Any, prefix: str, metadata: Any) -> None:
+        key = prefix + self.name
+        state[key] = state.pop(key + ".gamma")
+
+
+class LoadBare(SaveBare):
+    """The load_state_dict pre-hook that reads what `SaveBare` saved."""
+
+    def __call__(self, module: nn.Module, state: Any, prefix: str, *rest: Any) -> None:
+        key = prefix + self.name
+        if key in state:
+            state[key + ".gamma"] = state.pop(key)
+
+
+def bare_key(parent: nn.Module, name: str) -> None:
+    """Key the parameter of `parent`'s child `name` by the child's own path."""
+    parent.register_state_dict_post_hook(SaveBare(name))
+    parent.register_load_state_dict_pre_hook(LoadBare(name))
 
 
 class StochasticDepth(nn.Module):
@@ -185,7 +186,8 @@ class Steps(nn.Module):
 
     `steps` are (path, module, inputs): the module becomes a child at its path (dotted
     paths nest, as `layer1.0.conv1`), and step k is called with the outputs of the steps
-    its inputs number (-1: this module's input). The output is the outputs' value, or a
+    its inputs number (-1: this module's input). Modules are looked up by path when run,
+    so a replaced child (`model.fc = nn.Linear(2048, 10)`) is the one that runs. The output is the outputs' value, or a
     tuple of them. A value is dropped once its last reader has run.
     """
 
@@ -203,7 +205,9 @@ class Steps(nn.Module):
                     parent.add_module(group, nn.Module())
                 parent = getattr(parent, group)
             parent.add_module(name, module)
-        self.steps_run = [module for _, module, _ in steps]
+            if isinstance(module, LayerScale):
+                bare_key(parent, name)
+        self.steps_run = [path for path, _, _ in steps]
         self.steps_read = [tuple(inputs) for _, _, inputs in steps]
         self.steps_out = tuple(outputs)
         last = {j: k for k, inputs in enumerate(self.steps_read) for j in inputs}
@@ -212,9 +216,14 @@ class Steps(nn.Module):
             for k in range(len(steps))
         ]
 
+    def __getitem__(self, name: int | str) -> nn.Module:
+        """The child called `name`: `model.features[1][0]`, as for an nn.Sequential."""
+        return self._modules[str(name)]
+
     def forward(self, x: Tensor) -> Any:
         values = {-1: x}
-        for k, module in enumerate(self.steps_run):
+        for k, path in enumerate(self.steps_run):
+            module = self.get_submodule(path)  # looked up: a replaced child runs
             values[k] = module(*(values[j] for j in self.steps_read[k]))
             for j in self.steps_drop[k]:
                 del values[j]
