@@ -157,14 +157,11 @@ class CenterCrop(nn.Module):
         size = list(like.shape[2:]) if like is not None else self.size
         assert size is not None, "CenterCrop needs a size or a second input"
         size = size * (x.ndim - 2) if len(size) == 1 else size
-        pads = []
-        for n, c in zip(x.shape[2:], size):
-            if c > n:
-                pads.append(((c - n) // 2, (c - n + 1) // 2))
-            else:
-                top = int(round((n - c) / 2.0))
-                pads.append((-top, c - n + top))
-        return F.pad(x, [w for pair in reversed(pads) for w in pair])
+        grow = [((c - n) // 2, (c - n + 1) // 2) if c > n else (0, 0) for n, c in zip(x.shape[2:], size)]
+        if any(a or b for a, b in grow):
+            x = F.pad(x, [w for pair in reversed(grow) for w in pair])
+        starts = [int(round((n - c) / 2.0)) for n, c in zip(x.shape[2:], size)]
+        return x[(..., *(slice(s, s + c) for s, c in zip(starts, size)))]
 
 
 class Resize(nn.Module):
