@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from dataclasses import field as record_field
 from typing import cast
 
@@ -22,6 +21,7 @@ from convcalc.layers import Inference, InputMismatch, Note, Shape
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
 from convcalc.receptive import BROADCAST, IDENTITY, AxisField, AxisMap, FieldTooIrregular, Span, positional
+from convcalc.records import record
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
@@ -31,7 +31,7 @@ Field = tuple[AxisField, ...] | None  # one per spatial axis; None once there ar
 Dims = tuple[int, ...] | None
 
 
-@dataclass(frozen=True)
+@record
 class Row:
     """What one node of the graph computes; `Report.rows[i]` belongs to `graph.nodes[i]`."""
 
@@ -75,7 +75,7 @@ class Row:
         return self.input_shapes if self.is_merge else self.input_shapes[0]
 
 
-@dataclass(frozen=True)
+@record
 class DesignWarning:
     """A warning about one layer (a `Note` placed at its path and source line)."""
 
@@ -86,7 +86,7 @@ class DesignWarning:
     where: Location | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Totals:
     params: int
     buffers: int
@@ -103,7 +103,7 @@ class Totals:
         return 2 * self.macs
 
 
-@dataclass(frozen=True)
+@record
 class Output:
     """One output of the network: its path (`input` when there are no layers), shape and field."""
 
@@ -112,7 +112,7 @@ class Output:
     field: Field
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     name: str
     input_shape: Shape
@@ -125,7 +125,7 @@ class Report:
     outputs: tuple[Output, ...] = ()  # every output of the graph, in the order `outputs:` lists them
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """One line of an outline: a node's row, or a group's subtotals over its nodes.
 

@@ -1,7 +1,7 @@
 """Every error convcalc raises on purpose, and the exit statuses they map to.
 
-Layering: this module imports nothing from the package. The CLI catches `ConvcalcError`
-in one place; anything else escaping is a bug.
+Layering: from the package this module imports only `records` (the dataclass decorator).
+The CLI catches `ConvcalcError` in one place; anything else escaping is a bug.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import copy
 import difflib
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from convcalc.records import record
 
 
 class ExitStatus(enum.IntEnum):
@@ -21,7 +22,7 @@ class ExitStatus(enum.IntEnum):
     BAD_INPUT = 2  # the spec or the command line is wrong
 
 
-@dataclass(frozen=True)
+@record
 class Location:
     """Where in a spec file something was written (1-based line and column)."""
 

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from types import MappingProxyType
 
 from convcalc.errors import Location, SpecError
 from convcalc.layers import REGISTRY, Args, LayerType, Shape
 from convcalc.network import Fork, Layer, Network, Ref, Sequence
+from convcalc.records import record
 
 INPUT = -1  # the id of the network input among a node's inputs
 
@@ -39,7 +40,7 @@ NO_ARGS: Args = MappingProxyType({})
 NARROW = REGISTRY["narrow"]  # what a channel split lowers to, one node per part
 
 
-@dataclass(frozen=True)
+@record
 class Node:
     """One layer or merge: what it is, and whose outputs it reads."""
 
@@ -62,7 +63,7 @@ class Node:
         return self.inputs if self.type.arity is None else self.inputs[:1]
 
 
-@dataclass(frozen=True)
+@record
 class Group:
     """A block call, branch, `sequential` group or named repeat: the nodes `start <= id < stop`.
 
@@ -78,7 +79,7 @@ class Group:
     repeat: int | None = None  # a named repeat: the number of copies (of `kind`)
 
 
-@dataclass(frozen=True)
+@record
 class Graph:
     """Nodes in execution order (every input comes before its reader) and the outputs."""
 

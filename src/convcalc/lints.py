@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from convcalc.analysis import DesignWarning, Field, Report, Row, input_field, looks_channels_last
 from convcalc.errors import suggest
@@ -21,6 +21,7 @@ from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.layers.conv import along
 from convcalc.network import Network
 from convcalc.receptive import Window
+from convcalc.records import record
 
 # Every warning code, with what it means; `--ignore` accepts exactly these.
 CODES = {
@@ -41,7 +42,7 @@ CODES = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class _Step:
     """One layer as executed: its row and the field entering it."""
 
@@ -49,7 +50,7 @@ class _Step:
     field_in: Field
 
 
-@dataclass(frozen=True)
+@record
 class _Run:
     """A run of stride-1 window layers ending at one layer, on one path (for gridding).
 

@@ -16,18 +16,18 @@ Besides the hull (`reach`), every map lists the exact input indices an output re
 zero padding is dropped, reflect/replicate/circular padding and clamped interpolation
 fold back onto interior pixels. The per-position walk (`fieldwalk`) is built on `reads`.
 
-Imports only `geometry` from the package.
+Imports only `geometry` (and `records`) from the package.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
 from convcalc.geometry import adaptive_window
+from convcalc.records import record
 
 Span = tuple[int, int] | None  # inclusive input indices, None when nothing is read
 Reads = tuple[tuple[int, ...], bool]  # in-range indices read, and whether any tap fell outside
@@ -83,7 +83,7 @@ def resolve(taps: tuple[int, ...], n: int, mode: str = "zeros") -> Reads:
     return tuple(sorted(inside)), any(not 0 <= t < n for t in taps)
 
 
-@dataclass(frozen=True)
+@record
 class Window:
     """Convolution and pooling: output `o` reads `[o*s - pl, o*s - pl + k_eff - 1]`.
 
@@ -124,7 +124,7 @@ IDENTITY = Window()
 BROADCAST = Window(stride=0)
 
 
-@dataclass(frozen=True)
+@record
 class Transposed:
     """Transposed convolution: input `i`, tap `t` writes output `i*s - pl + t*d`."""
 
@@ -166,7 +166,7 @@ class Transposed:
         return resolve(self.taps(o), n)
 
 
-@dataclass(frozen=True)
+@record
 class Adaptive:
     """Adaptive pooling: window `o` is `[floor(o*n/out), ceil((o+1)*n/out))`."""
 
@@ -194,7 +194,7 @@ class Adaptive:
         return resolve(self.taps(o), n)
 
 
-@dataclass(frozen=True)
+@record
 class Dense:
     """Every output reads the whole axis (linear or softmax along it, global pooling)."""
 
@@ -218,7 +218,7 @@ class Dense:
         return resolve(self.taps(o), n)
 
 
-@dataclass(frozen=True)
+@record
 class Resample:
     """Upsampling with PyTorch's index rules; `scale` is input pixels per output pixel.
 
@@ -301,7 +301,7 @@ def inputs_per_output(amap: AxisMap, n_in: int, n_out: int, limit: int = 4096) -
     return min(counts), max(counts)
 
 
-@dataclass(frozen=True)
+@record
 class AxisField:
     """Exact field of every output position along one axis.
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from convcalc.errors import ArgumentError, ShapeError
 from convcalc.receptive import AxisMap
+from convcalc.records import record
 
 Shape = tuple[int, ...]
 
@@ -288,7 +288,7 @@ def _frozen(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-@dataclass(frozen=True)
+@record
 class Arg:
     """One constructor argument, named as in torch.nn."""
 
@@ -305,7 +305,7 @@ class Arg:
 # --- what a layer computes --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Note:
     """A design warning about one layer; `code` names it so it can be silenced."""
 
@@ -313,7 +313,7 @@ class Note:
     message: str
 
 
-@dataclass(frozen=True)
+@record
 class Inference:
     """Everything one layer does to one input shape."""
 

@@ -12,11 +12,12 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import IO, Any
 
+from convcalc.records import record
 
-@dataclass(frozen=True)
+
+@record
 class Terminal:
     stdout_tty: bool = False
     stderr_tty: bool = False

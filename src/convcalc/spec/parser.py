@@ -23,6 +23,7 @@ from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import Args, describe
 from convcalc.layers.blocks import Parts, parts
 from convcalc.network import Fork, Layer, Network, Node, Ref, Sequence
+from convcalc.records import record
 from convcalc.spec.expressions import evaluate, interpolate, is_expression
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
 
@@ -43,12 +44,12 @@ DEFAULT_MAX_LAYERS = 200_000
 MAX_DEPTH = 100
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     max_layers: int = DEFAULT_MAX_LAYERS
 
 
-@dataclass(frozen=True)
+@record
 class Block:
     name: str
     params: tuple[tuple[str, Any], ...]  # name -> default (REQUIRED_ARG if none)

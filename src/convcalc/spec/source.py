@@ -9,12 +9,12 @@ Aliases are allowed but their expansion is bounded before anything is walked, so
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from convcalc.errors import LimitError, Location, SpecError
+from convcalc.records import record
 
 try:  # libyaml's composer is many times faster; PyYAML without it still works
     from yaml import CSafeLoader as _BaseLoader
@@ -61,7 +61,7 @@ _SCALARS = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     """The text of one spec and its name, for positions and carets."""
 
