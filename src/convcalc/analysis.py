@@ -8,7 +8,6 @@ Imports `branches`, `errors`, `graph`, `layers`, `network` and `receptive` only.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import field as record_field
@@ -210,17 +209,20 @@ class _Analysis:
         fields = self.fields = {INPUT: input_field(input_shape) if track_fields else None}
         layouts: dict[int, Dims] = {INPUT: input_dims(input_shape)}
         for i, node in enumerate(graph.nodes):
-            in_shapes = tuple(shapes[j] for j in node.inputs)
-            result = self.infer(i, node, in_shapes)
-            if len(node.inputs) == 1:
-                dims_in = layouts[node.inputs[0]]
+            inputs = node.inputs
+            if len(inputs) == 1:
+                source = inputs[0]
+                in_shapes: tuple[Shape, ...] = (shapes[source],)
+                dims_in = layouts[source]
             else:
-                dims_in = self.layout(node, [layouts[j] for j in node.inputs])
+                in_shapes = tuple(shapes[j] for j in inputs)
+                dims_in = self.layout(node, [layouts[j] for j in inputs])
+            result = self.infer(i, node, in_shapes)
             dims, maps = self.place(node, dims_in, in_shapes[0], result)
             if not track_fields:
                 field = None
             elif node.type.arity == 1:
-                field = self.advance(fields[node.inputs[0]], maps, node, result.output_shape, dims)
+                field = self.advance(fields[inputs[0]], maps, node, result.output_shape, dims)
             elif dims is None:
                 field = None
             else:
@@ -288,6 +290,8 @@ class _Analysis:
         except ConvcalcError as err:
             hint = input_hint(shapes[0], node.type.rank) if shapes[0] == self.shapes[INPUT] else None
             if hint is not None:  # the layer meets the network input as written: say how to write it
+                import copy  # errors only
+
                 err = copy.copy(err)
                 # the input is what is wrong, not the declared channels
                 message = err.message.removesuffix("; leave in_channels out to infer it")
@@ -395,6 +399,8 @@ class _Analysis:
                 dims: Dims) -> Field:
         if field is None or maps is None or dims is None:
             return None
+        if all(m is IDENTITY for m in maps):  # element-wise: the output's positions are the input's
+            return field
         try:
             moved = tuple(f.through(m).bounded(out[d]) for f, m, d in zip(field, maps, dims))
             # Keep the same object when nothing changed (element-wise layers): renderers

@@ -6,8 +6,6 @@ The CLI catches `ConvcalcError` in one place; anything else escaping is a bug.
 
 from __future__ import annotations
 
-import copy
-import difflib
 import enum
 from collections.abc import Iterable
 
@@ -58,6 +56,8 @@ class ConvcalcError(Exception):
         self, *, where: Location | None, path: str | None, layer_type: str | None
     ) -> ConvcalcError:
         """A copy of this error with the context that the raiser did not know filled in."""
+        import copy  # errors only: not imported on the way to a result
+
         located = copy.copy(self)
         located.where = self.where or where
         located.path = self.path if self.path is not None else path
@@ -109,5 +109,7 @@ class CheckFailed(ConvcalcError):
 
 def suggest(word: str, options: Iterable[str]) -> str:
     """`; did you mean 'x'?` for the closest option, or nothing: the tail of a message."""
+    import difflib  # errors only
+
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -23,7 +23,6 @@ Imports `errors`, `layers` and `network` only.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import field
 from functools import cached_property
@@ -336,6 +335,8 @@ def lower(network: Network) -> Graph:
 
 def _nearest(path: str, known: dict[str, int]) -> str:
     """`; did you mean 'a', 'b' or 'c'?`: the closest existing paths, or nothing."""
+    import difflib  # errors only
+
     close = difflib.get_close_matches(path, list(known), n=3, cutoff=0.5)
     if not close:
         return ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import cast
 
 from convcalc.analysis import DesignWarning, Field, Report, Row, input_field, looks_channels_last
 from convcalc.errors import suggest
@@ -57,7 +58,7 @@ class _Run:
     `previous` links back along the path, so runs that share a prefix (a tensor read by
     several layers) share it. Per axis: how many windows with a kernel larger than 1 the
     run holds, and the gcd of their dilations; only a run where some axis has two or more
-    such windows with a common factor is walked back and confirmed.
+    such windows with a common factor (`suspicious`) is walked back and confirmed.
     """
 
     step: _Step
@@ -65,14 +66,15 @@ class _Run:
     previous: _Run | None
     counts: tuple[int, ...]
     gcds: tuple[int, ...]
+    suspicious: bool
 
-    def extend(self, step: _Step, windows: tuple[Window, ...]) -> _Run:
+    def extend(self, step: _Step, windows: tuple[Window, ...], counted: bool) -> _Run:
+        """The run one layer longer; `counted`: some window has a kernel larger than 1."""
+        if not counted:  # element-wise: nothing changes
+            return _Run(step, windows, self, self.counts, self.gcds, self.suspicious)
         counts = tuple(c + (w.kernel > 1) for c, w in zip(self.counts, windows))
         gcds = tuple(math.gcd(g, w.dilation) if w.kernel > 1 else g for g, w in zip(self.gcds, windows))
-        return _Run(step, windows, self, counts, gcds)
-
-    def suspicious(self) -> bool:
-        return any(c >= 2 and g > 1 for c, g in zip(self.counts, self.gcds))
+        return _Run(step, windows, self, counts, gcds, _suspicious(counts, gcds))
 
     def steps(self) -> list[tuple[_Step, tuple[Window, ...]]]:
         out = []
@@ -84,8 +86,13 @@ class _Run:
 
 
 def _start(step: _Step, windows: tuple[Window, ...]) -> _Run:
-    return _Run(step, windows, None, tuple(int(w.kernel > 1) for w in windows),
-                tuple(w.dilation if w.kernel > 1 else 0 for w in windows))
+    counts = tuple(int(w.kernel > 1) for w in windows)
+    gcds = tuple(w.dilation if w.kernel > 1 else 0 for w in windows)
+    return _Run(step, windows, None, counts, gcds, _suspicious(counts, gcds))
+
+
+def _suspicious(counts: tuple[int, ...], gcds: tuple[int, ...]) -> bool:
+    return any(c >= 2 and g > 1 for c, g in zip(counts, gcds))
 
 
 class _Linter:
@@ -123,19 +130,33 @@ class _Linter:
                       f" of {spatial}; channels come first, without the batch: input:"
                       f" {[shape[-1], *shape[:-1]]}", rows[first_readers[0]])
         runs: dict[int, _Run] = {}  # the stride-1 run ending at each layer that has one
+        on_every_path = graph.on_every_path
+        # id(maps) -> (stride-1 windows, some with a kernel larger than 1): identical layers share
+        # their maps, and the rows keep them alive, so ids stay theirs.
+        kinds: dict[int, tuple[bool, bool]] = {}
         for i, node in enumerate(graph.nodes):
             if node.type.arity != 1:
                 continue
             source = node.inputs[0]
-            step = _Step(rows[i], start if source == INPUT else rows[source].field)
-            self.layer(step, graph.on_every_path[i])
-            windows = self.stride1_windows(step)
-            if windows is not None:
+            row = rows[i]
+            step = _Step(row, start if source == INPUT else rows[source].field)
+            self.layer(step, on_every_path[i])
+            maps = row.maps
+            if maps is None or step.field_in is None:
+                continue
+            kind = kinds.get(id(maps))
+            if kind is None:
+                kind = kinds[id(maps)] = (all(isinstance(m, Window) and m.stride == 1 for m in maps),
+                                          any(isinstance(m, Window) and m.kernel > 1 for m in maps))
+            if kind[0]:
+                windows = cast(tuple[Window, ...], maps)
                 before = runs.get(source)
-                runs[i] = before.extend(step, windows) if before is not None else _start(step, windows)
+                runs[i] = before.extend(step, windows, kind[1]) if before is not None else _start(step, windows)
         for i, run in runs.items():
+            if not run.suspicious:
+                continue
             readers = [j for j in graph.consumers[i] if i in graph.nodes[j].value_inputs]  # not size_of
-            if run.suspicious() and (not readers or any(j not in runs for j in readers)):
+            if not readers or any(j not in runs for j in readers):
                 self.gridding(run.steps())
 
     def layer(self, step: _Step, on_every_path: bool) -> None:
@@ -172,8 +193,11 @@ class _Linter:
     @staticmethod
     def global_pool(row: Row) -> bool:
         """A layer that pools every spatial axis down to 1: the head of a pooled classifier."""
-        spatial_in, spatial_out = row.input_shapes[0][1:], row.output_shape[1:]
-        return bool(spatial_out) and all(n == 1 for n in spatial_out) and any(n > 1 for n in spatial_in)
+        out = row.output_shape
+        if len(out) < 2 or out[1] != 1:  # most layers, at once
+            return False
+        spatial_in, spatial_out = row.input_shapes[0][1:], out[1:]
+        return all(n == 1 for n in spatial_out) and any(n > 1 for n in spatial_in)
 
     def small_head(self, step: _Step) -> None:
         assert step.field_in is not None
@@ -196,16 +220,6 @@ class _Linter:
                   f"the features this head pools each see {seen} input pixels of the {whole} input, less"
                   f" than half ({share}), so none combines distant parts of it; add downsampling or"
                   " dilation before the head, or use a smaller input", step.row)
-
-    @staticmethod
-    def stride1_windows(step: _Step) -> tuple[Window, ...] | None:
-        """The step's per-axis windows if all have stride 1 (element-wise layers included)."""
-        if step.row.is_merge or step.field_in is None:
-            return None
-        axes = step.row.maps
-        if axes is None or not all(isinstance(m, Window) and m.stride == 1 for m in axes):
-            return None
-        return axes  # type: ignore[return-value]
 
     def gridding(self, run: list[tuple[_Step, tuple[Window, ...]]]) -> None:
         if not run:

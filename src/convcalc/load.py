@@ -13,17 +13,18 @@ Imports `errors`, `network` and `spec` only.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from convcalc.errors import Location, SpecError
 from convcalc.network import Network
 from convcalc.spec.parser import DEFAULT_MAX_LAYERS, Limits, parse_spec
 from convcalc.spec.source import Source
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
@@ -69,6 +70,9 @@ def read_revision(path: str, rev: str) -> Source:
     """
     if path == "-":
         raise SpecError("--rev reads a committed file; give the spec's path, not '-'")
+    import shutil
+    import subprocess
+
     git = shutil.which("git")
     if git is None:
         raise SpecError("--rev needs git (it reads the old spec with git show), and git is not on PATH")

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from fractions import Fraction
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from convcalc.geometry import adaptive_window
 from convcalc.records import record
+
+if TYPE_CHECKING:  # fractions is imported where a field first needs one (not by most networks)
+    from fractions import Fraction
 
 Span = tuple[int, int] | None  # inclusive input indices, None when nothing is read
 Reads = tuple[tuple[int, ...], bool]  # in-range indices read, and whether any tap fell outside
@@ -255,6 +257,8 @@ class Resample:
     def taps(self, o: int) -> tuple[int, ...]:
         if self.mode == "nearest":
             return (math.floor(o * self.scale),)
+        from fractions import Fraction
+
         if self.mode == "nearest-exact":
             return (math.floor((o + Fraction(1, 2)) * self.scale),)
         if self.align_corners:
@@ -334,7 +338,11 @@ class AxisField:
     def jump(self) -> Fraction | int:
         """Input pixels between neighbouring outputs (the effective stride)."""
         period = len(self.lo)
-        return self.shift if period == 1 else Fraction(self.shift, period)
+        if period == 1:
+            return self.shift
+        from fractions import Fraction
+
+        return Fraction(self.shift, period)
 
     def at(self, o: int) -> Span:
         q, r = divmod(o, self.period)
@@ -369,7 +377,11 @@ class AxisField:
             if span is None:
                 return None
             total = span[0] + span[1]
-        return total // 2 if total % 2 == 0 else Fraction(total, 2)
+        if total % 2 == 0:
+            return total // 2
+        from fractions import Fraction
+
+        return Fraction(total, 2)
 
     @property
     def centre(self) -> Fraction | int | None:
@@ -382,6 +394,8 @@ class AxisField:
         """
         if len(self.lo) == 1:
             return self.start
+        from fractions import Fraction
+
         jump = Fraction(self.jump)
         offsets = [Fraction(lo + hi, 2) - r * jump for r, (lo, hi) in enumerate(zip(self.lo, self.hi))
                    if lo is not None and hi is not None]
@@ -393,6 +407,8 @@ class AxisField:
     @property
     def unreached(self) -> int:
         """Output phases (of those the output has) that no input reaches."""
+        if len(self.lo) == 1:  # a sliding field (an axis has at least one position)
+            return int(self.lo[0] is None)
         return sum(lo is None for lo in self.lo[: self.phases])
 
     def through(self, amap: AxisMap) -> AxisField:

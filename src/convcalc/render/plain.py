@@ -28,13 +28,16 @@ def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | No
     Readable and diffable, and json's C encoder does the per-layer work (with `indent`
     json falls back to pure Python, several times slower on big networks).
     """
-    data = report_dict(report)
+    data = report_dict(report, encoded_layers=verification is None)
     if verification is not None:
         add_verification(data, verification)
     data.update(extra or {})  # e.g. `training` (--training)
     parts = []
     for key, value in data.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
+        if key == "layers" and verification is None and value:  # already JSON text
+            items = ",\n".join("    " + text for text in value)
+            parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
             items = ",\n".join("    " + json.dumps(v) for v in value)
             parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
         else:
