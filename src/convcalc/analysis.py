@@ -199,6 +199,7 @@ class _Analysis:
         self.rows: list[Row] = []
         self.warnings: list[DesignWarning] = []
         self.inferred: dict[tuple[int, int, tuple[Shape, ...]], tuple[object, Inference]] = {}
+        self.identity: dict[int, bool] = {}  # id(maps) -> all are IDENTITY
         self.graph: Graph
         self.shapes: dict[int, Shape] = {}
         self.fields: dict[int, Field] = {}
@@ -399,13 +400,15 @@ class _Analysis:
                 dims: Dims) -> Field:
         if field is None or maps is None or dims is None:
             return None
-        if all(m is IDENTITY for m in maps):  # element-wise: the output's positions are the input's
+        identity = self.identity.get(id(maps))  # identical layers share their maps; rows keep them alive
+        if identity is None:
+            identity = self.identity[id(maps)] = all(m is IDENTITY for m in maps)
+        if identity:  # element-wise: the output's positions are the input's
             return field
         try:
-            moved = tuple(f.through(m).bounded(out[d]) for f, m, d in zip(field, maps, dims))
-            # Keep the same object when nothing changed (element-wise layers): renderers
-            # memoise per field object.
-            return field if all(a is b for a, b in zip(moved, field)) else moved
+            moved = tuple([f.through(m).bounded(out[d]) for f, m, d in zip(field, maps, dims)])
+            # Keep the same object when nothing changed: renderers memoise per field object.
+            return field if all([a is b for a, b in zip(moved, field)]) else moved
         except FieldTooIrregular as err:
             self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
             return None

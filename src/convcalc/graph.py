@@ -100,8 +100,9 @@ class Graph:
         for i, node in enumerate(self.nodes):
             readers[i] = []
             for source in node.inputs:
-                if i not in readers[source]:
-                    readers[source].append(i)
+                found = readers[source]
+                if not found or found[-1] != i:  # readers come in order: a repeat is the last one
+                    found.append(i)
         return {k: tuple(v) for k, v in readers.items()}
 
     @cached_property
@@ -112,7 +113,7 @@ class Graph:
         (`len(nodes)`); a value nothing reads dies at the step that made it.
         """
         end = len(self.nodes)
-        last = {i: max(readers, default=i) for i, readers in self.consumers.items()}
+        last = {i: readers[-1] if readers else i for i, readers in self.consumers.items()}  # readers are in order
         if self.consumers[INPUT] == ():
             last[INPUT] = INPUT
         for out in self.outputs:
@@ -135,7 +136,14 @@ class Graph:
             live += size[i]
             if live > peak:
                 peak, at = live, i
-            for j in {*node.inputs, i}:
+            inputs = node.inputs
+            if len(inputs) == 1:  # most nodes: no set to build
+                if last[inputs[0]] == i:
+                    live -= size[inputs[0]]
+                if last[i] == i:
+                    live -= size[i]
+                continue
+            for j in {*inputs, i}:
                 if last[j] == i:
                     live -= size[j]
         return peak, at
@@ -147,12 +155,15 @@ class Graph:
         In execution order, node i is on every path when no edge jumps over it (from a node
         before i to a node after i). Nodes inside a branch are not: the other branch jumps.
         """
-        # The farthest reader of any value made before the current node.
-        farthest = max(self.consumers[INPUT], default=INPUT)
+        # The farthest reader of any value made before the current node (readers are in order).
+        consumers = self.consumers
+        farthest = consumers[INPUT][-1] if consumers[INPUT] else INPUT
         out = []
         for i in range(len(self.nodes)):
             out.append(farthest <= i)
-            farthest = max(farthest, max(self.consumers[i], default=i))
+            readers = consumers[i]
+            if readers and readers[-1] > farthest:
+                farthest = readers[-1]
         return tuple(out)
 
     def branches(self, merge: int) -> tuple[int, tuple[tuple[int, ...], ...]]:

@@ -58,7 +58,9 @@ class _Run:
     `previous` links back along the path, so runs that share a prefix (a tensor read by
     several layers) share it. Per axis: how many windows with a kernel larger than 1 the
     run holds, and the gcd of their dilations; only a run where some axis has two or more
-    such windows with a common factor (`suspicious`) is walked back and confirmed.
+    such windows with a common factor (`suspicious`) is walked back and confirmed. Layers
+    whose windows are all of size 1 (element-wise ones) continue a run without joining it:
+    gridding is about the others.
     """
 
     step: _Step
@@ -68,10 +70,7 @@ class _Run:
     gcds: tuple[int, ...]
     suspicious: bool
 
-    def extend(self, step: _Step, windows: tuple[Window, ...], counted: bool) -> _Run:
-        """The run one layer longer; `counted`: some window has a kernel larger than 1."""
-        if not counted:  # element-wise: nothing changes
-            return _Run(step, windows, self, self.counts, self.gcds, self.suspicious)
+    def extend(self, step: _Step, windows: tuple[Window, ...]) -> _Run:
         counts = tuple(c + (w.kernel > 1) for c, w in zip(self.counts, windows))
         gcds = tuple(math.gcd(g, w.dilation) if w.kernel > 1 else g for g, w in zip(self.gcds, windows))
         return _Run(step, windows, self, counts, gcds, _suspicious(counts, gcds))
@@ -139,19 +138,23 @@ class _Linter:
                 continue
             source = node.inputs[0]
             row = rows[i]
-            step = _Step(row, start if source == INPUT else rows[source].field)
-            self.layer(step, on_every_path[i])
+            before = start if source == INPUT else rows[source].field
+            self.layer(row, before, on_every_path[i])
             maps = row.maps
-            if maps is None or step.field_in is None:
+            if maps is None or before is None:
                 continue
             kind = kinds.get(id(maps))
             if kind is None:
                 kind = kinds[id(maps)] = (all(isinstance(m, Window) and m.stride == 1 for m in maps),
                                           any(isinstance(m, Window) and m.kernel > 1 for m in maps))
-            if kind[0]:
-                windows = cast(tuple[Window, ...], maps)
-                before = runs.get(source)
-                runs[i] = before.extend(step, windows, kind[1]) if before is not None else _start(step, windows)
+            if not kind[0]:
+                continue
+            windows = cast(tuple[Window, ...], maps)
+            run = runs.get(source)
+            if run is None:
+                runs[i] = _start(_Step(row, before), windows)
+            else:  # element-wise layers (no window larger than 1) pass the run on as it is
+                runs[i] = run.extend(_Step(row, before), windows) if kind[1] else run
         for i, run in runs.items():
             if not run.suspicious:
                 continue
@@ -159,22 +162,22 @@ class _Linter:
             if not readers or any(j not in runs for j in readers):
                 self.gridding(run.steps())
 
-    def layer(self, step: _Step, on_every_path: bool) -> None:
-        row, before = step.row, step.field_in
+    def layer(self, row: Row, before: Field, on_every_path: bool) -> None:
+        """The warnings about one layer (`before`: the field entering it)."""
         if row.field is not None and before is not None and row.field is not before and len(row.field) == len(before):
-            self.empty_field(step)
+            self.empty_field(row, before)
         if not self.head_seen and on_every_path and before is not None and row.field is None:
             self.head_seen = True  # flatten or linear: position-specific weights see everything
         elif not self.head_seen and on_every_path and before is not None and self.global_pool(row):
             self.head_seen = True
-            self.small_head(step)
+            self.small_head(row, before)
 
-    def empty_field(self, step: _Step) -> None:
+    def empty_field(self, row: Row, field_in: Field) -> None:
         """Warn where positions without any input first appear (not at every later layer)."""
-        assert step.row.field is not None and step.field_in is not None
-        names = SPATIAL_NAMES.get(len(step.row.field), ())
+        assert row.field is not None and field_in is not None
+        names = SPATIAL_NAMES.get(len(row.field), ())
         facts = []
-        for axis, before, after in zip(names, step.field_in, step.row.field):
+        for axis, before, after in zip(names, field_in, row.field):
             if after.unreached and not before.unreached:
                 # an axis shorter than the period has only its first phases
                 every = "every " if after.phases == after.period else "the "
@@ -188,7 +191,7 @@ class _Linter:
                          for (e, p), axes in groups.items())
         self.warn("empty-field", f"{text} have an empty receptive field (no input reaches them, they"
                   " hold only the bias); use a kernel span of at least the stride, with dilation 1",
-                  step.row)
+                  row)
 
     @staticmethod
     def global_pool(row: Row) -> bool:
@@ -199,12 +202,12 @@ class _Linter:
         spatial_in, spatial_out = row.input_shapes[0][1:], out[1:]
         return all(n == 1 for n in spatial_out) and any(n > 1 for n in spatial_in)
 
-    def small_head(self, step: _Step) -> None:
-        assert step.field_in is not None
+    def small_head(self, row: Row, field_in: Field) -> None:
+        assert field_in is not None
         spatial = self.input_shape[1:]
-        if len(step.field_in) != len(spatial):
+        if len(field_in) != len(spatial):
             return
-        sizes = [f.size for f in step.field_in]
+        sizes = [f.size for f in field_in]
         # Below half the input, no feature sees two points half the input apart: the head
         # only averages local evidence. A field a little short of the input is normal.
         short = [i for i, (size, n) in enumerate(zip(sizes, spatial)) if 2 * size < n]
@@ -219,7 +222,7 @@ class _Linter:
         self.warn("small-head-field",
                   f"the features this head pools each see {seen} input pixels of the {whole} input, less"
                   f" than half ({share}), so none combines distant parts of it; add downsampling or"
-                  " dilation before the head, or use a smaller input", step.row)
+                  " dilation before the head, or use a smaller input", row)
 
     def gridding(self, run: list[tuple[_Step, tuple[Window, ...]]]) -> None:
         if not run:

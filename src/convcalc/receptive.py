@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from convcalc.geometry import adaptive_window
 from convcalc.records import record
@@ -415,14 +415,15 @@ class AxisField:
         """The field after a layer whose axis map is `amap`."""
         if amap is IDENTITY:
             return self
-        if len(self.lo) == 1 and amap.period == 1 and self.lo[0] is not None:
+        window = type(amap) is Window  # period 1 and step = stride, without asking
+        if len(self.lo) == 1 and (window or amap.period == 1) and self.lo[0] is not None:
             # The common case (a sliding field through a sliding window) in closed form.
             span = amap.reach(0)
             assert span is not None and self.hi[0] is not None
             return AxisField(
                 (self.lo[0] + span[0] * self.shift,),
                 (self.hi[0] + span[1] * self.shift,),
-                self.shift * amap.step,
+                self.shift * (cast(Window, amap).stride if window else amap.step),
             )
         repeats = 1 if amap.step == 0 else self.period // math.gcd(self.period, amap.step)
         period = amap.period * repeats

@@ -43,6 +43,7 @@ MAX_NESTING = 50  # lists and mappings inside one value (Python's recursion stay
 # Floats YAML 1.2 and JSON accept that YAML 1.1 reads as text: an exponent without a dot.
 EXPONENT_FLOAT = r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"
 _EXPONENT_FLOAT = re.compile(EXPONENT_FLOAT)
+_NUMBER_START = frozenset("+-.0123456789")  # how an EXPONENT_FLOAT begins (names do not)
 MAX_DIGITS = 100  # characters of one number (Python refuses to read ints past 4,300 digits)
 
 STR, INT, FLOAT, BOOL, NULL, SEQ, MAP = (
@@ -231,11 +232,13 @@ def scalar(node: Node, source: Source) -> Any:
     """A scalar node's value, typed as YAML 1.1 resolves it (safe tags only)."""
     if not isinstance(node, yaml.ScalarNode):
         raise SpecError("expected a single value here, not a list or mapping", where=source.where(node))
-    if node.tag in (STR, TIMESTAMP, VALUE):  # a date-like name or '=' stays text
-        if node.tag == STR and not node.style and _EXPONENT_FLOAT.match(node.value):
+    tag = node.tag
+    if tag in (STR, TIMESTAMP, VALUE):  # a date-like name or '=' stays text
+        value = node.value
+        if tag == STR and not node.style and value[:1] in _NUMBER_START and _EXPONENT_FLOAT.match(value):
             # YAML 1.1 wants a dot in a float (`1.0e-6`); `1e-6` written plainly is a number.
-            return float(node.value)
-        return node.value
+            return float(value)
+        return value
     if node.tag in (INT, FLOAT) and len(node.value) > MAX_DIGITS:
         raise SpecError(f"the number {node.value[:20]}... has more than {MAX_DIGITS} characters;"
                         " no size or argument needs that many", where=source.where(node))
@@ -297,6 +300,8 @@ def _check_split_calls(node: yaml.MappingNode, source: Source) -> None:
     and a key `4)`. Say so, and how to write it, rather than `unknown argument '4)'`."""
     pairs = node.value
     for i, (_, value_node) in enumerate(pairs):
+        if not isinstance(value_node, yaml.ScalarNode) or "(" not in value_node.value:
+            continue  # most values, at once
         depth = _open_parens(value_node)
         if depth <= 0:
             continue
