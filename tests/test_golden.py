@@ -126,7 +126,8 @@ def test_layer_json_is_json_dumps_of_the_layer_dict(name):
     import json
 
     from convcalc.load import load_network
-    from convcalc.render.data import row_dict, rows_json
+    from convcalc.render.data import row_dict
+    from convcalc.render.plain import rows_json
 
     report = analyze(load_network(str(EXAMPLES / f"{name}.yaml")))
     assert rows_json(report.rows) == [json.dumps(row_dict(row)) for row in report.rows]

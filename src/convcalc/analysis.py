@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import field as record_field
+from itertools import accumulate
 from typing import cast
 
 from convcalc.branches import alignment, mismatch, number_text
@@ -155,14 +156,13 @@ class Entry:
         return self.group is not None
 
 
-def outline(report: Report, graph: Graph, depth: int | None = None) -> tuple[Entry, ...]:
+def outline(report: Report, graph: Graph, depth: int | None = None, layers: bool = True) -> tuple[Entry, ...]:
     """The rows and group subtotals at nesting depth <= `depth` (all when None), in tree
-    order: each group just before the rows and groups inside it."""
+    order: each group just before the rows and groups inside it; only the groups without
+    `layers`."""
     rows = report.rows
-    sums = {"params": [0], "buffers": [0], "macs": [0], "activation_bytes": [0]}
-    for row in rows:
-        for key, acc in sums.items():
-            acc.append(acc[-1] + getattr(row, key))
+    sums = {key: list(accumulate([getattr(row, key) for row in rows], initial=0))
+            for key in ("params", "buffers", "macs", "activation_bytes")}
 
     def total(key: str, start: int, stop: int) -> int:
         return sums[key][stop] - sums[key][start]
@@ -175,7 +175,7 @@ def outline(report: Report, graph: Graph, depth: int | None = None) -> tuple[Ent
         if depth is None or g.depth <= depth:
             by_start.setdefault(g.start, []).append(g)
     out: list[Entry] = []
-    for i, row in enumerate(rows):
+    for i in range(len(rows)) if layers else sorted(by_start):
         for g in by_start.get(i, ()):
             outside = sorted({j for k in range(g.start, g.stop) for j in graph.nodes[k].inputs if j < g.start})
             last = rows[g.stop - 1]
@@ -183,6 +183,9 @@ def outline(report: Report, graph: Graph, depth: int | None = None) -> tuple[Ent
                 g.path, g.kind, g.depth, g.start, g.stop, g, tuple(shape_of(j) for j in outside),
                 last.output_shape, total("params", g.start, g.stop), total("buffers", g.start, g.stop),
                 total("macs", g.start, g.stop), total("activation_bytes", g.start, g.stop), last.field))
+        if not layers:
+            continue
+        row = rows[i]
         node_depth = graph.depths[i] if graph.depths else 1
         if depth is None or node_depth <= depth:
             out.append(Entry(row.path, row.type, node_depth, i, i + 1, None, row.input_shapes, row.output_shape,

@@ -5,8 +5,10 @@
 millisecond per class; the classes on the path of `convcalc shapes` made that a quarter of
 the command's start-up. A record is the same dataclass (`dataclasses.fields`, `replace` and
 `asdict` work on it, mypy checks it as one), but its methods are compiled the first time
-they are called, so a class costs only what it uses. Its `__init__` writes the instance
-dict directly, which is also about twice as fast per instance as a frozen dataclass's.
+they are called, so a class costs only what it uses. `__init__` is compiled only for a class
+made many times (`COMPILE_AFTER`; compiling one costs as much as about a hundred calls of the
+generic one it replaces); it writes the instance dict directly, about twice as fast per
+instance as a frozen dataclass's `__init__`.
 
 Semantics are those of `@dataclass(frozen=True)`: fields in order (a base record's first),
 `field(default=..., default_factory=..., compare=..., repr=..., hash=...)`, `__post_init__`,
@@ -32,6 +34,7 @@ else:  # only type checkers read it (typing has it from Python 3.11)
 T = TypeVar("T", bound=type)
 
 _MISSING = dataclasses.MISSING
+COMPILE_AFTER = 64  # instances a record's generic __init__ makes before its own is compiled
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
@@ -47,7 +50,9 @@ def record(cls: T) -> T:
             defaulted = f.name
         elif defaulted is not None:
             raise TypeError(f"{cls.__name__}: field '{f.name}' without a default follows '{defaulted}', which has one")
-    for name, make in (("__init__", _init), ("__repr__", _repr), ("__eq__", _eq)):
+    if "__init__" not in own:
+        type.__setattr__(cls, "__init__", _generic_init(cls))
+    for name, make in (("__repr__", _repr), ("__eq__", _eq)):
         if name not in own:
             _compile_on_first_call(cls, name, make)
     if own.get("__hash__") is None:  # not written by the class (None: set so by Python for its __eq__)
@@ -66,6 +71,47 @@ def _compile_on_first_call(cls: type, name: str, make: Callable[[type], Callable
     first_call.__name__ = name
     first_call.__qualname__ = f"{cls.__qualname__}.{name}"
     type.__setattr__(cls, name, first_call)
+
+
+def _generic_init(cls: type) -> Callable[..., None]:
+    """An `__init__` for any record, which compiles the class's own at its COMPILE_AFTER-th call."""
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    known = frozenset(names)
+    required = [f.name for f in fields if f.default is _MISSING and f.default_factory is _MISSING]
+    defaults = [(f.name, f.default, f.default_factory) for f in fields if f.name not in required]
+    post_init = hasattr(cls, "__post_init__")
+    calls = 0
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > COMPILE_AFTER:
+            compiled = _init(cls)
+            type.__setattr__(cls, "__init__", compiled)
+            compiled(self, *args, **kwargs)
+            return
+        if len(args) > len(names):
+            raise TypeError(f"{cls.__name__}() takes {len(names)} arguments but {len(args)} were given")
+        values = dict(zip(names, args))
+        for name, value in kwargs.items():
+            if name not in known or name in values:
+                what = "multiple values for" if name in values else "an unexpected keyword"
+                raise TypeError(f"{cls.__name__}() got {what} argument '{name}'")
+            values[name] = value
+        if len(values) < len(names):
+            missing = [name for name in required if name not in values]
+            if missing:
+                raise TypeError(f"{cls.__name__}() missing required argument '{missing[0]}'")
+            for name, default, factory in defaults:
+                if name not in values:
+                    values[name] = default if factory is _MISSING else factory()
+        self.__dict__.update(values)
+        if post_init:
+            self.__post_init__()
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
 
 
 def _frozen_setattr(self: Any, name: str, value: Any) -> None:

@@ -14,9 +14,6 @@ layer gains `verified` (true, false, or null when it did not run) and `actual_sh
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from convcalc.analysis import DesignWarning, Field, Report, Row
@@ -73,23 +70,6 @@ def field_dict(field: Field) -> dict[str, list[int | float | None]] | None:
     }
 
 
-def field_json(field: Field) -> str:
-    """`json.dumps(field_dict(field))`, without the dict."""
-    if field is None:
-        return "null"
-    sizes = ", ".join([str(f.size) for f in field])
-    jumps = ", ".join([_number_json(f.jump) for f in field])
-    starts = ", ".join([_number_json(f.start) for f in field])
-    return f'{{"size": [{sizes}], "jump": [{jumps}], "start": [{starts}]}}'
-
-
-def _number_json(value: Fraction | int | None) -> str:
-    """A jump or start as json writes `number(value)`."""
-    if type(value) is int:
-        return str(value)
-    return json.dumps(number(value))
-
-
 def row_dict(row: Row, fields: dict[int, Any] | None = None) -> dict[str, Any]:
     """One layer of the contract; `fields` memoises receptive fields by identity (element-wise
     layers pass their input's field object on, so long stacks share a few)."""
@@ -116,34 +96,9 @@ def row_dict(row: Row, fields: dict[int, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def rows_json(rows: Iterable[Row]) -> list[str]:
-    """`json.dumps(row_dict(row))` of each row, byte for byte, from memoised pieces: a big
-    network repeats its shapes, types and fields, which json's encoder would encode afresh
-    for every row (and building the dicts first cost as much again)."""
-    texts: dict[Any, str] = {}  # shape tuples, layer types -> their JSON
-    fields: dict[int, str] = {}  # id(field) -> its JSON; the rows keep the fields alive
-    out = []
-    for row in rows:
-        rf = fields.get(id(row.field))
-        if rf is None:
-            rf = fields[id(row.field)] = field_json(row.field)
-        shape = row.input_shapes if row.is_merge else row.input_shapes[0]
-        shape_in = texts.get(shape)
-        if shape_in is None:
-            shape_in = texts[shape] = json.dumps(shape)
-        shape_out = texts.get(row.output_shape)
-        if shape_out is None:
-            shape_out = texts[row.output_shape] = json.dumps(row.output_shape)
-        out.append(f'{{"path": {encode_basestring_ascii(row.path)}, "type": {encode_basestring_ascii(row.type)},'
-                   f' "input_shape": {shape_in}, "output_shape": {shape_out}, "params": {row.params},'
-                   f' "buffers": {row.buffers}, "macs": {row.macs}, "flops": {row.flops},'
-                   f' "activation_bytes": {row.activation_bytes}, "receptive_field": {rf}}}')
-    return out
-
-
-def report_dict(report: Report, encoded_layers: bool = False) -> dict[str, Any]:
-    """The JSON contract as Python data; with `encoded_layers`, `layers` holds each layer's
-    JSON text (`rows_json`) instead of its dict."""
+def report_dict(report: Report, layers: bool = True) -> dict[str, Any]:
+    """The JSON contract as Python data; `layers=False` leaves the `layers` list empty (for a
+    writer that makes them itself, as `render.plain.to_json` does)."""
     t = report.totals
     fields: dict[int, Any] = {}  # the rows keep every field alive, so ids stay unique
     return {
@@ -156,7 +111,7 @@ def report_dict(report: Report, encoded_layers: bool = False) -> dict[str, Any]:
                     for o in report.outputs],
         "batch_size": report.batch_size,
         "dtype": report.dtype,
-        "layers": rows_json(report.rows) if encoded_layers else [row_dict(r, fields) for r in report.rows],
+        "layers": [row_dict(r, fields) for r in report.rows] if layers else [],
         "totals": {
             "params": t.params,
             "buffers": t.buffers,

@@ -10,11 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any
 
-from convcalc.analysis import Entry, Report
-from convcalc.render.data import add_verification, field_dict, human_bytes, report_dict, shape_text
+from convcalc.analysis import Entry, Field, Report, Row
+from convcalc.render.data import add_verification, field_dict, human_bytes, number, report_dict, shape_text
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 CSV_COLUMNS = (
     "path", "type", "input_shape", "output_shape", "params", "buffers", "macs", "flops",
@@ -28,14 +32,14 @@ def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | No
     Readable and diffable, and json's C encoder does the per-layer work (with `indent`
     json falls back to pure Python, several times slower on big networks).
     """
-    data = report_dict(report, encoded_layers=verification is None)
+    data = report_dict(report, layers=verification is not None)
     if verification is not None:
         add_verification(data, verification)
     data.update(extra or {})  # e.g. `training` (--training)
     parts = []
     for key, value in data.items():
-        if key == "layers" and verification is None and value:  # already JSON text
-            items = ",\n".join("    " + text for text in value)
+        if key == "layers" and verification is None and report.rows:  # the layers, written here
+            items = ",\n".join("    " + text for text in rows_json(report.rows))
             parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             items = ",\n".join("    " + json.dumps(v) for v in value)
@@ -43,6 +47,48 @@ def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | No
         else:
             parts.append(f"  {json.dumps(key)}: {json.dumps(value)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def rows_json(rows: Iterable[Row]) -> list[str]:
+    """`json.dumps(row_dict(row))` of each row, byte for byte, from memoised pieces: a big
+    network repeats its shapes, types and fields, which json's encoder would encode afresh
+    for every row (and building the dicts first cost as much again)."""
+    texts: dict[Any, str] = {}  # shape tuples, layer types -> their JSON
+    fields: dict[int, str] = {}  # id(field) -> its JSON; the rows keep the fields alive
+    out = []
+    for row in rows:
+        rf = fields.get(id(row.field))
+        if rf is None:
+            rf = fields[id(row.field)] = field_json(row.field)
+        shape = row.input_shapes if row.is_merge else row.input_shapes[0]
+        shape_in = texts.get(shape)
+        if shape_in is None:
+            shape_in = texts[shape] = json.dumps(shape)
+        shape_out = texts.get(row.output_shape)
+        if shape_out is None:
+            shape_out = texts[row.output_shape] = json.dumps(row.output_shape)
+        out.append(f'{{"path": {encode_basestring_ascii(row.path)}, "type": {encode_basestring_ascii(row.type)},'
+                   f' "input_shape": {shape_in}, "output_shape": {shape_out}, "params": {row.params},'
+                   f' "buffers": {row.buffers}, "macs": {row.macs}, "flops": {row.flops},'
+                   f' "activation_bytes": {row.activation_bytes}, "receptive_field": {rf}}}')
+    return out
+
+
+def field_json(field: Field) -> str:
+    """`json.dumps(field_dict(field))`, without the dict."""
+    if field is None:
+        return "null"
+    sizes = ", ".join([str(f.size) for f in field])
+    jumps = ", ".join([_number_json(f.jump) for f in field])
+    starts = ", ".join([_number_json(f.start) for f in field])
+    return f'{{"size": [{sizes}], "jump": [{jumps}], "start": [{starts}]}}'
+
+
+def _number_json(value: Fraction | int | None) -> str:
+    """A jump or start as json writes `number(value)`."""
+    if type(value) is int:
+        return str(value)
+    return json.dumps(number(value))
 
 
 # --columns name -> CSV header

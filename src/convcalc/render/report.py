@@ -31,7 +31,7 @@ def render_report(report: Report, fmt: str, verification: Verification | None = 
     """`graph` (the network's) is needed for `view.depth` and for the terminal's tree."""
     entries: tuple[Entry, ...] | None = None
     if graph is not None and fmt != "csv" and (view.depth is not None or (fmt == "table" and view.width is not None)):
-        entries = outline(report, graph, view.depth)
+        entries = outline(report, graph, view.depth, layers=fmt != "json")  # JSON lists the groups only
     if fmt == "table":
         return Rendered(_table(report, verification, training, view, entries))
     from convcalc.render import plain

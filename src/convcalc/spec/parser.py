@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
@@ -61,14 +61,16 @@ class Block:
 REQUIRED_ARG = object()
 
 
-@dataclass
 class _Context:
-    source: Source
-    blocks: dict[str, Block]
-    limits: Limits
-    leaves: int = 0
-    stack: list[str] = field(default_factory=list)  # blocks being expanded
-    references: int = 0  # `from:` / `size_of:` / `outputs:` paths, checked once lowered
+    """What one parse shares (a plain class: mutable, and a dataclass costs start-up)."""
+
+    def __init__(self, source: Source, blocks: dict[str, Block], limits: Limits) -> None:
+        self.source = source
+        self.blocks = blocks
+        self.limits = limits
+        self.leaves = 0
+        self.stack: list[str] = []  # blocks being expanded
+        self.references = 0  # `from:` / `size_of:` / `outputs:` paths, checked once lowered
 
 
 class Parser:
