@@ -314,7 +314,12 @@ def lower(network: Network) -> Graph:
             if item.source is not None:
                 source = resolve(item.source, item.path or None)
             for child in item.items:
-                source = visit(child, source, enclosing, inner)
+                if type(child) is Layer and not child.sources and child.shape_of is None:
+                    # most items: a layer reading the one before, without the call
+                    source = add(Node(child.path, child.type, child.args, (source,), (), child.where), inner)
+                    done[child.path] = source
+                else:
+                    source = visit(child, source, enclosing, inner)
             end = source
         else:
             if item.split is None:

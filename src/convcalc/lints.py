@@ -264,6 +264,8 @@ def lint(network: Network, report: Report) -> Report:
     """`report` with the multi-layer design warnings added, all in execution order."""
     linter = _Linter(report)
     linter.run(network.graph, report)
+    if not linter.found and not report.warnings:
+        return report
     order = {row.path: i for i, row in enumerate(report.rows)}
     added = [DesignWarning(path, row.type, code, message, row.where)
              for code, message, path, row in linter.found]

@@ -516,7 +516,7 @@ class Parser:
             raise self.error(
                 f"'{head}' is where branches meet; write it as 'residual:' or 'parallel:' with"
                 f" merge: {head}, or give its inputs as from: [a, b]", head_node, path)
-        if head in REGISTRY:
+        if head in REGISTRY.types:
             return self.layer(head, head_node, args_node, path, scope)
         if head == "sequential":
             node = args_node
@@ -552,7 +552,7 @@ class Parser:
         if self.ctx.leaves > self.ctx.limits.max_layers:
             raise self.error(f"the spec expands to more than {self.ctx.limits.max_layers:,} layers"
                              " (raise the limit with --max-layers)", head_node, path, type_name, LimitError)
-        return Layer(path, REGISTRY[type_name], args, self.where(head_node), shape_of=shape_of)
+        return Layer(path, REGISTRY.types[type_name], args, self.where(head_node), shape_of=shape_of)
 
     def layer_args(self, type_name: str, head_node: yaml.Node, args_node: yaml.Node | None, path: str,
                    scope: Mapping[str, Any]) -> tuple[Args, Ref | None]:
