@@ -1,32 +1,36 @@
 """Speed of `convcalc shapes`: start-up against the import floor, and cost per layer.
 
-Run: python3 benchmarks/shapes_bench.py [--runs N] [--examples resnet50 efficientnet_b0]
+Run: python3 benchmarks/shapes_bench.py [--runs N] [--scale-runs N] [--only startup|scale]
+         [--examples resnet50 efficientnet_b0]
 
 Every command runs as a whole process, both sides with the same interpreter (`sys.executable`)
 and the same environment, alternating so that load on the machine affects both alike; times
-are medians of wall-clock runs, and the ratios are what to compare across machines. convcalc
-runs as its console script next to `sys.executable` (not a shell shim found on PATH), else as
-`python -m convcalc`, importing the convcalc of this checkout (`src/` is put on PYTHONPATH).
+are medians of wall-clock runs, and the ratios are what to compare across machines (each line
+also gives the ratio of median CPU times, user + system, which waiting for a core on a busy
+machine does not inflate). convcalc runs as its console script next to `sys.executable` (not
+a shell shim found on PATH), else as `python -m convcalc`, importing the convcalc of this
+checkout (`src/` is put on PYTHONPATH); cached bytecode is allowed on both sides.
 
-P1  start-up, against what the command cannot avoid importing:
-    - `convcalc shapes examples/NAME.yaml`, stdout a pipe, against
+P1  start-up, against what the command cannot avoid importing (--runs, default 15):
+    - `convcalc shapes examples/resnet50.yaml`, stdout a pipe, against
       `python -c "import click, yaml"`; goal: ratio <= 1.3;
-    - the same on a terminal, against `python -c "import click, yaml, rich.table"`; both run
-      with stdout and stderr on a pseudo-terminal (Python's `pty`, 120x50, TERM=xterm-256color),
-      where convcalc draws the coloured, fitted table; goal: ratio <= 1.3;
+    - the same on a terminal, against `python -c "import click, yaml, rich.table"`: both run
+      with stdout and stderr on a pseudo-terminal (Python's `pty`, 120x50 characters,
+      TERM=xterm-256color, no COLUMNS, NO_COLOR or FORCE_COLOR), where convcalc draws the
+      coloured table fitted to the width; goal: ratio <= 1.3;
     - `convcalc --help` and `convcalc --version` against `python -c "import click"`;
       goal: ratio <= 1.15.
-P2  scale: a generated 10,000-layer spec to JSON against libyaml composing the same file
-    (`yaml.compose(text, Loader=yaml.CSafeLoader)` in its own process, in the same run);
-    goal: ratio <= 1.5. Then the 40,000-layer spec against the 10,000-layer one; goal:
-    ratio <= 4.4 (cost linear in layers). For three specs:
-    - chain: conv/bn/relu triples;
+    The first example carries the goals; further ones (EfficientNet-B0: 256 rows, gates,
+    expressions) show how the ratio grows with the work.
+P2  scale (--scale-runs, default a third of --runs): a generated 10,000-layer spec to JSON
+    against libyaml composing the same file (`yaml.compose(text, Loader=yaml.CSafeLoader)`
+    in its own process, in the same run); goal: ratio <= 1.5. Then the 40,000-layer spec
+    against the 10,000-layer one; goal: ratio <= 4.4 (cost linear in layers). For three specs:
+    - chain: conv/bn/relu triples, one line each;
     - graph: the same, every fifth item an add of the item before it and the one 500 before
       (2,000 long references per 10,000 layers, written by number as `from:` allows);
     - depth: the chain as 100-layer `sequential` groups of 5-layer `sequential` groups, with
       `--depth 2` (JSON gains a group row per group).
-    The scale commands also report CPU seconds (user + system), which a loaded machine
-    disturbs less than wall-clock time.
 """
 
 from __future__ import annotations
