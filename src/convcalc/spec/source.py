@@ -8,6 +8,7 @@ Aliases are allowed but their expansion is bounded before anything is walked, so
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -24,18 +25,12 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 class _Loader(_BaseLoader):
     """Safe loading with tag resolution memoised: specs repeat the same few scalars, and
-    resolving each one through PyYAML's regexes was a third of the time on big specs."""
+    resolving each one through PyYAML's regexes was a third of the time on big specs. The
+    composer calls `self.resolve` for every node; a cache in C answers the repeats."""
 
-    _resolved: dict[tuple[Any, Any, Any], str] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        key = (kind, value, implicit)
-        tag = self._resolved.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._resolved) < 65_536:
-                self._resolved[key] = tag
-        return tag
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.resolve = functools.cache(super().resolve)  # type: ignore[method-assign]
 
 Node = yaml.Node
 MAX_NODES = 5_000_000  # expanded YAML nodes, counting every alias use
