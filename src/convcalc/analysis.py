@@ -212,6 +212,7 @@ class _Analysis:
         shapes = self.shapes = {INPUT: input_shape}
         fields = self.fields = {INPUT: input_field(input_shape) if track_fields else None}
         layouts: dict[int, Dims] = {INPUT: input_dims(input_shape)}
+        infer, place, advance, emit = self.infer, self.place, self.advance, self.emit
         for i, node in enumerate(graph.nodes):
             inputs = node.inputs
             if len(inputs) == 1:
@@ -221,21 +222,22 @@ class _Analysis:
             else:
                 in_shapes = tuple(shapes[j] for j in inputs)
                 dims_in = self.layout(node, [layouts[j] for j in inputs])
-            result = self.infer(i, node, in_shapes)
-            dims, maps = self.place(node, dims_in, in_shapes[0], result)
+            result = infer(i, node, in_shapes)
+            dims, maps = place(node, dims_in, in_shapes[0], result)
             if not track_fields:
                 field = None
             elif node.type.arity == 1:
-                field = self.advance(fields[inputs[0]], maps, node, result.output_shape, dims)
+                field = advance(fields[inputs[0]], maps, node, result.output_shape, dims)
             elif dims is None:
                 field = None
             else:
                 field = self.merge_fields(i, in_shapes, result.output_shape, dims)
             shapes[i], fields[i], layouts[i] = result.output_shape, field, dims
-            self.emit(node, in_shapes, result, field, dims_in, dims, maps)
+            emit(node, in_shapes, result, field, dims_in, dims, maps)
         outputs = set(graph.outputs)
+        consumers = graph.consumers
         for i, node in enumerate(graph.nodes):
-            if not graph.consumers[i] and i not in outputs:
+            if not consumers[i] and i not in outputs:
                 self.warn(node, Note("dead-layer", "nothing reads this output and it is not one of"
                                                    " the network's outputs (list it in 'outputs:'?)"))
 

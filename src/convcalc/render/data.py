@@ -26,7 +26,7 @@ SCHEMA_VERSION = 1
 
 def number(value: Fraction | int | None) -> int | float | None:
     """Fractions as JSON numbers: ints when whole (None stays None)."""
-    if value is None or type(value) is int:
+    if value is None or isinstance(value, (int, float)):  # not a Fraction (fractions is imported lazily)
         return value
     return value.numerator if value.denominator == 1 else float(value)
 
@@ -35,7 +35,7 @@ def fraction_text(value: Fraction | int | None) -> str:
     """`3`, `1/2`, or `-` for None."""
     if value is None:
         return "-"
-    if type(value) is not int and value.denominator != 1:
+    if not isinstance(value, (int, float)) and value.denominator != 1:
         return f"{value.numerator}/{value.denominator}"
     return str(int(value))
 

@@ -60,7 +60,8 @@ def rows_json(rows: Iterable[Row]) -> list[str]:
         rf = fields.get(id(row.field))
         if rf is None:
             rf = fields[id(row.field)] = field_json(row.field)
-        shape = row.input_shapes if row.is_merge else row.input_shapes[0]
+        shapes = row.input_shapes
+        shape = shapes[0] if len(shapes) == 1 or not row.is_merge else shapes
         shape_in = texts.get(shape)
         if shape_in is None:
             shape_in = texts[shape] = json.dumps(shape)
