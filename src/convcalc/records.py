@@ -94,11 +94,12 @@ def _generic_init(cls: type) -> Callable[..., None]:
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__}() takes {len(names)} arguments but {len(args)} were given")
         values = dict(zip(names, args))
-        for name, value in kwargs.items():
-            if name not in known or name in values:
+        if kwargs:
+            if not kwargs.keys() <= known or not values.keys().isdisjoint(kwargs):
+                name = next(n for n in kwargs if n not in known or n in values)
                 what = "multiple values for" if name in values else "an unexpected keyword"
                 raise TypeError(f"{cls.__name__}() got {what} argument '{name}'")
-            values[name] = value
+            values.update(kwargs)
         if len(values) < len(names):
             missing = [name for name in required if name not in values]
             if missing:
