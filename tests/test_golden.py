@@ -131,3 +131,17 @@ def test_layer_json_is_json_dumps_of_the_layer_dict(name):
 
     report = analyze(load_network(str(EXAMPLES / f"{name}.yaml")))
     assert rows_json(report.rows) == [json.dumps(row_dict(row)) for row in report.rows]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "unet", "yolo_neck", "efficientnet_b0"])
+def test_group_json_is_json_dumps_of_the_group_dict(name):
+    """`--depth` groups in JSON are written from memoised pieces too (`groups_json`)."""
+    import json
+
+    from convcalc.analysis import outline
+    from convcalc.load import load_network
+    from convcalc.render.plain import group_dict, groups_json
+
+    network = load_network(str(EXAMPLES / f"{name}.yaml"))
+    entries = outline(analyze(network), network.graph)
+    assert groups_json(entries) == [json.dumps(group_dict(e)) for e in entries if e.group is not None]

@@ -43,7 +43,7 @@ def render_report(report: Report, fmt: str, verification: Verification | None = 
 
             sections["training"] = training_dict(training, report.totals.buffers)
         if view.depth is not None and entries is not None:
-            sections["groups"] = plain.groups_json(entries, report)
+            sections["groups"] = plain.groups_json(entries)
         return Rendered(plain.to_json(report, verification, sections or None))
     if fmt == "csv":
         grouped = None
