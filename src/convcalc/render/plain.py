@@ -26,18 +26,24 @@ CSV_COLUMNS = (
 )
 
 
-def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | None = None) -> str:
-    """Indented at the top level, one compact line per layer and warning.
+def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | None = None,
+            groups: Sequence[Entry] | None = None) -> str:
+    """Indented at the top level, one compact line per layer, group (`groups`: an outline,
+    for --depth) and warning.
 
-    Readable and diffable, and json's C encoder does the per-layer work (with `indent`
-    json falls back to pure Python, several times slower on big networks).
+    Readable and diffable, and the layers and groups are written from memoised pieces
+    (`rows_json`, `groups_json`); with `indent` json falls back to pure Python, several times
+    slower on big networks.
     """
+    fields: dict[int, str] = {}  # field JSON by id, for layers and groups; the report keeps them alive
     data = report_dict(report, layers=verification is not None)
     if verification is not None:
         add_verification(data, verification)
     else:
-        data["layers"] = JsonLines(rows_json(report.rows))
-    data.update(extra or {})  # e.g. `training` (--training), `groups` (--depth)
+        data["layers"] = JsonLines(rows_json(report.rows, fields))
+    data.update(extra or {})  # e.g. `training` (--training)
+    if groups is not None:
+        data["groups"] = groups_json(groups, fields)
     parts = []
     for key, value in data.items():
         if isinstance(value, JsonLines) and value:  # objects already written
@@ -55,12 +61,13 @@ class JsonLines(list[str]):
     """A list of JSON objects already written (each as json.dumps writes it), for `to_json`."""
 
 
-def rows_json(rows: Iterable[Row]) -> list[str]:
+def rows_json(rows: Iterable[Row], fields: dict[int, str] | None = None) -> list[str]:
     """`json.dumps(row_dict(row))` of each row, byte for byte, from memoised pieces: a big
     network repeats its shapes, types and fields, which json's encoder would encode afresh
-    for every row (and building the dicts first cost as much again)."""
-    texts: dict[Any, str] = {}  # shape tuples, layer types -> their JSON
-    fields: dict[int, str] = {}  # id(field) -> its JSON; the rows keep the fields alive
+    for every row (and building the dicts first cost as much again). `fields` memoises
+    fields' JSON by id (for fields that stay alive meanwhile)."""
+    texts: dict[Any, str] = {}  # shape tuples -> their JSON
+    fields = {} if fields is None else fields
     out = []
     for row in rows:
         rf = fields.get(id(row.field))
@@ -226,11 +233,11 @@ def group_dict(e: Entry) -> dict[str, Any]:
     }
 
 
-def groups_json(entries: Sequence[Entry]) -> JsonLines:
+def groups_json(entries: Sequence[Entry], fields: dict[int, str] | None = None) -> JsonLines:
     """`json.dumps(group_dict(e))` of each group among `entries`, byte for byte, from memoised
     pieces (as `rows_json`)."""
     texts: dict[Any, str] = {}  # shape tuples -> their JSON
-    fields: dict[int, str] = {}  # id(field) -> its JSON; the entries keep the fields alive
+    fields = {} if fields is None else fields
     out = JsonLines()
     for e in entries:
         group = e.group

@@ -42,9 +42,8 @@ def render_report(report: Report, fmt: str, verification: Verification | None = 
             from convcalc.render.training import training_dict
 
             sections["training"] = training_dict(training, report.totals.buffers)
-        if view.depth is not None and entries is not None:
-            sections["groups"] = plain.groups_json(entries)
-        return Rendered(plain.to_json(report, verification, sections or None))
+        groups = entries if view.depth is not None else None
+        return Rendered(plain.to_json(report, verification, sections or None, groups))
     if fmt == "csv":
         grouped = None
         if view.depth is not None and graph is not None:  # every layer, and the groups down to the depth
