@@ -327,11 +327,16 @@ class _Analysis:
         if any(len(f) != rank for f in axes) or any(len(shape) != len(out) for shape in shapes):
             return None
         joined = merge_axis(node, out, dims)  # the spatial axis a concat joins along, if any
-        # Axes along which a broadcast gate's field holds the others': nothing to line up there.
-        covered = {} if joined is not None else self.gates(axes, shapes, out, dims)
+        same = all(shape == out for shape in shapes)  # nothing broadcast (most merges)
+        # Axes along which a broadcast gate's field holds the others': nothing to line up there
+        # (none unless an input is broadcast or its field already stretched).
+        if joined is not None or same and not any(g.stretched for f in axes for g in f):
+            covered = {}
+        else:
+            covered = self.gates(axes, shapes, out, dims)
         if len(covered) == rank:
             return tuple(covered[k] for k in range(rank))  # the gate's whole-input field
-        if joined is None and all(shape[d] == out[d] for shape in shapes for d in dims):
+        if joined is None and (same or all(shape[d] == out[d] for shape in shapes for d in dims)):
             # Inputs that slide together: aligned when their centres line up on average.
             note = alignment(self.graph, i, self.fields, (0, *(out[d] for d in dims)))
             if note is not None:

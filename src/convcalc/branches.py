@@ -233,6 +233,14 @@ def mean_centre(field: AxisField) -> Fraction | None:
 def mean_offset(a: AxisField, b: AxisField, n: int) -> Fraction | int:
     """How far `b`'s field centres lie after `a`'s, averaged over a period of outputs (both with
     the same jump, on an axis of `n` outputs); positions either leaves unreached do not count."""
+    if len(a.lo) == 1 and len(b.lo) == 1 and n > 0:  # one phase each: output 0 says it all
+        sa, sb = a.at(0), b.at(0)
+        total = sb[0] + sb[1] - sa[0] - sa[1] if sa is not None and sb is not None else 0
+        if not total:
+            return 0
+        from fractions import Fraction
+
+        return Fraction(total, 2)
     total = count = 0  # twice the offsets, summed: integers until the one division
     for o in range(min(math.lcm(a.period, b.period), n)):
         sa, sb = a.at(o), b.at(o)
