@@ -792,8 +792,8 @@ def _numbered(items: list[Node], prefix: str) -> int:
 def literal_text(node: yaml.Node | None, source: Source) -> str | None:
     """The text of a flow mapping (`{out_channels: 64, kernel_size: 3}`) when that text alone
     decides its value: no `$` or call, alias, anchor, tag, merge key or `size_of:` path; "" for
-    no arguments (`- relu`). Else None."""
-    if node is None:
+    no arguments (`- relu`, or only reserved keys). Else None."""
+    if node is None or isinstance(node, yaml.MappingNode) and not node.value:
         return ""
     if not isinstance(node, yaml.MappingNode) or not node.flow_style:
         return None
