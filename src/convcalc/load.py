@@ -13,9 +13,9 @@ Imports `errors`, `network` and `spec` only.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from convcalc.errors import Location, SpecError
@@ -34,11 +34,11 @@ def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
         name = "<stdin>"
     else:
         name = path
-        p = Path(path)
-        if p.is_dir():
+        if os.path.isdir(path):
             raise SpecError(f"{path} is a directory; give a spec file (.yaml, .yml or .json)")
         try:
-            data = p.read_bytes()
+            with open(path, "rb") as file:
+                data = file.read()
         except FileNotFoundError:
             raise SpecError(f"{path}: no such file") from None
         except OSError as err:
@@ -72,6 +72,7 @@ def read_revision(path: str, rev: str) -> Source:
         raise SpecError("--rev reads a committed file; give the spec's path, not '-'")
     import shutil
     import subprocess
+    from pathlib import Path
 
     git = shutil.which("git")
     if git is None:
