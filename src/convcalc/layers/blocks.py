@@ -14,7 +14,6 @@ from typing import Any
 
 from convcalc.errors import ArgumentError, ShapeError
 from convcalc.layers.base import (
-    TorchCall,
     Arg,
     Args,
     Choice,
@@ -25,7 +24,9 @@ from convcalc.layers.base import (
     LayerType,
     Optional,
     Shape,
+    TorchCall,
     is_int,
+    shape_str,
 )
 from convcalc.layers.norm import same_shape
 
@@ -36,6 +37,9 @@ class ChannelShuffle(LayerType):
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         g = args["groups"]
+        if len(shape) < 2:  # torch.nn.ChannelShuffle refuses a [N, C] input
+            raise ShapeError(f"expects an input with spatial axes, [C, H, W] or [C, L], got {shape_str(shape)}"
+                             " (a channel shuffle after flatten?)")
         if shape[0] % g:
             raise ShapeError(f"channels {shape[0]} are not divisible by groups={g}")
         return same_shape(shape, lead=None)
