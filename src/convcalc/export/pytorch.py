@@ -35,6 +35,7 @@ from convcalc.export.python import (
     Untranslatable,
     call,
     class_name,
+    flat,
     constant_name,
     identifier,
     literal,
@@ -45,6 +46,7 @@ from convcalc.export.python import (
     wrap,
 )
 from convcalc.export.template import (
+    NAMELESS,
     REQUIRED,
     Block,
     ExportError,
@@ -53,6 +55,7 @@ from convcalc.export.template import (
     Use,
     Uses,
     has_expression,
+    merge_type,
     names_used,
     read_template,
 )
@@ -68,7 +71,10 @@ INDENT = "        "  # inside __init__
 # How each family of layer types changes the channel count (dim 0); others keep it.
 KEEPS_CHANNELS = ("Pool", "MaxPool", "AvgPool", "AdaptivePool", "AdaptiveAvgPool", "BatchNorm", "InstanceNorm",
                   "LayerNorm", "GroupNorm", "LocalResponseNorm", "Elementwise", "PReLU", "Softmax", "Dropout",
-                  "Upsample", "Pad")
+                  "Upsample", "Pad", "ChannelShuffle", "LayerNorm2d", "LayerScale", "StochasticDepth", "CenterCrop")
+# The families whose output has the shape of their input.
+KEEPS_SHAPE = ("BatchNorm", "InstanceNorm", "LayerNorm", "GroupNorm", "LocalResponseNorm", "Elementwise", "PReLU",
+               "Softmax", "Dropout", "ChannelShuffle", "LayerNorm2d", "LayerScale", "StochasticDepth")
 
 
 def export(network: Network, report: Report, spec_label: str, version: str) -> str:
@@ -105,7 +111,7 @@ class _Writer:
         self.label = spec_label
         self.version = version
         self.helpers: set[str] = set()
-        self.uses_div = [False]
+        self.uses_div: set[str] = set()
         self.classes: dict[str, _Class] = {}
         self.order: list[str] = []
         self.building: set[str] = set()
@@ -119,10 +125,9 @@ class _Writer:
         for block in template.blocks:
             self.class_names[block] = class_name(block, reserved)
             reserved.add(self.class_names[block])
-        shadowed = {p for block in template.blocks.values() for p, _ in block.params} | {"i"}
+        shadowed = {p for block in template.blocks.values() for p, _ in block.params} | _index_names(template)
         self.free: dict[str, list[str]] = {}
         self.shadowable = shadowed
-        self.block_inputs = _block_inputs(network, report)
         self.arg_types = _arg_types(network)
 
     # --- names ---------------------------------------------------------------------------
@@ -157,7 +162,7 @@ class _Writer:
         return self.free[block.name]
 
     def _free(self, item: Item, bound: set[str], top: bool = False) -> set[str]:
-        local = bound | {"i"} if item.repeat is not None else bound
+        local = bound | {item.index} if item.repeat is not None and item.index else bound
         found = set()
         for raw in (item.when, item.repeat):
             found |= names_used(raw) - bound
@@ -213,8 +218,9 @@ class _Writer:
         else:
             base = "Fork"
             self.helpers.add("Fork")
-            children, branches, merge, after = emitter.fork(block.body)
-            emitter.statement(call("super().__init__", f"dict({children}.named_children())", branches, merge, after))
+            args, kwargs = emitter.fork(block.body)
+            emitter.statement(call("super().__init__", *args, **kwargs))
+        emitter.hold_layer_scales()
         out = emitter.channels
         static = out is not None and names_in(out) <= set(params.values()) | {"in_channels"} | set(
             self.constants.values()) | {"min", "max", "exact_div"}
@@ -238,19 +244,28 @@ class _Writer:
         emitter = _Emitter(self, scope, channels)
         emitter.line("super().__init__()")
         emitter.items(self.template.layers, "self")
+        emitter.hold_layer_scales()
         shape = "x".join(map(str, self.template.input_shape))
         doc = f"{self.template.name}: input {shape} (channels first, without the batch)."
         return _Class("Network", "nn.Sequential", ["self"], emitter.lines, doc, {}, {}, emitter.channels)
 
     # --- the file ------------------------------------------------------------------------
 
+    def main(self) -> str:
+        """Running the file prints the output shape (one line per output)."""
+        if len(self.network.graph.outputs) == 1:
+            return MAIN
+        return MAIN.replace("output = model(", "outputs = model(").replace(
+            "    print(tuple(output.shape))", "    for output in outputs:\n        print(tuple(output.shape))")
+
     def source(self) -> str:
         network = self.network_class()
         blocks = [self.classes[name] for name in self.order]
-        parts = [self.header() + "\n\n" + self.imports() + "\n\n" + self.constants_source()]
-        parts += self.helper_sources()
-        parts += [self.class_source(c) for c in (*blocks, network)]
-        parts.append(MAIN)
+        constants = self.constants_source()
+        classes = [self.class_source(c) for c in (*blocks, network)]
+        helpers = self.helper_sources()
+        parts = [self.header() + "\n\n" + self.imports("\n".join([constants, *helpers, *classes])) + "\n\n"
+                 + constants, *helpers, *classes, self.main()]
         return "\n\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
 
     def header(self) -> str:
@@ -263,15 +278,18 @@ class _Writer:
     def helper_sources(self) -> list[str]:
         chosen = _helper_closure(self.helpers)
         out = [_strip(src) for name, src in chosen]
-        if self.uses_div[0]:
+        if "make_divisible" in self.uses_div:
+            out.insert(0, MAKE_DIVISIBLE)
+        if "exact_div" in self.uses_div:
             out.insert(0, EXACT_DIV)
         return out
 
-    def imports(self) -> str:
-        text = "\n".join(src for _, src in _helper_closure(self.helpers))
-        used = set(re.findall(r"\b[A-Za-z_]\w*\b", text))
+    def imports(self, text: str) -> str:
+        """The imports `text` (the rest of the file) needs."""
+        # names used in annotations (a docstring may say "Any" too)
+        used = set(re.findall(r"[:>\[,(|] *([A-Z][A-Za-z]*)\b", text))
         stdlib = []
-        if "math" in used:
+        if re.search(r"\bmath\.", text):
             stdlib.append("import math")
         abc = [n for n in ("Mapping", "Sequence") if n in used]
         if abc:
@@ -282,7 +300,7 @@ class _Writer:
         names = ["nn"] + (["Tensor"] if "Tensor" in used else [])
         third.append(f"from torch import {', '.join(sorted(names, key=lambda n: (n[0].islower(), n)))}")
         if re.search(r"\bF\.", text):
-            third.append("from torch.nn import functional as F")
+            third.append("from torch.nn import functional as F  # noqa: N812")
         return "\n".join(stdlib) + ("\n\n" if stdlib else "") + "\n".join(third)
 
     def constants_source(self) -> str:
@@ -320,6 +338,9 @@ class _Emitter:
         self.lines: list[str] = []
         self.depth = 0
         self.channels: str | None = channels
+        # The last dim of the input, as an expression, when it is not the channels (after a
+        # permute to channels-last: what a layernorm or linear there reads).
+        self.tail: str | None = None
         self.counts: dict[str, int] = {}
 
     # --- output --------------------------------------------------------------------------
@@ -348,6 +369,12 @@ class _Emitter:
     def code(self, raw: Any, where: Any) -> str:
         return self.w.code(raw, self.scope, where)
 
+    def hold_layer_scales(self) -> None:
+        """A class that makes LayerScale modules loads their weights (see the helper)."""
+        if any(re.search(r"\bLayerScale\(", line) for line in self.lines):
+            self.w.helpers.add("hold_layer_scales")
+            self.line("hold_layer_scales(self)")
+
     def add(self, target: str, name: str | None, module: Any) -> None:
         """Append `module` to the container `target`, as `name` (Python source) when named."""
         if name is None:
@@ -375,14 +402,16 @@ class _Emitter:
         start = self.channels
         self.nested(f"if {condition}:", body)
         self.channels = _either(self.channels, condition, start)
+        self.tail = None
 
-    def loop(self, count: str, body: Callable[[], None]) -> None:
-        """`for <index> in range(count):` over `body`, with `$i` the index inside. When each copy
-        changes the channel count, the count is carried through a variable."""
+    def loop(self, count: str, index: str | None, body: Callable[[], None]) -> None:
+        """`for <var> in range(count):` over `body`, with `$<index>` the copy's number inside.
+        When each copy changes the channel count, the count is carried through a variable."""
         var = self.fresh_loop()
         first = len(self.lines)
-        outer = self.scope.names.get("i")
-        self.scope.names["i"] = var
+        index = index or "<no index>"
+        outer = self.scope.names.get(index)
+        self.scope.names[index] = var
         start, mark = self.channels, self.mark()
         self.nested(f"for {var} in range({count}):", body)
         end, made = self.channels, self.scope.taken - mark[2]
@@ -410,13 +439,14 @@ class _Emitter:
                 self.channels = carried if self.channels is not None else None
         elif end != start:
             self.channels = None
+        self.tail = None
         header = next(n for n in range(first, len(self.lines)) if self.lines[n].lstrip().startswith(f"for {var} "))
         if not any(re.search(rf"\b{var}\b", line) for line in self.lines[header + 1:]):
             self.lines[header] = self.lines[header].replace(f"for {var} ", "for _ ", 1)
         if outer is None:
-            del self.scope.names["i"]
+            del self.scope.names[index]
         else:
-            self.scope.names["i"] = outer
+            self.scope.names[index] = outer
 
     # --- items ---------------------------------------------------------------------------
 
@@ -445,6 +475,8 @@ class _Emitter:
             self.channels = None if known is None else str(known)
         if item.when is None or item.when is True:
             self.repeated(item, target)
+            if not item.is_layer or item.repeat is not None:
+                self.tail = None
         elif item.when is not False:
             condition = self.code(item.when, item.where)
             self.conditional(condition, lambda: self.repeated(item, target))
@@ -458,35 +490,39 @@ class _Emitter:
             self.one(item, target, name)
             return
         count = self.code(item.repeat, item.where)
-        per_copy = item.name is not None and "i" in references(str(item.name))
+        per_copy = item.name is not None and item.index is not None and item.index in references(str(item.name))
         if item.name is not None and not per_copy:
             name = self.name(item)
             if isinstance(item.repeat, int) and item.repeat == 1:
-                self.with_index("0", lambda: self.one(item, target, name))
+                self.with_index(item.index, "0", lambda: self.one(item, target, name))
                 return
             if not isinstance(item.repeat, int):
-                self.conditional(f"{count} == 1", lambda: self.with_index("0", lambda: self.one(item, target, name)))
+                self.conditional(f"{count} == 1",
+                                 lambda: self.with_index(item.index, "0", lambda: self.one(item, target, name)))
                 self.conditional(f"{count} != 1", lambda: self.group(item, target, name, count))
                 return
             self.group(item, target, name, count)
             return
-        self.loop(count, lambda: self.one(item, target, self.name(item) if per_copy else None))
+        self.loop(count, item.index, lambda: self.one(item, target, self.name(item) if per_copy else None))
 
     def group(self, item: Item, target: str, name: str, count: str) -> None:
         """A named repeat: the copies are numbered inside a group of that name."""
         group = self.fresh(_local(item.name))
         self.line(f"{group} = nn.Sequential()")
-        self.loop(count, lambda: self.one(item, group, None))
+        self.loop(count, item.index, lambda: self.one(item, group, None))
         self.add(target, name, group)
 
-    def with_index(self, value: str, body: Callable[[], None]) -> None:
-        outer = self.scope.names.get("i")
-        self.scope.names["i"] = value
+    def with_index(self, index: str | None, value: str, body: Callable[[], None]) -> None:
+        if index is None:
+            body()
+            return
+        outer = self.scope.names.get(index)
+        self.scope.names[index] = value
         body()
         if outer is None:
-            del self.scope.names["i"]
+            del self.scope.names[index]
         else:
-            self.scope.names["i"] = outer
+            self.scope.names[index] = outer
 
     def fresh_loop(self) -> str:
         for name in ("i", "j", "k", *(f"i{n}" for n in range(2, 100))):
@@ -517,8 +553,8 @@ class _Emitter:
             return group
         if item.head in ("residual", "parallel"):
             self.w.helpers.add("Fork")
-            children, branches, merge, after = self.fork(item)
-            return call("Fork", f"dict({children}.named_children())", branches, merge, after)
+            args, kwargs = self.fork(item)
+            return call("Fork", *args, **kwargs)
         raise ExportError(f"unknown layer type or block '{item.head}'", where=item.where)
 
     # --- layers --------------------------------------------------------------------------
@@ -529,8 +565,28 @@ class _Emitter:
         args = self.layer_args(lt, item, uses)
         in_shape = self.in_shape(lt, item, uses)
         torch_call = lt.torch_call(args, in_shape)
-        self.channels = self.out_channels(lt, args, uses)
+        if item.head == "permute":
+            self.channels, self.tail = self.permuted(args, len(in_shape))
+            return self.render(torch_call, item)
+        self.channels, self.tail = self.out_channels(lt, args, uses), self.out_tail(lt, args, len(in_shape))
         return self.render(torch_call, item)
+
+    def out_tail(self, lt: LayerType, args: dict[str, Any], rank: int) -> str | None:
+        """The last dim of a layer's output as an expression, where it is followed (`tail`)."""
+        families = {cls.__name__ for cls in type(lt).__mro__}
+        if "Linear" in families:
+            return _source(args["out_features"])
+        if families & set(KEEPS_SHAPE) and rank > 1:
+            return self.tail
+        return None
+
+    def permuted(self, args: dict[str, Any], rank: int) -> tuple[str | None, str | None]:
+        """(channels, tail) after a permute, from the dims followed before it."""
+        if isinstance(args["dims"], Code) or rank < 2:
+            return None, None
+        dims = [d % (rank + 1) - 1 for d in args["dims"]]
+        known = {0: self.channels, rank - 1: self.tail}
+        return known.get(dims[1]), known.get(dims[-1])
 
     def layer_args(self, lt: LayerType, item: Item, uses: list[Use]) -> dict[str, Any]:
         rank = lt.rank or 1
@@ -571,6 +627,8 @@ class _Emitter:
             values = {u.in_shape[d] for u in uses if len(u.in_shape) == size}
             if d == 0 and self.channels is not None:
                 dims.append(Code(self.channels))
+            elif d == size - 1 and self.tail is not None:
+                dims.append(Code(self.tail))
             elif len(values) == 1:
                 dims.append(values.pop())
             else:
@@ -633,11 +691,11 @@ class _Emitter:
         cls = self.w.block_class(block)
         c = self.channels
         if c is None:
-            values = set(self.w.block_inputs.get(item.where, ()))
-            if len(values) != 1:
+            known = self.w.uses.channels(item, leaving=False)
+            if known is None:
                 raise ExportError(f"block '{block.name}': the channels of its input are not known here",
                                   where=item.where)
-            c = str(values.pop())
+            c = str(known)
         kwargs: dict[str, str] = {}
         passed: dict[str, str] = {"in_channels": c}
         for name, py in cls.params.items():
@@ -667,59 +725,158 @@ class _Emitter:
 
     # --- forks ---------------------------------------------------------------------------
 
-    def fork(self, item: Item) -> tuple[str, Any, str, Any]:
-        """Statements building a fork's children; returns (children, branches, merge, after)."""
-        merge = item.merge if isinstance(item.merge, str) and not _is_expr(item.merge) else None
-        if merge not in ("add", "concat"):
-            raise ExportError(f"{item.head}: 'merge' must be written as add or concat to export", where=item.where)
+    def fork(self, item: Item) -> tuple[list[Any], dict[str, Any]]:
+        """Statements building a fork's children; returns the arguments of its `Fork`."""
+        merge = merge_type(item.merge)
+        allowed = ("add", "concat") if item.head == "residual" else ("add", "mul", "concat")
+        if merge not in allowed:
+            raise ExportError(f"{item.head}: 'merge' must be written as {' or '.join(allowed)} to export"
+                              f" (got {item.merge!r})", where=item.where)
         layers = self.fresh("layers")
         self.line(f"{layers} = nn.Sequential()")
         start = self.channels
-        merge_module = "Add()" if merge == "add" else "Concat()"
-        self.w.helpers.add("Add" if merge == "add" else "Concat")
-        branch_names: list[Any] = []
+        self.tail = None
         if item.head == "residual":
-            body_static = _static_names(item.items)
-            self.items(item.items, layers)
-            body_channels = self.channels
-            body: Any = _list(body_static) if body_static is not None else None
-            if body is None:
-                body = self.fresh("body")
-                self.line(f"{body} = [name for name, _ in {layers}.named_children()]")
-            shortcut_channels = start
-            shortcut_name = None
-            if item.shortcut:
-                shortcut = self.fresh("shortcut")
+            branches, merge_arg, on, after = self.residual(item, layers, merge)
+            kwargs: dict[str, Any] = {}
+        else:
+            branches, kwargs, after = self.parallel(item, layers, merge, start)
+            merge_arg, on = literal(merge), None
+        if on != "False":
+            module = f"{merge.capitalize()}()"
+            self.w.helpers.add(merge.capitalize())
+            if on is None:
+                self.add(layers, literal(merge), module)
+            else:
+                self.conditional(on, lambda: self.add(layers, literal(merge), module))
+        args = [f"dict({layers}.named_children())", branches, merge_arg]
+        if not (isinstance(after, Group) and not after.items):
+            args.append(after)
+        return args, kwargs
+
+    def residual(self, item: Item, layers: str, merge: str) -> tuple[Any, str, str | None, Any]:
+        """A residual's children: (branches, merge, the condition of its skip, after)."""
+        start = self.channels
+        on: str | None = None  # skip: None always, "False" never, else the condition
+        if item.skip is False:
+            on = "False"
+        elif item.skip is not True:
+            on = self.fresh("skip")
+            self.line(f"{on} = {self.code(item.skip, item.where)}")
+        body_static = _static_names(item.items)
+        self.items(item.items, layers)
+        body_channels = self.channels
+        body: Any = _list(body_static) if body_static is not None else None
+        if body is None:
+            body = self.fresh("body")
+            self.line(f"{body} = [name for name, _ in {layers}.named_children()]")
+        shortcut_channels = start
+        shortcut_name = shortcut = None
+        if item.shortcut and on != "False":
+            def build_shortcut() -> None:
+                nonlocal shortcut_channels
                 self.line(f"{shortcut} = nn.Sequential()")
                 self.channels = start
                 self.items(item.shortcut, shortcut)
                 shortcut_channels = self.channels
-                shortcut_name = self.name(Item("", item.where, name=item.shortcut_name))
-            branches = [body, _list([]) if shortcut_name is None else Group("[", [shortcut_name], "]")]
-            if merge == "concat":
-                branches.reverse()
-            self.channels = _merge_channels(merge, [shortcut_channels, body_channels] if merge == "concat"
-                                            else [body_channels, shortcut_channels])
-            after = self.after(item, layers, body_static, body)
-            if shortcut_name is not None:
+
+            shortcut = self.fresh("shortcut")
+            shortcut_name = self.name(Item("", item.where, name=item.shortcut_name))
+            if on is None:
+                build_shortcut()
+            else:
+                self.nested(f"if {on}:", build_shortcut)
+        both = [body, _list([]) if shortcut_name is None else Group("[", [shortcut_name], "]")]
+        parts = [body_channels, shortcut_channels]
+        if merge == "concat":
+            both.reverse()
+            parts.reverse()
+        merged = _merge_channels(merge, parts)
+        branches: Any = Group("[", both, "]")
+        merge_arg = literal(merge)
+        if on == "False":
+            branches, merge_arg, merged = Group("[", [body], "]"), "None", body_channels
+        elif on is not None:
+            if isinstance(body, Group):  # named once, read twice
+                var = self.fresh("body")
+                self.statement(body, f"{var} = ")
+                both = [var if b is body else b for b in both]
+                body = var
+            branches = f"{flat(Group('[', both, ']'))} if {on} else [{flat(body)}]"
+            merge_arg = f"{literal(merge)} if {on} else None"
+            merged = _either(merged, on, body_channels)
+        self.channels = merged
+        after = self.after(item, layers, body_static, body)
+        if shortcut_name is not None:
+            if on is None:
                 self.add(layers, shortcut_name, shortcut)
-            branch_names = branches
-        else:
-            channels = []
-            for index, (raw_name, items) in enumerate(item.branches):
-                self.channels = start
+            else:
+                self.conditional(on, lambda: self.add(layers, shortcut_name, shortcut))
+                self.channels = merged
+        return branches, merge_arg, on, after
+
+    def parallel(self, item: Item, layers: str, merge: str, start: str | None) -> tuple[Group, dict[str, Any], Any]:
+        """A parallel's children: (branches, keyword arguments of Fork, after)."""
+        kwargs: dict[str, Any] = {}
+        lengths: list[str | None] = [start] * len(item.branches)
+        if item.split is not None:
+            parts, lengths = self.split_parts(item, start)
+            kwargs["split"] = Group("[", parts, "]")
+        channels = []
+        names: list[Any] = []
+        nameless = False
+        for index, (raw_name, items) in enumerate(item.branches):
+            self.channels = lengths[index]
+            self.tail = None
+            if not items:  # the identity: no module
+                names.append(_list([]))
+            elif raw_name is NAMELESS:  # its items sit at the fork's own path
+                nameless = True
+                static = _static_names(items)
+                if static is not None and not any(n.isdigit() for n in static):
+                    self.items(items, layers)
+                    names.append(_list(static))
+                else:
+                    branch = self.fresh("branch")
+                    self.line(f"{branch} = nn.Sequential()")
+                    self.items(items, branch)
+                    self.nested(f"for name, module in {branch}.named_children():",
+                                lambda branch=branch: self.line(f"{layers}.add_module(name, module)"))
+                    names.append(f"[name for name, _ in {branch}.named_children()]")
+            else:
                 branch = self.fresh(_local(raw_name, "branch"))
                 self.line(f"{branch} = nn.Sequential()")
                 self.items(items, branch)
-                channels.append(self.channels)
                 name = str(index) if raw_name is None else raw_name
                 name_code = self.name(Item("", item.where, name=name))
                 self.add(layers, name_code, branch)
-                branch_names.append(Group("[", [name_code], "]"))
-            self.channels = _merge_channels(merge, channels)
-            after = self.after(item, layers, [str(i) for i in range(len(item.branches))], None)
-        self.add(layers, literal(merge), merge_module)
-        return layers, Group("[", branch_names, "]"), literal(merge), after
+                names.append(Group("[", [name_code], "]"))
+            channels.append(self.channels)
+        self.channels = _merge_channels(merge, channels)
+        if nameless and any(a.name is None for a in item.after):
+            raise ExportError("parallel: the layers in 'after' need names to export beside a branch with"
+                              " name: null", where=item.where)
+        after = self.after(item, layers, [str(i) for i in range(len(item.branches))], None)
+        return Group("[", names, "]"), kwargs, after
+
+    def split_parts(self, item: Item, start: str | None) -> tuple[list[Any], list[str | None]]:
+        """The Narrow modules of a channel split, and each part's channels."""
+        if start is None:
+            raise ExportError("parallel: the channels of the input to split are not known here", where=item.where)
+        self.w.helpers.add("Narrow")
+        split = item.split
+        if isinstance(split, list):
+            lengths = [self.code(size, item.where) for size in split]
+        else:
+            count = self.code(split, item.where)
+            size = _fold(substitute("c // n", {"c": start, "n": count}))
+            n = len(item.branches)
+            lengths = [size] * n
+        starts, total = [], "0"
+        for length in lengths:
+            starts.append(total)
+            total = _fold(_plus(total, length))
+        return [call("Narrow", a, b) for a, b in zip(starts, lengths)], list(lengths)
 
     def after(self, item: Item, layers: str, before: list[str] | None, body_var: Any) -> Any:
         if not item.after:
@@ -760,6 +917,14 @@ def _fold(code: str) -> str:
     return code
 
 
+def _plus(a: str, b: str) -> str:
+    if a == "0":
+        return b
+    if b == "0":
+        return a
+    return ast.unparse(ast.parse(f"({a}) + ({b})", mode="eval"))
+
+
 def _positive(count: str) -> bool:
     return count.isdigit() and int(count) > 0
 
@@ -788,8 +953,9 @@ def _list(names: Iterable[str]) -> Group:
 
 
 def _merge_channels(merge: str, channels: list[str | None]) -> str | None:
-    if merge == "add":
-        return channels[0]
+    """The channels out of a merge of inputs with `channels` (add and mul broadcast)."""
+    if merge in ("add", "mul"):
+        return next((c for c in channels if c != "1"), channels[0])
     if any(c is None for c in channels):
         return None
     return _fold(ast.unparse(ast.parse(" + ".join(f"({c})" for c in channels), mode="eval")))
@@ -815,30 +981,6 @@ def _static_names(items: list[Item], start: int = 0) -> list[str] | None:
     return names
 
 
-def _block_inputs(network: Network, report: Report) -> dict[Any, list[int]]:
-    """Block call (by source position) -> the channels entering each of its uses."""
-    first: dict[str, int] = {}
-    for i, node in enumerate(network.graph.nodes):
-        path = node.path
-        while path:
-            path = path.rpartition(".")[0]
-            first.setdefault(path, i)
-        first.setdefault(node.path, i)
-    out: dict[Any, list[int]] = {}
-    stack: list[Any] = [network.body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Sequence):
-            stack.extend(node.items)
-            if node.block is not None and node.path in first:
-                source = network.graph.nodes[first[node.path]].inputs[0]
-                shape = network.input_shape if source == INPUT else report.rows[source].output_shape
-                out.setdefault(node.where, []).append(shape[0])
-        elif isinstance(node, Fork):
-            stack.extend(node.branches)
-    return out
-
-
 def _arg_types(network: Network) -> dict[str, dict[str, set[str]]]:
     """Block -> argument -> the Python types of the values it is given in the network."""
     out: dict[str, dict[str, set[str]]] = {}
@@ -852,6 +994,18 @@ def _arg_types(network: Network) -> dict[str, dict[str, set[str]]]:
                     out.setdefault(node.block, {}).setdefault(arg, set()).add(type(value).__name__)
         elif isinstance(node, Fork):
             stack.extend(node.branches)
+    return out
+
+
+def _index_names(template: Template) -> set[str]:
+    """The names `repeat: {count, index}` gives copies' numbers anywhere in the spec."""
+    out: set[str] = set()
+    todo = [*template.layers, *(block.body for block in template.blocks.values())]
+    while todo:
+        item = todo.pop()
+        if item.index:
+            out.add(item.index)
+        todo += [*item.items, *item.shortcut, *item.after, *(i for _, items in item.branches for i in items)]
     return out
 
 
@@ -880,6 +1034,16 @@ def _strip(source: str) -> str:
 EXACT_DIV = '''def exact_div(a, b):
     """The spec's `/`: an int when it divides exactly."""
     return a // b if a % b == 0 else a / b'''
+
+MAKE_DIVISIBLE = '''def make_divisible(v, divisor, min_value=None):
+    """torchvision's _make_divisible: the nearest multiple of `divisor`, at least
+    `min_value` (default `divisor`), never more than 10 % below `v`."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return int(new_v)'''
 
 MAIN = '''if __name__ == "__main__":
     model = Network().eval()

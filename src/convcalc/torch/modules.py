@@ -51,8 +51,8 @@ class Concat(nn.Module):
 
 
 class Narrow(nn.Module):
-    """Channels start .. start + length - 1 (torch.narrow on dim 1): one part of a channel
-    split (torch.split, torch.chunk)."""
+    """Channels start .. start + length - 1 (torch.narrow on dim 1): one part of a
+    channel split (torch.split, torch.chunk)."""
 
     def __init__(self, start: int, length: int) -> None:
         super().__init__()
@@ -74,7 +74,8 @@ class Permute(nn.Module):
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """torchvision's LayerNorm2d (ConvNeXt): LayerNorm over the channels of [N, C, ...]."""
+    """torchvision's LayerNorm2d (ConvNeXt): LayerNorm over the channels of
+    [N, C, ...]."""
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.movedim(1, -1)
@@ -85,7 +86,8 @@ class LayerNorm2d(nn.LayerNorm):
 class LayerScale(nn.Module):
     """A learnable scale per channel (ConvNeXt's layer_scale). The scale is kept in the
     state_dict under the layer's own path, shaped [C, 1, ...], as torchvision's CNBlock
-    holds it (`features.1.0.layer_scale`), so its weights load as they are."""
+    holds it (`features.1.0.layer_scale`), so its weights load as they are. PyTorch
+    hands that key to no child: a module holding LayerScales calls hold_layer_scales."""
 
     def __init__(self, channels: int, init_values: float, rank: int = 2) -> None:
         super().__init__()
@@ -110,19 +112,34 @@ class LayerScale(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        key = prefix[:-1]
+        key = prefix + "gamma"  # where hold_layer_scales moved it
         if key not in state_dict:
-            missing_keys.append(key)
+            missing_keys.append(prefix[:-1])
             return
         value = state_dict[key]
         if value.numel() != self.gamma.numel():
             error_msgs.append(
-                f"size mismatch for {key}: copying a param with shape "
+                f"size mismatch for {prefix[:-1]}: copying a param with shape "
                 f"{tuple(value.shape)}, the shape here is {tuple(self.gamma.shape)}"
             )
             return
         with torch.no_grad():
             self.gamma.copy_(value.reshape(self.gamma.shape))
+
+
+def hold_layer_scales(module: nn.Module) -> None:
+    """Make `module` load the LayerScales inside it: before its children load, each
+    scale's key (the layer's own path) is handed to the layer as `<path>.gamma`."""
+
+    def move(
+        module: nn.Module, state_dict: Any, prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        for name, child in module.named_modules(prefix=prefix[:-1]):
+            if isinstance(child, LayerScale) and name in state_dict:
+                state_dict[name + ".gamma"] = state_dict.pop(name)
+
+    if any(isinstance(child, LayerScale) for child in module.modules()):
+        module.register_load_state_dict_pre_hook(move)
 
 
 class StochasticDepth(nn.Module):
@@ -169,7 +186,9 @@ class CenterCrop(nn.Module):
 class Resize(nn.Module):
     """F.interpolate to the spatial size of a second input (upsample with size_of)."""
 
-    def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
+    def __init__(
+        self, mode: str = "nearest", align_corners: bool | None = None
+    ) -> None:
         super().__init__()
         self.mode, self.align_corners = mode, align_corners
 
@@ -211,6 +230,7 @@ class Steps(nn.Module):
             [j for j, at in last.items() if at == k and j not in self.steps_out]
             for k in range(len(steps))
         ]
+        hold_layer_scales(self)
 
     def forward(self, x: Tensor) -> Any:
         values = {-1: x}
@@ -228,33 +248,46 @@ class Fork(nn.Module):
     Every layer is a child named as in the spec. A branch lists the children it runs in
     order: a residual's body sits at the fork's own path, so it names several layers; a
     parallel branch or a shortcut is one child (an nn.Sequential); the identity, none.
+    With `split` (Narrow modules, one per branch: a channel split), branch i reads
+    part i of the input's channels. With `merge` None (a residual whose skip is off)
+    there is one branch, and its output is the fork's.
     """
 
     def __init__(
         self,
         layers: Mapping[str, nn.Module],
         branches: Sequence[Sequence[str]],
-        merge: str,
+        merge: str | None,
         after: Sequence[str] = (),
+        split: Sequence[nn.Module] = (),
     ) -> None:
         super().__init__()
+        self.fork_split = bool(split)
+        if split:
+            self.split = nn.ModuleList(split)
         self.fork_branches = [list(branch) for branch in branches]
         self.fork_merge = merge
         self.fork_after = list(after)
         names = [n for branch in self.fork_branches for n in branch]
-        for name in [*names, merge, *self.fork_after]:
+        merges = [] if merge is None else [merge]
+        for name in [*names, *merges, *self.fork_after]:
             if name in self._modules:
                 raise ValueError(f"two layers of one fork are named {name!r}")
             self.add_module(name, layers[name])
 
     def forward(self, x: Tensor) -> Tensor:
+        parts = [x] * len(self.fork_branches)
+        if self.fork_split:  # each branch its part of the channels
+            parts = [part(x) for part in self.split]
         outputs = []
-        for branch in self.fork_branches:
-            out = x
+        for part, branch in zip(parts, self.fork_branches, strict=True):
+            out = part
             for name in branch:
                 out = getattr(self, name)(out)
             outputs.append(out)
-        out = getattr(self, self.fork_merge)(*outputs)
+        out = outputs[0]
+        if self.fork_merge is not None:
+            out = getattr(self, self.fork_merge)(*outputs)
         for name in self.fork_after:
             out = getattr(self, name)(out)
         return out
