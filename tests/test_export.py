@@ -32,7 +32,7 @@ blocks:
         - relu: {name: act}
 layers:
   - conv2d: {name: stem, out_channels: $width, kernel_size: 3, padding: 1}
-  - unit: {name: unit$i, channels: $width, repeat: 2}
+  - unit: {name: unit$i, channels: $width, repeat: {count: 2, index: i}}
   - adaptiveavgpool2d: {output_size: 1}
   - flatten
   - linear: {name: head, out_features: 4}
@@ -72,8 +72,8 @@ def test_export_reads_stdin_and_sets_vars(run):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--to", "pytorch", "--set", "depth=3"], "cannot set 'depth': it is not a var of this spec (its vars: width)"),
-    (["--to", "pytorch", "--set", "width"], "--set takes NAME=VALUE, like --set width=64 (got 'width')"),
+    (["--to", "pytorch", "--set", "depth=3"], "the spec has no var 'depth' to set (its vars: width)"),
+    (["--to", "pytorch", "--set", "width"], "expected NAME=VALUE, like size=256 (got 'width')"),
     (["--to", "pytorch", "--set", "width=[1, 2]"], "'out_channels' must be a positive int (got [1, 2])"),
 ])
 def test_export_bad_sets_are_bad_input(run, tmp_path, args, message):
@@ -82,7 +82,7 @@ def test_export_bad_sets_are_bad_input(run, tmp_path, args, message):
     result = run("export", str(path), *args)
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert message in result.stderr
 
 
 def test_export_needs_a_target(run):
@@ -208,7 +208,7 @@ blocks:
   outer:
     args: {scale: ~, base: 3}  # `base` shadows the var for the blocks it calls
     layers:
-      - inner: {name: unit$i, repeat: 2, k: 3}
+      - inner: {name: unit$i, repeat: {count: 2, index: i}, k: 3}
       - conv2d: {out_channels: $width / 2, kernel_size: 1}
 layers:
   - outer: {name: a, scale: 2}

@@ -131,7 +131,8 @@ def names_in(code: str) -> set[str]:
 
 PY_RESERVED = frozenset(("self", "in_channels", "nn", "torch", "F", "Tensor", "Fork", "Add", "Concat",
                          "super", "range", "min", "max", "str", "dict", "int", "float", "list", "print",
-                         "exact_div", "math", "round", "abs", "make_divisible", "Any", "Mapping", "Sequence", "Network", "True", "False", "None"))
+                         "exact_div", "math", "round", "abs", "make_divisible", "Any", "Mapping", "Sequence",
+                         "Network", "True", "False", "None", "Mul", "Narrow", "Tensor"))
 
 
 def identifier(name: str, taken: set[str]) -> str:

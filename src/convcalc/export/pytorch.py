@@ -15,8 +15,8 @@ where `when` or `repeat` may change them, through a variable. A size that no blo
 gives (a linear layer's input after a flatten, inside a block) is written as the number
 this network uses, and is an error when the block's uses disagree on it.
 
-Imports `export.template`, `export.python`, `graph`, `layers`, `network`, `analysis` and `spec`
-only.
+Imports `export.template`, `export.python`, `export.flow`, `graph`, `layers`, `network`,
+`analysis` and `spec` only.
 """
 
 from __future__ import annotations
@@ -24,19 +24,22 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from convcalc.analysis import Report
+from convcalc.export.flow import Flow, Forward
 from convcalc.export.python import (
+    LINE_LIMIT,
     Group,
     Untranslatable,
     call,
     class_name,
-    flat,
     constant_name,
+    flat,
     identifier,
     literal,
     name_source,
@@ -51,6 +54,7 @@ from convcalc.export.template import (
     Block,
     ExportError,
     Item,
+    Place,
     Template,
     Use,
     Uses,
@@ -59,8 +63,7 @@ from convcalc.export.template import (
     names_used,
     read_template,
 )
-from convcalc.graph import INPUT
-from convcalc.layers import REGISTRY, Code, Hole, LayerType, TorchCall
+from convcalc.layers import MERGE_TYPES, REGISTRY, Code, Hole, LayerType, TorchCall
 from convcalc.network import Fork, Network, Sequence
 from convcalc.spec.expressions import is_expression, references
 
@@ -93,6 +96,9 @@ class _Class:
     defaults: dict[str, Any]  # spec name -> raw default (REQUIRED if none)
     out: str | None  # output channels in terms of in_channels and the parameters, if static
     dynamic: bool = False  # the output channels are in `self.out_channels`
+    forward: Forward | None = None  # written when its layers read other outputs than the previous
+    # the channels of outputs from outside that it reads by `from:`: parameter -> (item, input)
+    reads: dict[str, tuple[Item, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +135,14 @@ class _Writer:
         self.free: dict[str, list[str]] = {}
         self.shadowable = shadowed
         self.arg_types = _arg_types(network)
+        self.at: dict[Any, Item] = {}  # template items by source position
+        todo = [*template.layers, *(block.body for block in template.blocks.values())]
+        while todo:
+            item = todo.pop()
+            self.at[item.where] = item
+            todo += [*item.items, *item.shortcut, *item.after, *(i for _, items in item.branches for i in items)]
+        calls = {path: block for path, (block, _) in network.block_calls.items()}
+        self.flow = Flow(network, calls, self.naming)
 
     # --- names ---------------------------------------------------------------------------
 
@@ -177,6 +191,47 @@ class _Writer:
             found |= set(self.free_names(self.template.blocks[item.head])) - local
         return found
 
+    def read_as_value(self, item: Item, name: str) -> bool:
+        """Whether `$name` is used in `item` other than as a path (`from:`, `size_of:`),
+        by it or by a block it calls (which sees its caller's names)."""
+        raws = [item.name, item.repeat, item.when, item.merge, item.shortcut_name, item.skip, item.split,
+                *(v for k, v in item.args.items() if k != "size_of"), *(n for n, _ in item.branches)]
+        if any(name in names_used(raw) for raw in raws if raw is not NAMELESS):
+            return True
+        if item.head in self.template.blocks and name in self.free_names(self.template.blocks[item.head]):
+            return True
+        children = [*item.items, *item.shortcut, *item.after, *(i for _, items in item.branches for i in items)]
+        return any(self.read_as_value(child, name) for child in children)
+
+    def source_value(self, place: Place, k: int) -> int:
+        """The value input `k` of the item expanded at `place` reads (a merge's k-th)."""
+        if k == 0:
+            return place.entry
+        return self.network.graph.nodes[self.network.graph.index[place.path]].inputs[k]
+
+    def naming(self, node: int, k: int) -> str | None:
+        """What the spec calls input `k` of graph node `node` (`from: $skip` -> skip), if it
+        names it: the layer's own `from:` or `size_of:`, else a `from:` of a group it opens."""
+        graph = self.network.graph
+        at = graph.nodes[node]
+        item = self.at.get(at.where)
+        raws = []
+        if item is not None and item.is_layer:
+            sources = item.source if isinstance(item.source, list) else [item.source]
+            raws = [*sources, item.args.get("size_of")] if item.source is not None else [None, item.args.get("size_of")]
+        raw = raws[k] if k < len(raws) else None
+        if raw is None and k == 0:  # the first layer of a group written with `from:`
+            path = at.path
+            while raw is None and "." in path:
+                path = path.rpartition(".")[0]
+                raw = next((self.at[w].source for w, places in self.uses.places.items()
+                            if w in self.at and any(p.path == path for p in places)), None)
+        if isinstance(raw, str):
+            name = raw[1:] if raw.startswith("$") else raw
+            if name.isidentifier():
+                return name
+        return None
+
     # --- classes -------------------------------------------------------------------------
 
     def block_class(self, block: Block) -> _Class:
@@ -189,6 +244,8 @@ class _Writer:
         defaults: dict[str, Any] = {}
         kinds = self.arg_types.get(block.name, {})
         for name, default in block.params:
+            if not self.read_as_value(block.body, name):
+                continue  # a path only (`from: $skip`): the forward reads that output
             params[name] = identifier(name, taken)
             taken.add(params[name])
             defaults[name] = default
@@ -210,7 +267,7 @@ class _Writer:
         if signature[-1] == "*":
             signature.pop()
         scope = _Scope(dict(params), taken | {"in_channels"})
-        emitter = _Emitter(self, scope, "in_channels")
+        emitter = _Emitter(self, scope, "in_channels", in_block=True)
         if block.body.head == "sequential":
             base = "nn.Sequential"
             emitter.line("super().__init__()")
@@ -231,8 +288,15 @@ class _Writer:
         doc = f"Block `{block.name}` of the spec ({kind})."
         if block.description:
             doc = f"{block.description.strip().rstrip('.')}. Block `{block.name}` ({kind})."
+        for name in emitter.reads:
+            signature.insert(len(signature) if "*" in signature else len(signature), f"{name}: int")
+        if emitter.reads and "*" not in signature:
+            signature.insert(2, "*")
+        forward = self.flow.forward(block.name)
+        if forward is not None:
+            doc = doc[:-1] + ": its layers read outputs by path, so `forward` says which."
         cls = _Class(self.class_names[block.name], base, signature, emitter.lines, doc, params, defaults,
-                     out if static else None, dynamic)
+                     out if static else None, dynamic, forward, emitter.reads)
         self.classes[block.name] = cls
         self.order.append(block.name)
         return cls
@@ -247,7 +311,8 @@ class _Writer:
         emitter.hold_layer_scales()
         shape = "x".join(map(str, self.template.input_shape))
         doc = f"{self.template.name}: input {shape} (channels first, without the batch)."
-        return _Class("Network", "nn.Sequential", ["self"], emitter.lines, doc, {}, {}, emitter.channels)
+        return _Class("Network", "nn.Sequential", ["self"], emitter.lines, doc, {}, {}, emitter.channels,
+                      forward=self.flow.network_forward())
 
     # --- the file ------------------------------------------------------------------------
 
@@ -316,7 +381,7 @@ class _Writer:
         return "\n".join(lines)
 
     def class_source(self, cls: _Class) -> str:
-        lines = [f"class {cls.name}({cls.base}):", f'    """{cls.doc}"""', ""]
+        lines = [f"class {cls.name}({cls.base}):", *_docstring(cls.doc), ""]
         head = f"    def __init__({', '.join(cls.signature)}) -> None:"
         inner = "        " + ", ".join(cls.signature)
         if len(head) <= 88:
@@ -326,18 +391,38 @@ class _Writer:
         else:
             lines += ["    def __init__(", *(f"        {part}," for part in cls.signature), "    ) -> None:"]
         lines += cls.lines or [INDENT + "super().__init__()"]
+        if cls.forward is not None:
+            lines += ["", *self.forward_source(cls.forward)]
         return "\n".join(lines)
+
+    def forward_source(self, forward: Forward) -> list[str]:
+        returns = "Tensor" if forward.outputs == 1 else f"tuple[{', '.join(['Tensor'] * forward.outputs)}]"
+        params = ["self", *(f"{name}: Tensor" for name in forward.params)]
+        head = f"    def forward({', '.join(params)}) -> {returns}:"
+        if len(head) <= LINE_LIMIT:
+            lines = [head]
+        elif len("        " + ", ".join(params)) <= LINE_LIMIT:
+            lines = ["    def forward(", "        " + ", ".join(params), f"    ) -> {returns}:"]
+        else:
+            lines = ["    def forward(", *(f"        {p}," for p in params), f"    ) -> {returns}:"]
+        return lines + list(forward.lines)
 
 
 class _Emitter:
     """The body of one __init__: statements that add layers to containers, in order."""
 
-    def __init__(self, writer: _Writer, scope: _Scope, channels: str | None) -> None:
+    def __init__(self, writer: _Writer, scope: _Scope, channels: str | None, in_block: bool = False) -> None:
         self.w = writer
         self.scope = scope
         self.lines: list[str] = []
         self.depth = 0
         self.channels: str | None = channels
+        self.entry = channels  # the channels entering the class
+        self.in_block = in_block
+        # Per list being written (innermost last): a named item's output channels, so that
+        # `from: name` reads them as an expression.
+        self.siblings: list[dict[str, str | None]] = []
+        self.reads: dict[str, tuple[Item, int]] = {}  # channels of outside outputs: parameters
         # The last dim of the input, as an expression, when it is not the channels (after a
         # permute to channels-last: what a layernorm or linear there reads).
         self.tail: str | None = None
@@ -452,6 +537,7 @@ class _Emitter:
 
     def items(self, items: list[Item], target: str) -> None:
         """The items in order; consecutive items with the same `when` share one `if`."""
+        self.siblings.append({})
         index = 0
         while index < len(items):
             item = items[index]
@@ -467,9 +553,15 @@ class _Emitter:
                         self.repeated(one, target)
 
                 self.conditional(self.code(item.when, item.where), together)
+            for one in run:
+                if isinstance(one.name, (str, int)) and not _is_expr(str(one.name)) and one.repeat is None:
+                    self.siblings[-1][str(one.name)] = self.channels if one.when in (None, True) else None
             index += len(run)
+        self.siblings.pop()
 
     def item(self, item: Item, target: str) -> None:
+        if item.source is not None and not (item.head in MERGE_TYPES and isinstance(item.source, list)):
+            self.channels = self.source_channels(item, item.source, 0)
         if self.channels is None:  # not followed as an expression: the number, if it is one
             known = self.w.uses.channels(item, leaving=False)
             self.channels = None if known is None else str(known)
@@ -542,6 +634,15 @@ class _Emitter:
 
     def module(self, item: Item) -> Any:
         """The module of one item (statements for its parts come first); updates channels."""
+        if item.head in MERGE_TYPES and isinstance(item.source, list):
+            inputs = [self.source_channels(item, raw, k) for k, raw in enumerate(item.source)]
+            self.channels = inputs[0]
+            module = self.layer(item)
+            dim = item.args.get("dim", 1)
+            self.channels = (_merge_channels(item.head, inputs) if item.head != "concat" or dim == 1
+                             else inputs[0])
+            self.tail = None
+            return module
         if item.is_layer:
             return self.layer(item)
         if item.head in self.w.template.blocks:
@@ -556,6 +657,33 @@ class _Emitter:
             args, kwargs = self.fork(item)
             return call("Fork", *args, **kwargs)
         raise ExportError(f"unknown layer type or block '{item.head}'", where=item.where)
+
+    # --- references ----------------------------------------------------------------------
+
+    def source_channels(self, item: Item, raw: Any, k: int) -> str | None:
+        """The channels of what input `k` of `item` reads by `from:` (`raw`): those entering
+        the class, a named item's before it in this list, the number every use agrees on, or
+        (in a block) a parameter of the class."""
+        places = self.w.uses.at(item)
+        values = [self.w.source_value(place, k) for place in places]
+        if values and all(v == place.block for v, place in zip(values, places)):
+            return self.entry
+        if isinstance(raw, (str, int)) and not _is_expr(str(raw)):
+            for known in reversed(self.siblings):
+                if str(raw) in known:
+                    if known[str(raw)] is not None:
+                        return known[str(raw)]
+                    break
+        numbers = {self.w.uses.shapes[v][0] for v in values}
+        if len(numbers) == 1:
+            return str(numbers.pop())
+        if not self.in_block or not values:
+            return None
+        name = raw[1:] if isinstance(raw, str) and raw.startswith("$") and raw[1:].isidentifier() else "source"
+        param = identifier(f"{name}_channels", self.scope.taken | set(self.reads))
+        self.scope.taken.add(param)
+        self.reads[param] = (item, k)
+        return param
 
     # --- layers --------------------------------------------------------------------------
 
@@ -592,7 +720,9 @@ class _Emitter:
         rank = lt.rank or 1
         args: dict[str, Any] = {}
         for arg in lt.args:
-            if arg.name in item.args:
+            if arg.name == "size_of":  # a path: the module is called with that output
+                args[arg.name] = item.args.get(arg.name)
+            elif arg.name in item.args:
                 raw = item.args[arg.name]
                 if has_expression(raw):
                     args[arg.name] = Code(self.code(raw, item.where), tuple(u.args[arg.name] for u in uses))
@@ -711,6 +841,8 @@ class _Emitter:
                 passed[py] = literal(cls.defaults[name])
             else:
                 passed[py] = self.w.constants.get(name, py)
+        for param, (inner, k) in cls.reads.items():
+            kwargs[param] = passed[param] = self.read_channels(item, inner, k, cls, param)
         module = call(cls.name, c, **kwargs)
         if cls.out is not None:
             self.channels = _fold(substitute(cls.out, passed))
@@ -723,13 +855,31 @@ class _Emitter:
         self.channels = None
         return module
 
+    def read_channels(self, call_item: Item, inner: Item, k: int, cls: _Class, param: str) -> str:
+        """What a call passes for a block's parameter `param`: the channels of what `inner`
+        (in the block) reads by `from:` in this call's uses."""
+        numbers = set()
+        for place in self.w.uses.at(call_item):
+            for use in self.w.uses.at(inner):
+                if use.path.startswith(place.path + "."):
+                    numbers.add(self.w.uses.shapes[self.w.source_value(use, k)][0])
+        if len(numbers) == 1:
+            return str(numbers.pop())
+        if self.in_block and numbers:  # still differing: the caller takes them as a parameter too
+            name = identifier(param, self.scope.taken | set(self.reads))
+            self.scope.taken.add(name)
+            self.reads[name] = (inner, k)
+            return name
+        raise ExportError(f"block '{call_item.head}': the channels {param} of {cls.name} are not known here",
+                          where=call_item.where)
+
     # --- forks ---------------------------------------------------------------------------
 
     def fork(self, item: Item) -> tuple[list[Any], dict[str, Any]]:
         """Statements building a fork's children; returns the arguments of its `Fork`."""
         merge = merge_type(item.merge)
         allowed = ("add", "concat") if item.head == "residual" else ("add", "mul", "concat")
-        if merge not in allowed:
+        if merge is None or merge not in allowed:
             raise ExportError(f"{item.head}: 'merge' must be written as {' or '.join(allowed)} to export"
                               f" (got {item.merge!r})", where=item.where)
         layers = self.fresh("layers")
@@ -771,7 +921,8 @@ class _Emitter:
             body = self.fresh("body")
             self.line(f"{body} = [name for name, _ in {layers}.named_children()]")
         shortcut_channels = start
-        shortcut_name = shortcut = None
+        shortcut_name: str | None = None
+        shortcut = ""
         if item.shortcut and on != "False":
             def build_shortcut() -> None:
                 nonlocal shortcut_channels
@@ -840,8 +991,8 @@ class _Emitter:
                     branch = self.fresh("branch")
                     self.line(f"{branch} = nn.Sequential()")
                     self.items(items, branch)
-                    self.nested(f"for name, module in {branch}.named_children():",
-                                lambda branch=branch: self.line(f"{layers}.add_module(name, module)"))
+                    moved = f"{layers}.add_module(name, module)"
+                    self.nested(f"for name, module in {branch}.named_children():", lambda: self.line(moved))
                     names.append(f"[name for name, _ in {branch}.named_children()]")
             else:
                 branch = self.fresh(_local(raw_name, "branch"))
@@ -995,6 +1146,18 @@ def _arg_types(network: Network) -> dict[str, dict[str, set[str]]]:
         elif isinstance(node, Fork):
             stack.extend(node.branches)
     return out
+
+
+def _docstring(text: str) -> list[str]:
+    """A class's docstring, wrapped within the line limit."""
+    lines = textwrap.wrap(text, LINE_LIMIT - 4, initial_indent='"""', break_on_hyphens=False,
+                          break_long_words=False)
+    lines = ["    " + line for line in lines]
+    if len(lines[-1]) + 3 <= LINE_LIMIT:
+        lines[-1] += '"""'
+    else:
+        lines.append('    """')
+    return lines
 
 
 def _index_names(template: Template) -> set[str]:

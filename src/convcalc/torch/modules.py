@@ -174,7 +174,7 @@ class CenterCrop(nn.Module):
         assert size is not None, "CenterCrop needs a size or a second input"
         size = size * (x.ndim - 2) if len(size) == 1 else size
         pads = []
-        for n, c in zip(x.shape[2:], size):
+        for n, c in zip(x.shape[2:], size, strict=True):
             if c > n:
                 pads.append(((c - n) // 2, (c - n + 1) // 2))
             else:
@@ -292,6 +292,10 @@ class Fork(nn.Module):
             out = getattr(self, name)(out)
         return out
 
+    def __getitem__(self, index: int) -> nn.Module:
+        """The child numbered `index` in the spec (`fork[0]`), as nn.Sequential's."""
+        return self._modules[str(index)]  # type: ignore[return-value]
+
 
 def padding_pairs(
     padding: Any, rank: int, kernel_size: Any, dilation: Any
@@ -301,7 +305,7 @@ def padding_pairs(
     if padding == "valid":
         return [[0, 0] for _ in range(rank)]
     if padding == "same":
-        sizes = zip(as_tuple(kernel_size, rank), as_tuple(dilation, rank))
+        sizes = zip(as_tuple(kernel_size, rank), as_tuple(dilation, rank), strict=True)
         return [[d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2] for k, d in sizes]
     if isinstance(padding, int):
         return [[padding, padding] for _ in range(rank)]
@@ -419,7 +423,9 @@ def pool_widths(
     ceil_mode's last window, less where trailing pixels are never read. A ceil_mode
     window that would start in the right padding is dropped, as PyTorch does."""
     out = []
-    for n, k, s, d, (left, right) in zip(x.shape[2:], kernel, stride, dilation, pairs):
+    for n, k, s, d, (left, right) in zip(
+        x.shape[2:], kernel, stride, dilation, pairs, strict=True
+    ):
         span = n + left + right - d * (k - 1) - 1
         size = (-(-span // s) if ceil_mode else span // s) + 1
         if ceil_mode and (size - 1) * s >= n + left:
@@ -503,8 +509,9 @@ class PaddedAvgPool(nn.Module):
             return total / self.divisor
         ones = x.new_ones((1, 1, *x.shape[2:]))
         if self.counted_pad:  # the input and its padding count, not what fitting adds
-            inside = [[a, min(b, f)] for (a, b), (_, f) in zip(self.pairs, fitted)]
-            beyond = [[0, max(0, f - b)] for (_, b), (_, f) in zip(self.pairs, fitted)]
+            pairs = list(zip(self.pairs, fitted, strict=True))
+            inside = [[a, min(b, f)] for (a, b), (_, f) in pairs]
+            beyond = [[0, max(0, f - b)] for (_, b), (_, f) in pairs]
             ones = F.pad(F.pad(ones, pad_widths(inside), value=1.0), pad_widths(beyond))
         else:
             ones = F.pad(ones, pad_widths(fitted))
