@@ -22,6 +22,7 @@ Imports `export.template`, `export.python`, `export.flow`, `graph`, `layers`, `n
 from __future__ import annotations
 
 import ast
+import dataclasses
 import keyword
 import re
 import textwrap
@@ -692,7 +693,15 @@ class _Emitter:
         uses = self.w.uses.of(item)
         args = self.layer_args(lt, item, uses)
         in_shape = self.in_shape(lt, item, uses)
-        torch_call = lt.torch_call(args, in_shape)
+        try:
+            torch_call = lt.torch_call(args, in_shape)
+        except (TypeError, ArithmeticError):  # it computes with the input size: written as numbers
+            shapes = {u.in_shape for u in uses}
+            if len(shapes) != 1 or any(isinstance(v, Code) for v in args.values()):
+                raise ExportError(f"{item.head}: its module is computed from the size of its input, which"
+                                  " differs between the uses of this layer; give the sizes in the spec",
+                                  where=item.where) from None
+            torch_call = lt.torch_call(args, shapes.pop())
         if item.head == "permute":
             self.channels, self.tail = self.permuted(args, len(in_shape))
             return self.render(torch_call, item)
@@ -1004,10 +1013,19 @@ class _Emitter:
                 names.append(Group("[", [name_code], "]"))
             channels.append(self.channels)
         self.channels = _merge_channels(merge, channels)
-        if nameless and any(a.name is None for a in item.after):
-            raise ExportError("parallel: the layers in 'after' need names to export beside a branch with"
-                              " name: null", where=item.where)
-        after = self.after(item, layers, [str(i) for i in range(len(item.branches))], None)
+        numbered = [str(i) for i in range(len(item.branches))]
+        if nameless or any(not items for _, items in item.branches):
+            # `layers` does not hold one child per branch, so appending would misnumber
+            # the `after` layers (numbered after the branches): they are named instead.
+            static = _static_names(item.after, len(item.branches))
+            if static is None or any(a.repeat is not None and a.name is None for a in item.after):
+                raise ExportError("parallel: cannot number its 'after' layers beside an empty or nameless"
+                                  " branch when 'when' or 'repeat' there take expressions; name them",
+                                  where=item.where)
+            kept = [a for a in item.after if a.when is not False]
+            renamed = [dataclasses.replace(a, name=n) for a, n in zip(kept, static, strict=True)]
+            item = dataclasses.replace(item, after=renamed)
+        after = self.after(item, layers, numbered, None)
         return Group("[", names, "]"), kwargs, after
 
     def split_parts(self, item: Item, start: str | None) -> tuple[list[Any], list[str | None]]:
