@@ -178,13 +178,18 @@ def test_abbreviations_keep_three_significant_digits():
     assert [abbreviate_bytes(n) for n in (100, 1024, 802_816, 3_211_264)] == ["100B", "1.00KiB", "784KiB", "3.06MiB"]
 
 
-def test_wrap_breaks_between_words_only():
+def test_wrap_breaks_between_words_and_folds_only_what_cannot_fit():
     line = [("  ", None), ("layer1.0.conv1", "cyan"), (" (conv2d) a message of several words", None)]
     lines = wrap(line, 20, indent=4)
     texts = ["".join(t for t, _ in x) for x in lines]
     assert texts == ["  layer1.0.conv1", "    (conv2d) a", "    message of", "    several words"]
     assert lines[0][1] == ("layer1.0.conv1", "cyan")
-    assert wrap([("averyveryverylongword and", None)], 10) == [[("averyveryverylongword", None)], [("and", None)]]
+    # a word longer than the width (a deep path) is cut, after a dot where there is one
+    assert wrap([("averyveryverylongword and", None)], 10) == [[("averyveryv", None)], [("erylongwor", None)],
+                                                                [("d", None), (" ", None), ("and", None)]]
+    folded = wrap([("at ", None), ("features.denseblock1.denselayer6.relu1", "cyan")], 24, indent=2)
+    assert ["".join(t for t, _ in x) for x in folded] == ["at features.denseblock1.", "  denselayer6.relu1"]
+    assert all(style == "cyan" for x in folded for t, style in x if t.strip() and t != "at")
 
 
 def terminal_run(args, width, no_color=False):
@@ -204,7 +209,7 @@ def test_densenet_fits_the_terminal_and_shows_the_nesting(width):
     assert "\x1b[" in out  # coloured: a terminal without NO_COLOR
     header = next(i for i, line in enumerate(lines) if line.startswith("Layer "))
     assert [line[:7] for line in lines[header + 1:header + 4]] == ["feature", "  conv0", "  norm0"]
-    assert any(line.startswith("        norm1") for line in lines)  # features.denseblock1.0.new.norm1
+    assert any(line.startswith("      norm1") for line in lines)  # features.denseblock1.denselayer1.norm1
     total = next(x for x in lines if x.startswith("Total "))
     assert re.fullmatch(r"Total +1000 .*2\.83G.*", total)  # abbreviated MACs, kept at every width
     summary = " ".join(line.strip() for line in lines[lines.index(total):])

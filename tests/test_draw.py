@@ -116,8 +116,8 @@ def test_concat_of_four_branches(run):
 def test_repeats_collapse_at_a_depth(run):
     parsed = mermaid(run, "densenet121", "--depth", "3")
     labels = {label[0]: label for _, label in parsed.nodes.values()}
-    assert labels["features.denseblock1.0..5"][1] == "dense_layer x6"
-    assert labels["features.denseblock3.0..23"][1] == "dense_layer x24"
+    assert labels["features.denseblock1.denselayer1..denselayer6"][1] == "dense_layer x6"
+    assert labels["features.denseblock3.denselayer1..denselayer24"][1] == "dense_layer x24"
     assert len(parsed.nodes) == 27
     resnet = mermaid(run, "resnet50", "--depth", "2")
     assert {label[0]: label for _, label in resnet.nodes.values()}["layer3.1..5"][1] == "bottleneck x5"
@@ -126,16 +126,18 @@ def test_repeats_collapse_at_a_depth(run):
 def test_a_repeat_below_the_depth_is_drawn_as_its_first_copy(run):
     parsed = mermaid(run, "densenet121", "--depth", "4")
     titles = {title: members for _, title, members in parsed.subgraphs}
-    frame = "features.denseblock1.0..5: dense_layer x6 (the first drawn, 335.04K params and 1.04G MACs in all)"
-    assert [parsed.nodes[n][1][0] for n in titles[frame]] == ["features.denseblock1.0.new",
-                                                                "features.denseblock1.0.concat"]
+    frame = ("features.denseblock1.denselayer1..denselayer6: dense_layer x6 (the first drawn, 335.04K params"
+             " and 1.04G MACs in all)")
+    first = "features.denseblock1.denselayer1"
+    assert [parsed.nodes[n][1][0] for n in titles[frame]] == [
+        f"{first}.{name}" for name in ("norm1", "relu1", "conv1", "norm2", "relu2", "conv2", "concat")]
     by_title = {label[0]: node for node, (_, label) in parsed.nodes.items()}
     # the dense connection: the block's input joins the new features in the concat
-    concat = by_title["features.denseblock1.0.concat"]
+    concat = by_title[f"{first}.concat"]
     assert sorted(s for a, b, s in parsed.edges if b == concat) == ["32x56x56", "64x56x56"]
     # out of the frame flows what the last copy makes: 64 + 6 x 32 channels
     assert (concat, by_title["features.transition1.norm"], f"{64 + 6 * 32}x56x56") in parsed.edges
-    assert not any("denseblock1.1" in label[0] for _, label in parsed.nodes.values())
+    assert not any("denseblock1.denselayer2" in label[0] for _, label in parsed.nodes.values())
 
 
 def test_densenet_at_depth_2_is_small(run):

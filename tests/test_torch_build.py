@@ -13,6 +13,7 @@ hypothesis get the same checks in tests/test_torch_random.py.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from conftest import EXAMPLES, ROOT
 from test_examples import ALIASES
+from test_receptive_gradient import SMALLER
 from convcalc.analysis import Report, analyze
 from convcalc.errors import SpecError
 from convcalc.network import Network
@@ -148,7 +150,7 @@ def test_build_sets_vars_like_set():
 
 
 def test_setting_an_unknown_var_names_the_known_ones():
-    with pytest.raises(SpecError, match=r"cannot set 'depth': it is not a var of this spec \(its vars: width\)"):
+    with pytest.raises(SpecError, match=r"the spec has no var 'depth' to set \(its vars: width\)"):
         build(SPEC, depth=3)
 
 
@@ -184,7 +186,7 @@ blocks:
       merge: concat
       body: [batchnorm2d: {name: norm}, conv2d: {name: conv, out_channels: 2, kernel_size: 3, padding: 1}]
 layers:
-  - dense: {name: layer$(i + 1), repeat: 3}
+  - dense: {name: layer$(i + 1), repeat: {count: 3, index: i}}
 """
     model = build(spec)
     assert [n for n, _ in model.named_children()] == ["layer1", "layer2", "layer3"]
@@ -205,14 +207,11 @@ def linearised(model: Any) -> Any:
     positive input nothing is cut), max pooling as a depthwise all-ones convolution with
     the same window, padding and ceil rule, adaptive max pooling as adaptive averaging and
     softmax as a sum along its dim. The gradient's support is then the field."""
-    from convcalc.torch.modules import Fork
 
     def swap(parent: Any) -> None:
         for name, child in parent.named_children():
             kind = type(child).__name__
-            if isinstance(child, (torch.nn.Sequential, Fork)):
-                swap(child)
-            elif kind.startswith(("MaxPool", "PaddedMaxPool")):
+            if kind.startswith(("MaxPool", "PaddedMaxPool")):
                 setattr(parent, name, WindowSum(child))
             elif kind.startswith("AdaptiveMaxPool"):
                 setattr(parent, name, getattr(torch.nn, kind.replace("Max", "Avg"))(child.output_size))
@@ -220,6 +219,8 @@ def linearised(model: Any) -> Any:
                 setattr(parent, name, SumAlong(child.dim))
             elif any(kind.startswith(k) for k in ACTIVATIONS) or "Norm" in kind or "Dropout" in kind:
                 setattr(parent, name, torch.nn.Identity())
+            elif child._modules:  # a container: Steps, a namespace of paths, Fork, Sequential
+                swap(child)
 
     swap(model)
     with torch.no_grad():
@@ -277,24 +278,27 @@ class WindowSum(torch.nn.Module):
         return conv(x, weight, stride=s, padding=p, dilation=d, groups=x.shape[1])
 
 
-def gradient_supports(model: Any, network: Network, targets: list[tuple[str, tuple[int, ...]]]
+def gradient_supports(model: Any, network: Network, targets: list[tuple[Any, tuple[int, ...]]]
                       ) -> list[list[tuple[int, ...]]]:
-    """For each (layer path, output position): per spatial axis, the input indices that
-    output depends on. One forward pass; one gradient per target."""
+    """For each (report row, output position on its spatial axes): per spatial axis of the
+    input, the input indices that output depends on. One forward pass; one gradient per target."""
     modules = dict(model.named_modules())
     captured: dict[str, Any] = {}
     handles = []
-    for path, _ in targets:
-        def keep(module: Any, inputs: Any, out: Any, path: str = path) -> None:
+    for row, _ in targets:
+        def keep(module: Any, inputs: Any, out: Any, path: str = row.path) -> None:
             captured.setdefault(path, out)
-        handles.append(modules[path].register_forward_hook(keep))
+        handles.append(modules[row.path].register_forward_hook(keep))
     x = (torch.rand(1, *network.input_shape, dtype=torch.float64) + 0.5).requires_grad_()
     model(x)
     for handle in handles:
         handle.remove()
     out = []
-    for path, position in targets:
-        (grad,) = torch.autograd.grad(captured[path][(0, slice(None), *position)].sum(), x, retain_graph=True)
+    for row, position in targets:
+        index: list[Any] = [0] + [slice(None)] * len(row.output_shape)
+        for axis, at in zip(row.dims, position):  # the spatial axes (channels-last after a permute)
+            index[1 + axis] = at
+        (grad,) = torch.autograd.grad(captured[row.path][tuple(index)].sum(), x, retain_graph=True)
         nz = (grad[0] != 0).numpy()
         out.append([tuple(np.nonzero(nz.any(axis=tuple(i for i in range(nz.ndim) if i != a + 1)))[0])
                     for a in range(nz.ndim - 1)])
@@ -307,11 +311,11 @@ def check_fields(network: Network, report: Report, model: Any, targets: int = 3)
     from convcalc.fieldwalk import centre, walk
 
     model = linearised(model.double().eval())
-    rows = [r for r in report.rows if r.axes is not None and len(r.output_shape) > 1 and r.field is not None]
+    rows = [r for r in report.rows if r.maps is not None and r.spatial_shape and r.field is not None]
     chosen = rows[:: max(1, len(rows) // targets)][:targets] + rows[-1:]
-    positions = [centre(row.output_shape) for row in chosen]
+    positions = [centre(row.spatial_shape) for row in chosen]
     misaligned = any(w.code == "misaligned-branches" for w in report.warnings)
-    supports = gradient_supports(model, network, [(row.path, p) for row, p in zip(chosen, positions)])
+    supports = gradient_supports(model, network, list(zip(chosen, positions)))
     for row, position, got in zip(chosen, positions, supports):
         region = walk(network, position, row.path, report.rows)
         assert got == [r.indices for r in region], (row.path, position)
@@ -329,6 +333,8 @@ def test_receptive_field_is_the_float64_gradients_support(name):
     """At half the input size for the ImageNet networks (the same layers; a float64 backward
     through VGG-16 at 224x224 takes half a minute)."""
     text = (EXAMPLES / f"{name}.yaml").read_text().replace("input: [3, 224, 224]", "input: [3, 112, 112]")
+    if name in SMALLER:  # the graphs on the smaller inputs tests/test_receptive_gradient.py uses
+        text = re.sub(r"(?m)^input: .*$", f"input: {SMALLER[name]}", text, count=1)
     network = parse_text(text, f"{name}.yaml")
     report = analyze(network)
     torch.manual_seed(0)

@@ -278,7 +278,6 @@ class _Writer:
             self.helpers.add("Fork")
             args, kwargs = emitter.fork(block.body)
             emitter.statement(call("super().__init__", *args, **kwargs))
-        emitter.hold_layer_scales()
         out = emitter.channels
         static = out is not None and names_in(out) <= set(params.values()) | {"in_channels"} | set(
             self.constants.values()) | {"min", "max", "exact_div"}
@@ -456,8 +455,8 @@ class _Emitter:
         return self.w.code(raw, self.scope, where)
 
     def hold_layer_scales(self) -> None:
-        """A class that makes LayerScale modules loads their weights (see the helper)."""
-        if any(re.search(r"\bLayerScale\(", line) for line in self.lines):
+        """The network keys its LayerScales' weights as torchvision does (see the helper)."""
+        if "LayerScale" in self.w.helpers:
             self.w.helpers.add("hold_layer_scales")
             self.line("hold_layer_scales(self)")
 

@@ -1,7 +1,8 @@
 """Fitting text to a terminal's width: short numbers, and prose wrapped at word boundaries.
 
 Only for output to a terminal; piped output is never abbreviated or wrapped. A number or a
-word is never split across lines: a word longer than the width stays whole on its own line.
+word is never split across lines, except a word longer than the width (a deep layer path),
+which is broken after a dot where it can be, so every line fits.
 """
 
 from __future__ import annotations
@@ -65,20 +66,45 @@ def wrap(line: Line, width: int, indent: int = 0) -> list[Line]:
     out: list[Line] = []
     current: Line = [(" " * lead, None)] if lead else []
     used = lead
-    for word in (w for w in words if w):
-        size = sum(len(t) for t, _ in word)
-        fresh = used == (lead if not out else indent)
-        if not fresh and used + 1 + size > width:
-            out.append(current)
-            current, used = ([(" " * indent, None)] if indent else []), indent
-            fresh = True
-        if not fresh:
-            current.append((" ", None))
-            used += 1
-        current.extend(word)
-        used += size
+    room = max(1, width - max(lead, indent))
+    for whole in (w for w in words if w):
+        for k, word in enumerate(_fold(whole, room)):
+            size = sum(len(t) for t, _ in word)
+            fresh = used == (lead if not out else indent)
+            if k or (not fresh and used + 1 + size > width):
+                out.append(current)
+                current, used = ([(" " * indent, None)] if indent else []), indent
+                fresh = True
+            if not fresh:
+                current.append((" ", None))
+                used += 1
+            current.extend(word)
+            used += size
     out.append(current)
     return out
+
+
+def _fold(word: list[Segment], room: int) -> list[list[Segment]]:
+    """A word longer than `room` in pieces that fit, cut after a dot where there is one."""
+    text = "".join(t for t, _ in word)
+    if len(text) <= room:
+        return [word]
+    cuts, start = [], 0
+    while len(text) - start > room:
+        cut = text.rfind(".", start, start + room) + 1
+        start = cut if cut > start else start + room
+        cuts.append(start)
+    pieces: list[list[Segment]] = [[] for _ in range(len(cuts) + 1)]
+    position = 0
+    for segment, style in word:
+        for i, char in enumerate(segment):
+            index = sum(1 for c in cuts if c <= position + i)
+            if pieces[index] and pieces[index][-1][1] == style:
+                pieces[index][-1] = (pieces[index][-1][0] + char, style)
+            else:
+                pieces[index].append((char, style))
+        position += len(segment)
+    return pieces
 
 
 def join_or_stack(parts: Sequence[Line], width: int | None, sep: str = "   ") -> list[Line]:

@@ -135,7 +135,8 @@ def _parse(source: str) -> ast.Expression:
 
 def template_parts(text: str) -> list[tuple[bool, str]]:
     """A name like `denselayer$(i + 1)` or `stage$n` split into literal text and expressions:
-    `[(False, "denselayer"), (True, "$(i + 1)")]`. An unclosed `$(` stays literal text."""
+    `[(False, "denselayer"), (True, "$(i + 1)")]`, for the exporter (`interpolate` evaluates
+    them). An unclosed `$(` stays literal text."""
     parts: list[tuple[bool, str]] = []
     literal, pos = "", 0
     while pos < len(text):
@@ -165,12 +166,6 @@ def template_parts(text: str) -> list[tuple[bool, str]]:
     if literal:
         parts.append((False, literal))
     return parts
-
-
-def interpolate(text: str, scope: Mapping[str, Any]) -> str:
-    """`denselayer$(i + 1)` with i = 0 is `denselayer1`: each `$name` or `$(...)` replaced by
-    its value (how a name that is not one expression is read)."""
-    return "".join(str(evaluate(piece, scope)) if is_expr else piece for is_expr, piece in template_parts(text))
 
 
 def references(text: str) -> set[str]:

@@ -141,12 +141,11 @@ class Parser:
             )
         ignore = self.ignore(top["ignore"][1]) if "ignore" in top else ()
         outputs = self.outputs(top["outputs"][1]) if "outputs" in top else ()
-        root_sequence = Sequence("", tuple(body))
-        check_paths(root_sequence)
-        network = Network(name, input_shape, root_sequence, self.where(root), budget, ignore, outputs,
+        network = Network(name, input_shape, Sequence("", tuple(body)), self.where(root), budget, ignore, outputs,
                           origin=(self.source.name, self.source.text), overrides=tuple(self.overrides.items()))
         # Lowered now: unknown `from:` paths and a path used twice are spec errors here.
         network.graph  # noqa: B018
+        check_paths(network.body)
         return network
 
     def outputs(self, node: yaml.Node) -> tuple[Ref, ...]:
@@ -772,27 +771,21 @@ def node_kind(node: yaml.Node) -> str:
 
 
 def check_paths(root: Sequence) -> None:
-    """Every layer and merge has its own path, and no path is both a layer and a group of
-    layers: each path is one PyTorch module (`body` named like the shortcut, say, is refused)."""
+    """No path is both a layer and a group of layers: each path is one PyTorch module (`body`
+    named like the shortcut, say, is refused). Lowering has checked that no two layers share one."""
     groups: set[str] = set()
     leaves: dict[str, Location | None] = {}
-
-    def leaf(path: str, where: Location | None) -> None:
-        if path in leaves:
-            raise SpecError("another layer has this path too; rename one", where=where, path=path)
-        leaves[path] = where
-
     stack: list[Node] = [root]
     while stack:
         node = stack.pop()
         if isinstance(node, Layer):
-            leaf(node.path, node.where)
+            leaves[node.path] = node.where
         elif isinstance(node, Sequence):
             groups.add(node.path)
             stack.extend(node.items)
         else:
             groups.add(node.path)
-            leaf(node.merge_path, node.where)
+            leaves[node.merge_path] = node.where
             stack.extend(node.branches)
     for path, where in leaves.items():
         if path in groups:

@@ -84,8 +84,9 @@ class _Assembler:
         while i < stop:
             group = self.closed_group(i, stop, prefix)
             if group is not None:
-                inner = self.steps(group.start, group.stop, group.path, (group.stop - 1,), self.source_of(group))
-                steps.append((relative(group.path, prefix), inner, (local[self.source_of(group)],)))
+                source_of_group = self.source_of(group)
+                inner = self.steps(group.start, group.stop, group.path, (group.stop - 1,), source_of_group)
+                steps.append((relative(group.path, prefix), inner, (local[source_of_group],)))
                 local[group.stop - 1] = len(steps) - 1
                 i = group.stop
                 continue

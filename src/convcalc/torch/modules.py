@@ -84,10 +84,12 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class LayerScale(nn.Module):
-    """A learnable scale per channel (ConvNeXt's layer_scale). The scale is kept in the
-    state_dict under the layer's own path, shaped [C, 1, ...], as torchvision's CNBlock
-    holds it (`features.1.0.layer_scale`), so its weights load as they are. PyTorch
-    hands that key to no child: a module holding LayerScales calls hold_layer_scales."""
+    """A learnable scale per channel (ConvNeXt's layer_scale), shaped [C, 1, ...].
+
+    torchvision's CNBlock holds it as a bare parameter of the block
+    (`features.1.0.layer_scale`); `bare_key` makes the block's state_dict keep it under
+    that key rather than `layer_scale.gamma`, so those weights load as they are.
+    """
 
     def __init__(self, channels: int, init_values: float, rank: int = 2) -> None:
         super().__init__()
@@ -97,49 +99,43 @@ class LayerScale(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gamma
 
-    def _save_to_state_dict(
-        self, destination: Any, prefix: str, keep_vars: bool
-    ) -> None:
-        destination[prefix[:-1]] = self.gamma if keep_vars else self.gamma.detach()
 
-    def _load_from_state_dict(
-        self,
-        state_dict: Any,
-        prefix: str,
-        local_metadata: Any,
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
+class SaveBare:
+    """A state_dict hook of the module holding child `name` (a `LayerScale`): the
+    child's one parameter is saved under `<prefix><name>`, without `.gamma`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(
+        self, module: nn.Module, state: Any, prefix: str, metadata: Any
     ) -> None:
-        key = prefix + "gamma"  # where hold_layer_scales moved it
-        if key not in state_dict:
-            missing_keys.append(prefix[:-1])
-            return
-        value = state_dict[key]
-        if value.numel() != self.gamma.numel():
-            error_msgs.append(
-                f"size mismatch for {prefix[:-1]}: copying a param with shape "
-                f"{tuple(value.shape)}, the shape here is {tuple(self.gamma.shape)}"
-            )
-            return
-        with torch.no_grad():
-            self.gamma.copy_(value.reshape(self.gamma.shape))
+        key = prefix + self.name
+        state[key] = state.pop(key + ".gamma")
+
+
+class LoadBare(SaveBare):
+    """The load_state_dict pre-hook that reads what `SaveBare` saved."""
+
+    def __call__(self, module: nn.Module, state: Any, prefix: str, *rest: Any) -> None:
+        key = prefix + self.name
+        if key in state:
+            state[key + ".gamma"] = state.pop(key)
+
+
+def bare_key(parent: nn.Module, name: str) -> None:
+    """Key the parameter of `parent`'s child `name` by the child's own path."""
+    parent.register_state_dict_post_hook(SaveBare(name))
+    parent.register_load_state_dict_pre_hook(LoadBare(name))
 
 
 def hold_layer_scales(module: nn.Module) -> None:
-    """Make `module` load the LayerScales inside it: before its children load, each
-    scale's key (the layer's own path) is handed to the layer as `<path>.gamma`."""
-
-    def move(
-        module: nn.Module, state_dict: Any, prefix: str, *args: Any, **kwargs: Any
-    ) -> None:
-        for name, child in module.named_modules(prefix=prefix[:-1]):
-            if isinstance(child, LayerScale) and name in state_dict:
-                state_dict[name + ".gamma"] = state_dict.pop(name)
-
-    if any(isinstance(child, LayerScale) for child in module.modules()):
-        module.register_load_state_dict_pre_hook(move)
+    """Key every LayerScale inside `module` by its own path (`bare_key` on its
+    parent), as torchvision's ConvNeXt does: an exported Network calls it once."""
+    for path, child in list(module.named_modules()):
+        if isinstance(child, LayerScale):
+            parent, _, name = path.rpartition(".")
+            bare_key(module.get_submodule(parent), name)
 
 
 class StochasticDepth(nn.Module):
@@ -173,14 +169,12 @@ class CenterCrop(nn.Module):
         size = list(like.shape[2:]) if like is not None else self.size
         assert size is not None, "CenterCrop needs a size or a second input"
         size = size * (x.ndim - 2) if len(size) == 1 else size
-        pads = []
-        for n, c in zip(x.shape[2:], size, strict=True):
-            if c > n:
-                pads.append(((c - n) // 2, (c - n + 1) // 2))
-            else:
-                top = int(round((n - c) / 2.0))
-                pads.append((-top, c - n + top))
-        return F.pad(x, [w for pair in reversed(pads) for w in pair])
+        sizes = list(zip(x.shape[2:], size, strict=True))
+        grow = [((c - n) // 2, (c - n + 1) // 2) if c > n else (0, 0) for n, c in sizes]
+        if any(a or b for a, b in grow):
+            x = F.pad(x, [w for pair in reversed(grow) for w in pair])
+        starts = [round((n - c) / 2.0) for n, c in zip(x.shape[2:], size, strict=True)]
+        return x[(..., *(slice(s, s + c) for s, c in zip(starts, size, strict=True)))]
 
 
 class Resize(nn.Module):
@@ -204,7 +198,8 @@ class Steps(nn.Module):
 
     `steps` are (path, module, inputs): the module becomes a child at its path (dotted
     paths nest, as `layer1.0.conv1`), and step k is called with the outputs of the steps
-    its inputs number (-1: this module's input). The output is the outputs' value, or a
+    its inputs number (-1: this module's input). Modules are looked up by path when run,
+    so a replaced child (`model.fc = nn.Linear(2048, 10)`) is the one that runs. The output is the outputs' value, or a
     tuple of them. A value is dropped once its last reader has run.
     """
 
@@ -222,7 +217,9 @@ class Steps(nn.Module):
                     parent.add_module(group, nn.Module())
                 parent = getattr(parent, group)
             parent.add_module(name, module)
-        self.steps_run = [module for _, module, _ in steps]
+            if isinstance(module, LayerScale):
+                bare_key(parent, name)
+        self.steps_run = [path for path, _, _ in steps]
         self.steps_read = [tuple(inputs) for _, _, inputs in steps]
         self.steps_out = tuple(outputs)
         last = {j: k for k, inputs in enumerate(self.steps_read) for j in inputs}
@@ -230,11 +227,15 @@ class Steps(nn.Module):
             [j for j, at in last.items() if at == k and j not in self.steps_out]
             for k in range(len(steps))
         ]
-        hold_layer_scales(self)
+
+    def __getitem__(self, name: int | str) -> nn.Module:
+        """The child called `name`: `model.features[1][0]`, as for an nn.Sequential."""
+        return self._modules[str(name)]
 
     def forward(self, x: Tensor) -> Any:
         values = {-1: x}
-        for k, module in enumerate(self.steps_run):
+        for k, path in enumerate(self.steps_run):
+            module = self.get_submodule(path)  # looked up: a replaced child runs
             values[k] = module(*(values[j] for j in self.steps_read[k]))
             for j in self.steps_drop[k]:
                 del values[j]
