@@ -468,10 +468,10 @@ def test_numpy_forward_with_the_built_weights_equals_the_module(text, seed):
             if value.dtype.is_floating_point:
                 value.add_(torch.rand_like(value) * 0.1)
     params: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in model.state_dict().items():
+    for key, value in [*model.named_parameters(), *model.named_buffers()]:  # a layer scale's `gamma` too
         path, _, name = key.rpartition(".")
         if name != "num_batches_tracked":
-            params.setdefault(path, {})[name] = value.numpy()
+            params.setdefault(path, {})[name] = value.detach().numpy()
     x = input_array(network.input_shape, 2, seed=seed, dtype="float64")
     with np.errstate(all="ignore"):
         got = run_outputs(network, x, lambda step: None, params=params)

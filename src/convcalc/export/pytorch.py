@@ -280,7 +280,7 @@ class _Writer:
             emitter.statement(call("super().__init__", *args, **kwargs))
         out = emitter.channels
         static = out is not None and names_in(out) <= set(params.values()) | {"in_channels"} | set(
-            self.constants.values()) | {"min", "max", "exact_div"}
+            self.constants.values()) | set(emitter.reads) | {"min", "max", "exact_div"}
         dynamic = out is not None and not static
         if dynamic:
             emitter.line(f"self.out_channels = {out}")
@@ -939,7 +939,8 @@ class _Emitter:
                 self.items(item.shortcut, shortcut)
                 shortcut_channels = self.channels
 
-            shortcut = self.fresh("shortcut")
+            named = _local(item.shortcut_name, "shortcut")
+            shortcut = self.fresh(named if named not in self.scope.taken else "shortcut")
             shortcut_name = self.name(Item("", item.where, name=item.shortcut_name))
             if on is None:
                 build_shortcut()
