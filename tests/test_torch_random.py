@@ -255,11 +255,13 @@ class Gen:
         if kind == "repeat" and keep != "all" and self.draw(st.booleans()):
             count = self.draw(st.integers(1, 3))  # copies that grow the channels with $i
             index = self.draw(st.sampled_from(["i", "k"]))
-            conv = {f"conv{len(shape) - 1}d": {"out_channels": f"$({index} + 1)", "kernel_size": 1},
+            width = self.draw(st.sampled_from([None, 2, 5]))  # grow with the index, or a width
+            conv = {f"conv{len(shape) - 1}d": {"out_channels": f"$({index} + 1)" if width is None else width,
+                                               "kernel_size": 1},
                     "repeat": {"count": count, "index": index}}
             if self.draw(st.booleans()):
                 conv["name"] = f"{self.unique('grow')}_${index}"
-            return conv, (count, *shape[1:])
+            return conv, (count if width is None else width, *shape[1:])
         if kind == "repeat":
             layer, out = self.layer(shape, "all")
             if not isinstance(layer, dict):

@@ -87,7 +87,7 @@ def expression(text: str, resolve: Resolve, uses: set[str] | None = None) -> str
         tree = ast.parse(text.replace("$", "").strip(), mode="eval")
     except SyntaxError:
         raise Untranslatable(f"cannot read the expression {text!r}") from None
-    return ast.unparse(_Names(resolve, flag).visit(tree).body)  # type: ignore[attr-defined]
+    return ast.unparse(_Names(resolve, flag).visit(tree).body)
 
 
 def translate(raw: Any, resolve: Resolve, uses: set[str] | None = None) -> str:
@@ -121,7 +121,7 @@ def substitute(code: str, values: dict[str, str]) -> str:
                 return ast.parse(values[node.id], mode="eval").body
             return node
 
-    return ast.unparse(Swap().visit(ast.parse(code, mode="eval")).body)  # type: ignore[attr-defined]
+    return ast.unparse(Swap().visit(ast.parse(code, mode="eval")).body)
 
 
 def names_in(code: str) -> set[str]:

@@ -505,7 +505,9 @@ class _Emitter:
             self.scope.taken.add(var)
             self.channels = "__start__"
             self.nested(f"for {var} in range({count}):", body)
-            independent = self.channels == end and not names_in(end) & (made | {var})
+            # independent of it, and not read by the copies (each copy reads the one before)
+            independent = (self.channels == end and not names_in(end) & (made | {var})
+                           and not any("__start__" in line for line in self.lines[mark[0]:]))
             self.reset(mark)
             self.scope.taken.add(var)
             if independent:
@@ -1000,8 +1002,10 @@ class _Emitter:
                     branch = self.fresh("branch")
                     self.line(f"{branch} = nn.Sequential()")
                     self.items(items, branch)
-                    moved = f"{layers}.add_module(name, module)"
-                    self.nested(f"for name, module in {branch}.named_children():", lambda: self.line(moved))
+                    def move(line: str = f"{layers}.add_module(name, module)") -> None:
+                        self.line(line)
+
+                    self.nested(f"for name, module in {branch}.named_children():", move)
                     names.append(f"[name for name, _ in {branch}.named_children()]")
             else:
                 branch = self.fresh(_local(raw_name, "branch"))

@@ -174,7 +174,9 @@ class CenterCrop(nn.Module):
         if any(a or b for a, b in grow):
             x = F.pad(x, [w for pair in reversed(grow) for w in pair])
         starts = [round((n - c) / 2.0) for n, c in zip(x.shape[2:], size, strict=True)]
-        return x[(..., *(slice(s, s + c) for s, c in zip(starts, size, strict=True)))]
+        pairs = zip(starts, size, strict=True)
+        kept: tuple[Any, ...] = (..., *(slice(s, s + c) for s, c in pairs))
+        return x[kept]
 
 
 class Resize(nn.Module):
@@ -199,8 +201,9 @@ class Steps(nn.Module):
     `steps` are (path, module, inputs): the module becomes a child at its path (dotted
     paths nest, as `layer1.0.conv1`), and step k is called with the outputs of the steps
     its inputs number (-1: this module's input). Modules are looked up by path when run,
-    so a replaced child (`model.fc = nn.Linear(2048, 10)`) is the one that runs. The output is the outputs' value, or a
-    tuple of them. A value is dropped once its last reader has run.
+    so a replaced child (`model.fc = nn.Linear(2048, 10)`) is the one that runs. The
+    output is the outputs' value, or a tuple of them. A value is dropped once its last
+    reader has run.
     """
 
     def __init__(
@@ -230,7 +233,7 @@ class Steps(nn.Module):
 
     def __getitem__(self, name: int | str) -> nn.Module:
         """The child called `name`: `model.features[1][0]`, as for an nn.Sequential."""
-        return self._modules[str(name)]
+        return self._modules[str(name)]  # type: ignore[return-value]
 
     def forward(self, x: Tensor) -> Any:
         values = {-1: x}
