@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import keyword
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -79,6 +80,10 @@ class Flow:
             if group.path in calls:
                 self.by_block.setdefault(calls[group.path], []).append(group)
         self.forwards: dict[str, Forward | None] = {}
+        self.units: dict[tuple[int, int], tuple[int, ...] | None] = {}
+        self.plains: dict[tuple[int, int], bool] = {}
+        # Without references every group computes itself: nothing to work out.
+        self.references = bool(network.outputs) or _has_references(network.body)
 
     @cached_property
     def natural(self) -> Graph:
@@ -123,9 +128,16 @@ class Flow:
     def plain(self, group: Group) -> bool:
         """The group's module computes it from its one input: every layer in it reads what the
         nested modules give it (groups inside it are plain, or called as one module)."""
-        entry = self.external(group.start, group.stop)
-        natural = self.external(group.start, group.stop, self.natural)
-        return len(entry) == 1 and len(natural) == 1 and self.natural_inside(group, entry[0], natural[0])
+        key = (group.start, group.stop)
+        if key not in self.plains:
+            if not self.references:
+                self.plains[key] = True
+            else:
+                entry = self.external(group.start, group.stop)
+                natural = self.external(group.start, group.stop, self.natural)
+                self.plains[key] = (len(entry) == 1 and len(natural) == 1
+                                    and self.natural_inside(group, entry[0], natural[0]))
+        return self.plains[key]
 
     def natural_inside(self, group: Group, entry: int, natural: int) -> bool:
         inside = range(group.start, group.stop)
@@ -148,11 +160,12 @@ class Flow:
     def unit(self, group: Group) -> tuple[int, ...] | None:
         """The values to call the group's module with, when that module computes the group
         (and nothing inside it but its output is needed outside); else None."""
-        if not self.sealed(group):
-            return None
-        if group.path in self.calls and self.forward(self.calls[group.path]) is not None:
-            return tuple(self.external(group.start, group.stop))
-        return tuple(self.external(group.start, group.stop)) if self.plain(group) else None
+        key = (group.start, group.stop)
+        if key not in self.units:
+            reads = tuple(self.external(group.start, group.stop))
+            called = group.path in self.calls and self.forward(self.calls[group.path]) is not None
+            self.units[key] = reads if self.sealed(group) and (called or self.plain(group)) else None
+        return self.units[key]
 
     # --- forwards ----------------------------------------------------------------------------
 
@@ -168,6 +181,8 @@ class Flow:
 
     def network_forward(self) -> Forward | None:
         """The forward of the network, when it is not the natural flow of its items."""
+        if not self.references:
+            return None
         whole = Group("", "network", 0, 0, len(self.graph.nodes))
         if self.graph.outputs == (len(self.graph.nodes) - 1,) and self.natural_inside(whole, INPUT, INPUT):
             return None
@@ -275,8 +290,8 @@ class _Names:
         length = {v: 1 for v in self.wanted}
         while True:
             names = {v: _identifier("_".join(segments[-length[v]:])) for v, segments in self.wanted.items()}
-            clash = {v for v, name in names.items()
-                     if name in taken or list(names.values()).count(name) > 1}
+            counts = Counter(names.values())
+            clash = {v for v, name in names.items() if name in taken or counts[name] > 1}
             grow = {v for v in clash if length[v] < len(self.wanted[v])}
             if not grow:
                 break
@@ -322,6 +337,23 @@ def _relative(path: str, prefix: str) -> str:
 
 def _below(path: str, prefix: str) -> bool:
     return not prefix or path.startswith(prefix + ".")
+
+
+def _has_references(node: Layer | Sequence | Fork) -> bool:
+    """Whether the tree has a `from:` or a `size_of:` anywhere."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Layer):
+            if item.sources or item.shape_of is not None:
+                return True
+        elif isinstance(item, Sequence):
+            if item.source is not None:
+                return True
+            stack.extend(item.items)
+        else:
+            stack.extend(item.branches)
+    return False
 
 
 def _without_references(node: Layer | Sequence | Fork) -> Layer | Sequence | Fork:
