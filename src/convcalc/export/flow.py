@@ -310,7 +310,8 @@ class _Names:
 
 
 def _identifier(name: str) -> str:
-    out = re.sub(r"\W", "_", name)
+    """A local variable's name for a value (lower case, as PEP 8 has them)."""
+    out = re.sub(r"\W", "_", name.lower())
     if not out or out[0].isdigit():
         out = "x" + out
     if keyword.iskeyword(out) or out in PYTHON_NAMES:

@@ -136,8 +136,9 @@ PY_RESERVED = frozenset(("self", "in_channels", "nn", "torch", "F", "Tensor", "F
 
 
 def identifier(name: str, taken: set[str]) -> str:
-    """`name` as a Python identifier not in `taken` (a keyword or a taken name gets `_`)."""
-    out = name if name.isidentifier() else "v_" + re.sub(r"\W", "_", name)
+    """`name` as a Python identifier in lower case (PEP 8's for arguments and variables)
+    not in `taken` (a keyword or a taken name gets `_`)."""
+    out = name.lower() if name.isidentifier() else "v_" + re.sub(r"\W", "_", name.lower())
     while keyword.iskeyword(out) or out in PY_RESERVED or out in taken:
         out += "_"
     return out
