@@ -287,7 +287,9 @@ class _Names:
 
     def settle(self) -> None:
         taken = set(self.fixed.values())
-        length = {v: 1 for v in self.wanted}
+        # a numbered layer of a named group is `m_0` (`x4` for an item of the class's own list)
+        length = {v: 2 if len(p) > 2 and p[-1].isdigit() and not p[-2].isdigit() else 1
+                  for v, p in self.wanted.items()}
         while True:
             names = {v: _identifier("_".join(segments[-length[v]:])) for v, segments in self.wanted.items()}
             counts = Counter(names.values())
