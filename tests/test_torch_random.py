@@ -1,10 +1,12 @@
 """Random specs drawn by hypothesis, built with `convcalc.torch.build` and exported with
 `convcalc export --to pytorch`, checked against convcalc's own report.
 
-The specs have branches (residual with add or concat, parallel, empty branches, shortcuts,
-`after` layers), blocks with arguments used in expressions (vars too), `repeat` with `$i` in
-names and arguments, `when`, and every layer type with arguments drawn from its own
-declaration. The generator follows the shape with each layer type's `infer`, so most drawn
+The specs have branches (residual with add or concat and `skip`, parallel with add, mul or
+concat and channel splits, empty, named and nameless branches, shortcuts, `after` layers),
+blocks with arguments used in expressions (vars too), `repeat` with an index (`$i` in names
+and arguments), `when`, references (`from:` a named output of the list or the lists around
+it, standalone add/mul/concat, upsample and centercrop with `size_of`), several `outputs`,
+and every layer type with arguments drawn from its own declaration. The generator follows the shape with each layer type's `infer`, so most drawn
 specs are valid. For each: parameter and buffer counts, output shape and every layer's output
 shape (forward hooks) equal the report; the exported file imports, has the same state_dict
 keys and the same output; the NumPy forward with the module's weights equals the module's

@@ -288,10 +288,8 @@ class _Writer:
         doc = f"Block `{block.name}` of the spec ({kind})."
         if block.description:
             doc = f"{block.description.strip().rstrip('.')}. Block `{block.name}` ({kind})."
-        for name in emitter.reads:
-            signature.insert(len(signature) if "*" in signature else len(signature), f"{name}: int")
-        if emitter.reads and "*" not in signature:
-            signature.insert(2, "*")
+        if emitter.reads:  # the channels of outputs it reads from outside, keyword-only too
+            signature += ([] if "*" in signature else ["*"]) + [f"{name}: int" for name in emitter.reads]
         forward = self.flow.forward(block.name)
         if forward is not None:
             doc = doc[:-1] + ": its layers read outputs by path, so `forward` says which."
