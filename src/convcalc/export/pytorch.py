@@ -658,6 +658,13 @@ class _Emitter:
             return call("Fork", *args, **kwargs)
         raise ExportError(f"unknown layer type or block '{item.head}'", where=item.where)
 
+    def unknown(self, item: Item, what: str, why: str) -> ExportError:
+        """The error for a size the exporter cannot write at `item` (`what` and `why`), or
+        that the network never uses it (a block called only with `repeat: 0`, say)."""
+        if not self.w.uses.at(item) and not self.w.uses.of(item):
+            why = ": this network never uses it, so no size of its input is known (give it in the spec)"
+        return ExportError(what + why, where=item.where)
+
     # --- references ----------------------------------------------------------------------
 
     def source_channels(self, item: Item, raw: Any, k: int) -> str | None:
@@ -693,19 +700,31 @@ class _Emitter:
         args = self.layer_args(lt, item, uses)
         in_shape = self.in_shape(lt, item, uses)
         try:
-            torch_call = lt.torch_call(args, in_shape)
+            torch_call = self.narrow(args, in_shape[0]) if item.head == "narrow" else lt.torch_call(args, in_shape)
         except (TypeError, ArithmeticError):  # it computes with the input size: written as numbers
             shapes = {u.in_shape for u in uses}
             if len(shapes) != 1 or any(isinstance(v, Code) for v in args.values()):
-                raise ExportError(f"{item.head}: its module is computed from the size of its input, which"
-                                  " differs between the uses of this layer; give the sizes in the spec",
-                                  where=item.where) from None
+                raise self.unknown(item, f"{item.head}: its module is computed from the size of its input",
+                                   ", which differs between the uses of this layer; give the sizes in the spec"
+                                   ) from None
             torch_call = lt.torch_call(args, shapes.pop())
         if item.head == "permute":
             self.channels, self.tail = self.permuted(args, len(in_shape))
             return self.render(torch_call, item)
+        if item.head == "narrow":  # its length
+            self.channels, self.tail = _source(torch_call.args[1]), None
+            return self.render(torch_call, item)
         self.channels, self.tail = self.out_channels(lt, args, uses), self.out_tail(lt, args, len(in_shape))
         return self.render(torch_call, item)
+
+    def narrow(self, args: dict[str, Any], channels: Any) -> TorchCall:
+        """`Narrow(start, length)`: as given, or part `index` of `split` of the channels."""
+        split, index = args["split"], args["index"]
+        if split is None or isinstance(split, (tuple, Code)) or not isinstance(channels, Code):
+            return REGISTRY["narrow"].torch_call(args, (channels,))
+        size = _fold(substitute("c // n", {"c": channels.text, "n": str(split)}))
+        start = "0" if index == 0 else size if index == 1 else _fold(substitute("k * s", {"k": str(index), "s": size}))
+        return TorchCall("Narrow", (Code(start), Code(size)), helper=True)
 
     def out_tail(self, lt: LayerType, args: dict[str, Any], rank: int) -> str | None:
         """The last dim of a layer's output as an expression, where it is followed (`tail`)."""
@@ -831,8 +850,7 @@ class _Emitter:
         if c is None:
             known = self.w.uses.channels(item, leaving=False)
             if known is None:
-                raise ExportError(f"block '{block.name}': the channels of its input are not known here",
-                                  where=item.where)
+                raise self.unknown(item, f"block '{block.name}': the channels of its input", " are not known here")
             c = str(known)
         kwargs: dict[str, str] = {}
         passed: dict[str, str] = {"in_channels": c}
@@ -1033,7 +1051,7 @@ class _Emitter:
     def split_parts(self, item: Item, start: str | None) -> tuple[list[Any], list[str | None]]:
         """The Narrow modules of a channel split, and each part's channels."""
         if start is None:
-            raise ExportError("parallel: the channels of the input to split are not known here", where=item.where)
+            raise self.unknown(item, "parallel: the channels of the input to split", " are not known here")
         self.w.helpers.add("Narrow")
         split = item.split
         if isinstance(split, list):
