@@ -8,8 +8,8 @@ and arguments), `when`, references (`from:` a named output of the list or the li
 it, standalone add/mul/concat, upsample and centercrop with `size_of`), several `outputs`,
 and every layer type with arguments drawn from its own declaration. The generator follows the shape with each layer type's `infer`, so most drawn
 specs are valid. For each: parameter and buffer counts, output shape and every layer's output
-shape (forward hooks) equal the report; the exported file imports, has the same state_dict
-keys and the same output; the NumPy forward with the module's weights equals the module's
+shape (forward hooks) equal the report; the exported file is ruff-clean, imports, has the
+same state_dict keys and the same output; the NumPy forward with the module's weights equals the module's
 forward to 1e-6 (float64); and the receptive field is the support of a float64 gradient.
 """
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from typing import Any
 
@@ -425,8 +427,16 @@ def parsed(text: str) -> Any:
         raise
 
 
+RUFF = shutil.which("ruff")
+
+
 def exported_network(network: Any, report: Any, tmp_path: Any) -> Any:
     source = export(network, report, "pytorch", "drawn.yaml")
+    if RUFF is not None:  # readable: PEP 8 and ruff-clean, as every exported file
+        lint = subprocess.run([RUFF, "check", "--isolated", "--select", "E,W,F,I,B,UP,SIM,N", "--output-format",
+                               "concise", "-", "--stdin-filename", "drawn.py"], input=source, capture_output=True,
+                              text=True)
+        assert lint.returncode == 0, lint.stdout
     path = tmp_path / f"drawn_{abs(hash(source))}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)

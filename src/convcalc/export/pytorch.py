@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import itertools
 import keyword
 import re
 import textwrap
@@ -526,7 +527,9 @@ class _Emitter:
             self.channels = None
         self.tail = None
         header = next(n for n in range(first, len(self.lines)) if self.lines[n].lstrip().startswith(f"for {var} "))
-        if not any(re.search(rf"\b{var}\b", line) for line in self.lines[header + 1:]):
+        depth = len(self.lines[header]) - len(self.lines[header].lstrip())
+        inside = itertools.takewhile(lambda line: len(line) - len(line.lstrip()) > depth, self.lines[header + 1:])
+        if not any(re.search(rf"\b{var}\b(?!\s*=[^=])", line) for line in inside):  # not a keyword argument
             self.lines[header] = self.lines[header].replace(f"for {var} ", "for _ ", 1)
         if outer is None:
             del self.scope.names[index]
@@ -661,7 +664,7 @@ class _Emitter:
     def unknown(self, item: Item, what: str, why: str) -> ExportError:
         """The error for a size the exporter cannot write at `item` (`what` and `why`), or
         that the network never uses it (a block called only with `repeat: 0`, say)."""
-        if not self.w.uses.at(item) and not self.w.uses.of(item):
+        if not (self.w.uses.of(item) if item.is_layer else self.w.uses.at(item)):
             why = ": this network never uses it, so no size of its input is known (give it in the spec)"
         return ExportError(what + why, where=item.where)
 
@@ -720,7 +723,11 @@ class _Emitter:
     def narrow(self, args: dict[str, Any], channels: Any) -> TorchCall:
         """`Narrow(start, length)`: as given, or part `index` of `split` of the channels."""
         split, index = args["split"], args["index"]
-        if split is None or isinstance(split, (tuple, Code)) or not isinstance(channels, Code):
+        if split is None:
+            return TorchCall("Narrow", (args["start"], args["length"]), helper=True)
+        if isinstance(split, tuple):
+            return TorchCall("Narrow", (sum(split[:index]), split[index]), helper=True)
+        if isinstance(channels, Hole) or not isinstance(channels, Code):
             return REGISTRY["narrow"].torch_call(args, (channels,))
         size = _fold(substitute("c // n", {"c": channels.text, "n": str(split)}))
         start = "0" if index == 0 else size if index == 1 else _fold(substitute("k * s", {"k": str(index), "s": size}))
