@@ -119,7 +119,7 @@ class _Writer:
         self.label = spec_label
         self.version = version
         self.helpers: set[str] = set()
-        self.uses_div: set[str] = set()
+        self.functions: set[str] = set()  # the helper functions expressions use (exact_div, ...)
         self.classes: dict[str, _Class] = {}
         self.order: list[str] = []
         self.building: set[str] = set()
@@ -160,7 +160,7 @@ class _Writer:
 
     def code(self, raw: Any, scope: _Scope, where: Any) -> str:
         try:
-            return translate(raw, self.resolver(scope, where), self.uses_div)
+            return translate(raw, self.resolver(scope, where), self.functions)
         except Untranslatable as err:
             raise ExportError(str(err), where=where) from None
 
@@ -342,9 +342,9 @@ class _Writer:
     def helper_sources(self) -> list[str]:
         chosen = _helper_closure(self.helpers)
         out = [_strip(src) for name, src in chosen]
-        if "make_divisible" in self.uses_div:
+        if "make_divisible" in self.functions:
             out.insert(0, MAKE_DIVISIBLE)
-        if "exact_div" in self.uses_div:
+        if "exact_div" in self.functions:
             out.insert(0, EXACT_DIV)
         return out
 
@@ -628,7 +628,7 @@ class _Emitter:
 
     def name(self, item: Item) -> str:
         try:
-            return name_source(item.name, self.w.resolver(self.scope, item.where), self.w.uses_div)
+            return name_source(item.name, self.w.resolver(self.scope, item.where), self.w.functions)
         except Untranslatable as err:
             raise ExportError(str(err), where=item.where) from None
 
@@ -728,7 +728,8 @@ class _Emitter:
         if isinstance(split, tuple):
             return TorchCall("Narrow", (sum(split[:index]), split[index]), helper=True)
         if isinstance(channels, Hole) or not isinstance(channels, Code):
-            return REGISTRY["narrow"].torch_call(args, (channels,))
+            shape: tuple[Any, ...] = (channels,)  # a Hole raises: the numbers are tried instead
+            return REGISTRY["narrow"].torch_call(args, shape)
         size = _fold(substitute("c // n", {"c": channels.text, "n": str(split)}))
         start = "0" if index == 0 else size if index == 1 else _fold(substitute("k * s", {"k": str(index), "s": size}))
         return TorchCall("Narrow", (Code(start), Code(size)), helper=True)
