@@ -57,3 +57,29 @@ def test_every_registered_command_is_in_the_lazy_table():
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"convcalc.cli.{module.name}")
     assert set(cli.commands) == set(COMMAND_MODULES)
+
+
+def test_the_lazy_table_summarises_each_command_as_its_help_does():
+    """`convcalc --help` lists the commands from the table without importing them: the table's
+    summary must be the first paragraph of each command's help."""
+    from convcalc.cli import COMMANDS
+
+    for name, (_, summary) in COMMANDS.items():
+        command = cli.get_command(click.Context(cli), name)
+        assert command is not None and command.help is not None
+        first = " ".join(command.help.split("\n\n")[0].split())
+        assert summary == first, name
+
+
+def test_top_level_help_lists_the_commands_as_click_would():
+    """The lazily built list of commands is the one click builds from the commands themselves."""
+    from convcalc.cli import ConvcalcGroup
+
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        cli.get_command(ctx, name)
+    for width in (60, 80, 120):
+        ours, clicks = click.HelpFormatter(width=width), click.HelpFormatter(width=width)
+        cli.format_commands(ctx, ours)
+        super(ConvcalcGroup, cli).format_commands(ctx, clicks)
+        assert ours.getvalue() == clicks.getvalue()

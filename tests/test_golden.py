@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import EXAMPLES, ROOT
+from convcalc.analysis import analyze
 from convcalc.cli import cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -117,3 +118,31 @@ def test_golden_files_are_exactly_the_cases():
     assert not wanted - present, f"missing (create with --regen-golden): {sorted(wanted - present)}"
     assert not present - wanted, f"stale, delete them: {sorted(present - wanted)}"
     assert {p.name for p in GOLDEN.iterdir()} == present, "only .txt golden files belong in tests/golden/"
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_layer_json_is_json_dumps_of_the_layer_dict(name):
+    """`--format json` writes each layer from memoised pieces (`rows_json`); it must be exactly
+    what json.dumps makes of the layer's dict, fractional jumps and merges included."""
+    import json
+
+    from convcalc.load import load_network
+    from convcalc.render.data import row_dict
+    from convcalc.render.plain import rows_json
+
+    report = analyze(load_network(str(EXAMPLES / f"{name}.yaml")))
+    assert rows_json(report.rows) == [json.dumps(row_dict(row)) for row in report.rows]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "unet", "yolo_neck", "efficientnet_b0"])
+def test_group_json_is_json_dumps_of_the_group_dict(name):
+    """`--depth` groups in JSON are written from memoised pieces too (`groups_json`)."""
+    import json
+
+    from convcalc.analysis import outline
+    from convcalc.load import load_network
+    from convcalc.render.plain import group_dict, groups_json
+
+    network = load_network(str(EXAMPLES / f"{name}.yaml"))
+    entries = outline(analyze(network), network.graph)
+    assert groups_json(entries) == [json.dumps(group_dict(e)) for e in entries if e.group is not None]

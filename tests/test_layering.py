@@ -59,9 +59,13 @@ def declared(path: Path) -> set[str] | None:
     return allowed
 
 
+# Below every layer, as `dataclasses` is: the `@record` decorator any module may use.
+FOUNDATION = ("convcalc", "convcalc.records")
+
+
 def within(name: str, allowed: set[str], own: str) -> bool:
     family = own.split(".")[:2]  # a module may import its own subpackage (layers.conv -> layers.base)
-    return (name == "convcalc" or any(name == a or name.startswith(a + ".") for a in allowed)
+    return (name in FOUNDATION or any(name == a or name.startswith(a + ".") for a in allowed)
             or name.split(".")[:2] == family)
 
 

@@ -8,11 +8,10 @@ Imports `branches`, `errors`, `graph`, `layers`, `network` and `receptive` only.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from dataclasses import field as record_field
+from itertools import accumulate
 from typing import cast
 
 from convcalc.branches import alignment, mismatch, number_text
@@ -22,6 +21,7 @@ from convcalc.layers import Inference, InputMismatch, Note, Shape
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
 from convcalc.receptive import BROADCAST, IDENTITY, AxisField, AxisMap, FieldTooIrregular, Span, positional
+from convcalc.records import record
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
@@ -31,7 +31,7 @@ Field = tuple[AxisField, ...] | None  # one per spatial axis; None once there ar
 Dims = tuple[int, ...] | None
 
 
-@dataclass(frozen=True)
+@record
 class Row:
     """What one node of the graph computes; `Report.rows[i]` belongs to `graph.nodes[i]`."""
 
@@ -75,7 +75,7 @@ class Row:
         return self.input_shapes if self.is_merge else self.input_shapes[0]
 
 
-@dataclass(frozen=True)
+@record
 class DesignWarning:
     """A warning about one layer (a `Note` placed at its path and source line)."""
 
@@ -86,7 +86,7 @@ class DesignWarning:
     where: Location | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Totals:
     params: int
     buffers: int
@@ -103,7 +103,7 @@ class Totals:
         return 2 * self.macs
 
 
-@dataclass(frozen=True)
+@record
 class Output:
     """One output of the network: its path (`input` when there are no layers), shape and field."""
 
@@ -112,7 +112,7 @@ class Output:
     field: Field
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     name: str
     input_shape: Shape
@@ -125,7 +125,7 @@ class Report:
     outputs: tuple[Output, ...] = ()  # every output of the graph, in the order `outputs:` lists them
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """One line of an outline: a node's row, or a group's subtotals over its nodes.
 
@@ -156,14 +156,13 @@ class Entry:
         return self.group is not None
 
 
-def outline(report: Report, graph: Graph, depth: int | None = None) -> tuple[Entry, ...]:
+def outline(report: Report, graph: Graph, depth: int | None = None, layers: bool = True) -> tuple[Entry, ...]:
     """The rows and group subtotals at nesting depth <= `depth` (all when None), in tree
-    order: each group just before the rows and groups inside it."""
+    order: each group just before the rows and groups inside it; only the groups without
+    `layers`."""
     rows = report.rows
-    sums = {"params": [0], "buffers": [0], "macs": [0], "activation_bytes": [0]}
-    for row in rows:
-        for key, acc in sums.items():
-            acc.append(acc[-1] + getattr(row, key))
+    sums = {key: list(accumulate([getattr(row, key) for row in rows], initial=0))
+            for key in ("params", "buffers", "macs", "activation_bytes")}
 
     def total(key: str, start: int, stop: int) -> int:
         return sums[key][stop] - sums[key][start]
@@ -176,7 +175,7 @@ def outline(report: Report, graph: Graph, depth: int | None = None) -> tuple[Ent
         if depth is None or g.depth <= depth:
             by_start.setdefault(g.start, []).append(g)
     out: list[Entry] = []
-    for i, row in enumerate(rows):
+    for i in range(len(rows)) if layers else sorted(by_start):
         for g in by_start.get(i, ()):
             outside = sorted({j for k in range(g.start, g.stop) for j in graph.nodes[k].inputs if j < g.start})
             last = rows[g.stop - 1]
@@ -184,6 +183,9 @@ def outline(report: Report, graph: Graph, depth: int | None = None) -> tuple[Ent
                 g.path, g.kind, g.depth, g.start, g.stop, g, tuple(shape_of(j) for j in outside),
                 last.output_shape, total("params", g.start, g.stop), total("buffers", g.start, g.stop),
                 total("macs", g.start, g.stop), total("activation_bytes", g.start, g.stop), last.field))
+        if not layers:
+            continue
+        row = rows[i]
         node_depth = graph.depths[i] if graph.depths else 1
         if depth is None or node_depth <= depth:
             out.append(Entry(row.path, row.type, node_depth, i, i + 1, None, row.input_shapes, row.output_shape,
@@ -200,6 +202,7 @@ class _Analysis:
         self.rows: list[Row] = []
         self.warnings: list[DesignWarning] = []
         self.inferred: dict[tuple[int, int, tuple[Shape, ...]], tuple[object, Inference]] = {}
+        self.identity: dict[int, bool] = {}  # id(maps) -> all are IDENTITY
         self.graph: Graph
         self.shapes: dict[int, Shape] = {}
         self.fields: dict[int, Field] = {}
@@ -209,27 +212,32 @@ class _Analysis:
         shapes = self.shapes = {INPUT: input_shape}
         fields = self.fields = {INPUT: input_field(input_shape) if track_fields else None}
         layouts: dict[int, Dims] = {INPUT: input_dims(input_shape)}
+        infer, place, advance, emit = self.infer, self.place, self.advance, self.emit
         for i, node in enumerate(graph.nodes):
-            in_shapes = tuple(shapes[j] for j in node.inputs)
-            result = self.infer(i, node, in_shapes)
-            if len(node.inputs) == 1:
-                dims_in = layouts[node.inputs[0]]
+            inputs = node.inputs
+            if len(inputs) == 1:
+                source = inputs[0]
+                in_shapes: tuple[Shape, ...] = (shapes[source],)
+                dims_in = layouts[source]
             else:
-                dims_in = self.layout(node, [layouts[j] for j in node.inputs])
-            dims, maps = self.place(node, dims_in, in_shapes[0], result)
+                in_shapes = tuple(shapes[j] for j in inputs)
+                dims_in = self.layout(node, [layouts[j] for j in inputs])
+            result = infer(i, node, in_shapes)
+            dims, maps = place(node, dims_in, in_shapes[0], result)
             if not track_fields:
                 field = None
             elif node.type.arity == 1:
-                field = self.advance(fields[node.inputs[0]], maps, node, result.output_shape, dims)
+                field = advance(fields[inputs[0]], maps, node, result.output_shape, dims)
             elif dims is None:
                 field = None
             else:
                 field = self.merge_fields(i, in_shapes, result.output_shape, dims)
             shapes[i], fields[i], layouts[i] = result.output_shape, field, dims
-            self.emit(node, in_shapes, result, field, dims_in, dims, maps)
+            emit(node, in_shapes, result, field, dims_in, dims, maps)
         outputs = set(graph.outputs)
+        consumers = graph.consumers
         for i, node in enumerate(graph.nodes):
-            if not graph.consumers[i] and i not in outputs:
+            if not consumers[i] and i not in outputs:
                 self.warn(node, Note("dead-layer", "nothing reads this output and it is not one of"
                                                    " the network's outputs (list it in 'outputs:'?)"))
 
@@ -288,6 +296,8 @@ class _Analysis:
         except ConvcalcError as err:
             hint = input_hint(shapes[0], node.type.rank) if shapes[0] == self.shapes[INPUT] else None
             if hint is not None:  # the layer meets the network input as written: say how to write it
+                import copy  # errors only
+
                 err = copy.copy(err)
                 # the input is what is wrong, not the declared channels
                 message = err.message.removesuffix("; leave in_channels out to infer it")
@@ -317,11 +327,16 @@ class _Analysis:
         if any(len(f) != rank for f in axes) or any(len(shape) != len(out) for shape in shapes):
             return None
         joined = merge_axis(node, out, dims)  # the spatial axis a concat joins along, if any
-        # Axes along which a broadcast gate's field holds the others': nothing to line up there.
-        covered = {} if joined is not None else self.gates(axes, shapes, out, dims)
+        same = all(shape == out for shape in shapes)  # nothing broadcast (most merges)
+        # Axes along which a broadcast gate's field holds the others': nothing to line up there
+        # (none unless an input is broadcast or its field already stretched).
+        if joined is not None or same and not any(g.stretched for f in axes for g in f):
+            covered = {}
+        else:
+            covered = self.gates(axes, shapes, out, dims)
         if len(covered) == rank:
             return tuple(covered[k] for k in range(rank))  # the gate's whole-input field
-        if joined is None and all(shape[d] == out[d] for shape in shapes for d in dims):
+        if joined is None and (same or all(shape[d] == out[d] for shape in shapes for d in dims)):
             # Inputs that slide together: aligned when their centres line up on average.
             note = alignment(self.graph, i, self.fields, (0, *(out[d] for d in dims)))
             if note is not None:
@@ -395,11 +410,15 @@ class _Analysis:
                 dims: Dims) -> Field:
         if field is None or maps is None or dims is None:
             return None
+        identity = self.identity.get(id(maps))  # identical layers share their maps; rows keep them alive
+        if identity is None:
+            identity = self.identity[id(maps)] = all(m is IDENTITY for m in maps)
+        if identity:  # element-wise: the output's positions are the input's
+            return field
         try:
-            moved = tuple(f.through(m).bounded(out[d]) for f, m, d in zip(field, maps, dims))
-            # Keep the same object when nothing changed (element-wise layers): renderers
-            # memoise per field object.
-            return field if all(a is b for a, b in zip(moved, field)) else moved
+            moved = tuple([f.through(m).bounded(out[d]) for f, m, d in zip(field, maps, dims)])
+            # Keep the same object when nothing changed: renderers memoise per field object.
+            return field if all([a is b for a, b in zip(moved, field)]) else moved
         except FieldTooIrregular as err:
             self.warn(node, Note("field-untracked", f"receptive field no longer tracked: {err}"))
             return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from convcalc.errors import ShapeError
 from convcalc.geometry import conv_output, effective_kernel
@@ -26,8 +26,10 @@ from convcalc.layers.base import SPATIAL_NAMES, shape_str
 from convcalc.layers.conv import along
 from convcalc.receptive import AxisField, AxisMap, Window
 
+if TYPE_CHECKING:  # imported where an offset is not whole (most merges line up)
+    from fractions import Fraction
+
 Maps = tuple[AxisMap, ...] | None
-ZERO = Fraction(0)
 Fields = tuple[AxisField, ...] | None
 
 
@@ -184,7 +186,7 @@ def alignment(graph: Graph, merge: int, fields: Mapping[int, Fields], out_shape:
             continue
         a, b = node.labels[0], node.labels[k]
         jumps: dict[tuple[str, str], list[str]] = {}
-        shifts: dict[Fraction, list[str]] = {}
+        shifts: dict[Fraction | int, list[str]] = {}
         shifted: list[int] = []
         for axis, (fa, fb, n) in enumerate(zip(first, other, out_shape[1:])):
             if fa.jump != fb.jump:
@@ -206,9 +208,9 @@ def alignment(graph: Graph, merge: int, fields: Mapping[int, Fields], out_shape:
     return Note("misaligned-branches", "; ".join(parts)) if parts else None
 
 
-def _shift_text(shifts: dict[Fraction, list[str]]) -> str:
+def _shift_text(shifts: dict[Fraction | int, list[str]]) -> str:
     """`0.5 input pixels after ... along H and W`, or per axis group when they differ."""
-    def one(offset: Fraction) -> str:
+    def one(offset: Fraction | int) -> str:
         size = abs(offset)
         return f"{number_text(size)} input pixel{'' if size == 1 else 's'} {'after' if offset > 0 else 'before'}"
     if len(shifts) == 1:
@@ -220,22 +222,36 @@ def _shift_text(shifts: dict[Fraction, list[str]]) -> str:
 def mean_centre(field: AxisField) -> Fraction | None:
     """The centres of the field less their place on the output grid (o * jump), averaged over
     the phases the output has (None when none is reached)."""
+    from fractions import Fraction
+
     jump = Fraction(field.jump)
     centres = [Fraction(span[0] + span[1], 2) - r * jump
                for r in range(field.phases) if (span := field.at(r)) is not None]
     return sum(centres, Fraction(0)) / len(centres) if centres else None
 
 
-def mean_offset(a: AxisField, b: AxisField, n: int) -> Fraction:
+def mean_offset(a: AxisField, b: AxisField, n: int) -> Fraction | int:
     """How far `b`'s field centres lie after `a`'s, averaged over a period of outputs (both with
     the same jump, on an axis of `n` outputs); positions either leaves unreached do not count."""
+    if len(a.lo) == 1 and len(b.lo) == 1 and n > 0:  # one phase each: output 0 says it all
+        sa, sb = a.at(0), b.at(0)
+        total = sb[0] + sb[1] - sa[0] - sa[1] if sa is not None and sb is not None else 0
+        if not total:
+            return 0
+        from fractions import Fraction
+
+        return Fraction(total, 2)
     total = count = 0  # twice the offsets, summed: integers until the one division
     for o in range(min(math.lcm(a.period, b.period), n)):
         sa, sb = a.at(o), b.at(o)
         if sa is not None and sb is not None:
             total += sb[0] + sb[1] - sa[0] - sa[1]
             count += 1
-    return Fraction(total, 2 * count) if total else ZERO
+    if not total:
+        return 0
+    from fractions import Fraction
+
+    return Fraction(total, 2 * count)
 
 
 def _movers(graph: Graph, merge: int, branches: tuple[int, ...], fields: Mapping[int, Fields],
@@ -265,6 +281,8 @@ def _movers(graph: Graph, merge: int, branches: tuple[int, ...], fields: Mapping
 
 
 def number_text(value: object) -> str:
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return str(value.numerator)
-    return f"{float(value):g}" if isinstance(value, Fraction) else str(value)
+    """An int, or a Fraction as an int when whole, else as a decimal; anything else as str()."""
+    denominator = getattr(value, "denominator", None)  # ints and Fractions have one
+    if denominator is None or isinstance(value, bool):
+        return str(value)
+    return str(value) if denominator == 1 else f"{float(value):g}"  # type: ignore[arg-type]

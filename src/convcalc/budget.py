@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from convcalc.analysis import DTYPE_BYTES, Report
 from convcalc.errors import Location, SpecError
+from convcalc.records import record
 
 SI = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 BINARY = {"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
 NUMBER_RE = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?|\.[0-9]+)\s*([A-Za-z]*)\s*$")
 
 
-@dataclass(frozen=True)
+@record
 class Limit:
     """One budget key: what it measures and how it is written."""
 
@@ -128,7 +128,7 @@ def parse_shapes(value: Any, what: str = "expect_output") -> tuple[Shape, ...]:
     return (parse_shape(value, what),)
 
 
-@dataclass(frozen=True)
+@record
 class Budget:
     """Limits and expectations for one network, each with where it came from."""
 
@@ -190,7 +190,7 @@ def override(base: Budget, limits: Mapping[str, int | None], expect_output: tupl
     )
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """One budget or expectation, measured.
 
@@ -271,7 +271,7 @@ GROWTH_KEYS = {"params": False, "buffers": False, "macs": False, "flops": False,
                "activation_bytes": True, "param_bytes": True}  # name -> takes byte units
 
 
-@dataclass(frozen=True)
+@record
 class Growth:
     """How much one total may grow: by a percentage of the old value, or by an amount."""
 

@@ -13,18 +13,19 @@ Pure: imports `analysis`, `graph`, `layers` and `network` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from convcalc.analysis import Report
 from convcalc.graph import INPUT
 from convcalc.layers import Shape
 from convcalc.network import Network
+from convcalc.records import record
 
 INPUT_BOX, OUTPUT_BOX = "input", "output"
 
 
-@dataclass(frozen=True)
+@record
 class Box:
     id: int  # boxes are numbered in execution order, the input first and the output last
     role: str  # "input", "output", "layer" (one node) or "group" (a prefix or a repeat)
@@ -39,7 +40,7 @@ class Box:
     parent: str = ""  # the path the box sits in (`layer1.0` for `layer1.0.conv1`); "" at the top
 
 
-@dataclass(frozen=True)
+@record
 class Cluster:
     """A path that holds two or more boxes, drawn as a frame around them (clusters nest)."""
 
@@ -50,7 +51,7 @@ class Cluster:
     rolled: Rolled | None = None  # set when the frame is the first copy of a repeat standing for all
 
 
-@dataclass(frozen=True)
+@record
 class Rolled:
     """A repeat drawn as its first copy: how many copies, the last one, and what they all hold."""
 
@@ -61,14 +62,14 @@ class Rolled:
     macs: int
 
 
-@dataclass(frozen=True)
+@record
 class Edge:
     source: int  # box ids
     target: int
     shape: Shape  # the tensor that flows
 
 
-@dataclass(frozen=True)
+@record
 class Diagram:
     name: str
     depth: int | None
@@ -101,7 +102,7 @@ def _call_text(call: tuple[str, tuple[tuple[str, Any], ...]]) -> str:
     return ", ".join(f"{k}={_value_text(v)}" for k, v in call[1])
 
 
-@dataclass(frozen=True)
+@record
 class Grouping:
     """Which box each row of the report is drawn in."""
 

@@ -16,13 +16,13 @@ Pure: imports `analysis`, `layers` and `network` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from dataclasses import field as record_field
 from typing import Any
 
 from convcalc.analysis import Report, Row
 from convcalc.layers import Shape
 from convcalc.network import Network
+from convcalc.records import record
 
 ADDED, REMOVED, CHANGED, RENAMED, UNCHANGED = "added", "removed", "changed", "renamed", "unchanged"
 STATUSES = (CHANGED, ADDED, REMOVED, RENAMED, UNCHANGED)
@@ -31,7 +31,7 @@ ASPECTS = ("type", "shape", "params", "buffers", "macs", "rf")
 TOTALS = ("params", "buffers", "macs", "flops", "activation_bytes", "param_bytes")
 
 
-@dataclass(frozen=True)
+@record
 class Item:
     """One side of a row: a layer, or at a depth the layers under one path prefix."""
 
@@ -50,7 +50,7 @@ class Item:
     signature: tuple[Any, ...] = record_field(default=(), compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     status: str  # one of STATUSES
     old: Item | None
@@ -73,7 +73,7 @@ class Change:
         return self.item.subtotal
 
 
-@dataclass(frozen=True)
+@record
 class Total:
     name: str  # one of TOTALS
     old: int
@@ -89,7 +89,7 @@ class Total:
         return self.change / self.old if self.old else None
 
 
-@dataclass(frozen=True)
+@record
 class Side:
     label: str  # the file, or REV:file
     name: str
@@ -98,7 +98,7 @@ class Side:
     layers: int
 
 
-@dataclass(frozen=True)
+@record
 class Diff:
     old: Side
     new: Side

@@ -1,16 +1,15 @@
 """Every error convcalc raises on purpose, and the exit statuses they map to.
 
-Layering: this module imports nothing from the package. The CLI catches `ConvcalcError`
-in one place; anything else escaping is a bug.
+Layering: from the package this module imports only `records` (the dataclass decorator).
+The CLI catches `ConvcalcError` in one place; anything else escaping is a bug.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from convcalc.records import record
 
 
 class ExitStatus(enum.IntEnum):
@@ -21,7 +20,7 @@ class ExitStatus(enum.IntEnum):
     BAD_INPUT = 2  # the spec or the command line is wrong
 
 
-@dataclass(frozen=True)
+@record
 class Location:
     """Where in a spec file something was written (1-based line and column)."""
 
@@ -57,6 +56,8 @@ class ConvcalcError(Exception):
         self, *, where: Location | None, path: str | None, layer_type: str | None
     ) -> ConvcalcError:
         """A copy of this error with the context that the raiser did not know filled in."""
+        import copy  # errors only: not imported on the way to a result
+
         located = copy.copy(self)
         located.where = self.where or where
         located.path = self.path if self.path is not None else path
@@ -108,5 +109,7 @@ class CheckFailed(ConvcalcError):
 
 def suggest(word: str, options: Iterable[str]) -> str:
     """`; did you mean 'x'?` for the closest option, or nothing: the tail of a message."""
+    import difflib  # errors only
+
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 from convcalc.analysis import DesignWarning, Row, analyze, merge_axis
@@ -35,13 +34,14 @@ from convcalc.layers import Shape
 from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.network import Network
 from convcalc.receptive import BROADCAST, AxisField, AxisMap, inputs_per_output
+from convcalc.records import record
 
 MAX_BOXES = 256
 
 Box = tuple[frozenset[int], ...]
 
 
-@dataclass(frozen=True)
+@record
 class AxisRegion:
     """The input indices one output position reads along one axis."""
 
@@ -201,7 +201,7 @@ def _prune(boxes: list[Box]) -> list[Box]:
 FIELD_WARNINGS = ("misaligned-branches", "uneven-overlap", "field-untracked")
 
 
-@dataclass(frozen=True)
+@record
 class AxisExplanation:
     axis: str
     field: AxisField  # the theoretical field of every output position (unclipped)
@@ -211,7 +211,7 @@ class AxisExplanation:
     region: AxisRegion  # what `position` really reads from the input
 
 
-@dataclass(frozen=True)
+@record
 class Explanation:
     path: str
     type: str

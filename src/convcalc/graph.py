@@ -23,15 +23,15 @@ Imports `errors`, `layers` and `network` only.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from types import MappingProxyType
 
 from convcalc.errors import Location, SpecError
 from convcalc.layers import REGISTRY, Args, LayerType, Shape
 from convcalc.network import Fork, Layer, Network, Ref, Sequence
+from convcalc.records import record
 
 INPUT = -1  # the id of the network input among a node's inputs
 
@@ -39,7 +39,7 @@ NO_ARGS: Args = MappingProxyType({})
 NARROW = REGISTRY["narrow"]  # what a channel split lowers to, one node per part
 
 
-@dataclass(frozen=True)
+@record
 class Node:
     """One layer or merge: what it is, and whose outputs it reads."""
 
@@ -62,7 +62,7 @@ class Node:
         return self.inputs if self.type.arity is None else self.inputs[:1]
 
 
-@dataclass(frozen=True)
+@record
 class Group:
     """A block call, branch, `sequential` group or named repeat: the nodes `start <= id < stop`.
 
@@ -78,7 +78,7 @@ class Group:
     repeat: int | None = None  # a named repeat: the number of copies (of `kind`)
 
 
-@dataclass(frozen=True)
+@record
 class Graph:
     """Nodes in execution order (every input comes before its reader) and the outputs."""
 
@@ -100,8 +100,9 @@ class Graph:
         for i, node in enumerate(self.nodes):
             readers[i] = []
             for source in node.inputs:
-                if i not in readers[source]:
-                    readers[source].append(i)
+                found = readers[source]
+                if not found or found[-1] != i:  # readers come in order: a repeat is the last one
+                    found.append(i)
         return {k: tuple(v) for k, v in readers.items()}
 
     @cached_property
@@ -112,7 +113,7 @@ class Graph:
         (`len(nodes)`); a value nothing reads dies at the step that made it.
         """
         end = len(self.nodes)
-        last = {i: max(readers, default=i) for i, readers in self.consumers.items()}
+        last = {i: readers[-1] if readers else i for i, readers in self.consumers.items()}  # readers are in order
         if self.consumers[INPUT] == ():
             last[INPUT] = INPUT
         for out in self.outputs:
@@ -135,7 +136,14 @@ class Graph:
             live += size[i]
             if live > peak:
                 peak, at = live, i
-            for j in {*node.inputs, i}:
+            inputs = node.inputs
+            if len(inputs) == 1:  # most nodes: no set to build
+                if last[inputs[0]] == i:
+                    live -= size[inputs[0]]
+                if last[i] == i:
+                    live -= size[i]
+                continue
+            for j in {*inputs, i}:
                 if last[j] == i:
                     live -= size[j]
         return peak, at
@@ -147,12 +155,15 @@ class Graph:
         In execution order, node i is on every path when no edge jumps over it (from a node
         before i to a node after i). Nodes inside a branch are not: the other branch jumps.
         """
-        # The farthest reader of any value made before the current node.
-        farthest = max(self.consumers[INPUT], default=INPUT)
+        # The farthest reader of any value made before the current node (readers are in order).
+        consumers = self.consumers
+        farthest = consumers[INPUT][-1] if consumers[INPUT] else INPUT
         out = []
         for i in range(len(self.nodes)):
             out.append(farthest <= i)
-            farthest = max(farthest, max(self.consumers[i], default=i))
+            readers = consumers[i]
+            if readers and readers[-1] > farthest:
+                farthest = readers[-1]
         return tuple(out)
 
     def branches(self, merge: int) -> tuple[int, tuple[tuple[int, ...], ...]]:
@@ -303,7 +314,12 @@ def lower(network: Network) -> Graph:
             if item.source is not None:
                 source = resolve(item.source, item.path or None)
             for child in item.items:
-                source = visit(child, source, enclosing, inner)
+                if type(child) is Layer and not child.sources and child.shape_of is None:
+                    # most items: a layer reading the one before, without the call
+                    source = add(Node(child.path, child.type, child.args, (source,), (), child.where), inner)
+                    done[child.path] = source
+                else:
+                    source = visit(child, source, enclosing, inner)
             end = source
         else:
             if item.split is None:
@@ -335,6 +351,8 @@ def lower(network: Network) -> Graph:
 
 def _nearest(path: str, known: dict[str, int]) -> str:
     """`; did you mean 'a', 'b' or 'c'?`: the closest existing paths, or nothing."""
+    import difflib  # errors only
+
     close = difflib.get_close_matches(path, list(known), n=3, cutoff=0.5)
     if not close:
         return ""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import cast
 
 from convcalc.analysis import DesignWarning, Field, Report, Row, input_field, looks_channels_last
 from convcalc.errors import suggest
@@ -21,6 +22,7 @@ from convcalc.layers.base import SPATIAL_NAMES
 from convcalc.layers.conv import along
 from convcalc.network import Network
 from convcalc.receptive import Window
+from convcalc.records import record
 
 # Every warning code, with what it means; `--ignore` accepts exactly these.
 CODES = {
@@ -41,7 +43,7 @@ CODES = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class _Step:
     """One layer as executed: its row and the field entering it."""
 
@@ -49,14 +51,16 @@ class _Step:
     field_in: Field
 
 
-@dataclass(frozen=True)
+@record
 class _Run:
     """A run of stride-1 window layers ending at one layer, on one path (for gridding).
 
     `previous` links back along the path, so runs that share a prefix (a tensor read by
     several layers) share it. Per axis: how many windows with a kernel larger than 1 the
     run holds, and the gcd of their dilations; only a run where some axis has two or more
-    such windows with a common factor is walked back and confirmed.
+    such windows with a common factor (`suspicious`) is walked back and confirmed. Layers
+    whose windows are all of size 1 (element-wise ones) continue a run without joining it:
+    gridding is about the others.
     """
 
     step: _Step
@@ -64,14 +68,12 @@ class _Run:
     previous: _Run | None
     counts: tuple[int, ...]
     gcds: tuple[int, ...]
+    suspicious: bool
 
     def extend(self, step: _Step, windows: tuple[Window, ...]) -> _Run:
         counts = tuple(c + (w.kernel > 1) for c, w in zip(self.counts, windows))
         gcds = tuple(math.gcd(g, w.dilation) if w.kernel > 1 else g for g, w in zip(self.gcds, windows))
-        return _Run(step, windows, self, counts, gcds)
-
-    def suspicious(self) -> bool:
-        return any(c >= 2 and g > 1 for c, g in zip(self.counts, self.gcds))
+        return _Run(step, windows, self, counts, gcds, _suspicious(counts, gcds))
 
     def steps(self) -> list[tuple[_Step, tuple[Window, ...]]]:
         out = []
@@ -83,8 +85,13 @@ class _Run:
 
 
 def _start(step: _Step, windows: tuple[Window, ...]) -> _Run:
-    return _Run(step, windows, None, tuple(int(w.kernel > 1) for w in windows),
-                tuple(w.dilation if w.kernel > 1 else 0 for w in windows))
+    counts = tuple(int(w.kernel > 1) for w in windows)
+    gcds = tuple(w.dilation if w.kernel > 1 else 0 for w in windows)
+    return _Run(step, windows, None, counts, gcds, _suspicious(counts, gcds))
+
+
+def _suspicious(counts: tuple[int, ...], gcds: tuple[int, ...]) -> bool:
+    return any(c >= 2 and g > 1 for c, g in zip(counts, gcds))
 
 
 class _Linter:
@@ -122,37 +129,55 @@ class _Linter:
                       f" of {spatial}; channels come first, without the batch: input:"
                       f" {[shape[-1], *shape[:-1]]}", rows[first_readers[0]])
         runs: dict[int, _Run] = {}  # the stride-1 run ending at each layer that has one
+        on_every_path = graph.on_every_path
+        # id(maps) -> (stride-1 windows, some with a kernel larger than 1): identical layers share
+        # their maps, and the rows keep them alive, so ids stay theirs.
+        kinds: dict[int, tuple[bool, bool]] = {}
         for i, node in enumerate(graph.nodes):
             if node.type.arity != 1:
                 continue
             source = node.inputs[0]
-            step = _Step(rows[i], start if source == INPUT else rows[source].field)
-            self.layer(step, graph.on_every_path[i])
-            windows = self.stride1_windows(step)
-            if windows is not None:
-                before = runs.get(source)
-                runs[i] = before.extend(step, windows) if before is not None else _start(step, windows)
+            row = rows[i]
+            before = start if source == INPUT else rows[source].field
+            self.layer(row, before, on_every_path[i])
+            maps = row.maps
+            if maps is None or before is None:
+                continue
+            kind = kinds.get(id(maps))
+            if kind is None:
+                kind = kinds[id(maps)] = (all(isinstance(m, Window) and m.stride == 1 for m in maps),
+                                          any(isinstance(m, Window) and m.kernel > 1 for m in maps))
+            if not kind[0]:
+                continue
+            windows = cast(tuple[Window, ...], maps)
+            run = runs.get(source)
+            if run is None:
+                runs[i] = _start(_Step(row, before), windows)
+            else:  # element-wise layers (no window larger than 1) pass the run on as it is
+                runs[i] = run.extend(_Step(row, before), windows) if kind[1] else run
         for i, run in runs.items():
+            if not run.suspicious:
+                continue
             readers = [j for j in graph.consumers[i] if i in graph.nodes[j].value_inputs]  # not size_of
-            if run.suspicious() and (not readers or any(j not in runs for j in readers)):
+            if not readers or any(j not in runs for j in readers):
                 self.gridding(run.steps())
 
-    def layer(self, step: _Step, on_every_path: bool) -> None:
-        row, before = step.row, step.field_in
+    def layer(self, row: Row, before: Field, on_every_path: bool) -> None:
+        """The warnings about one layer (`before`: the field entering it)."""
         if row.field is not None and before is not None and row.field is not before and len(row.field) == len(before):
-            self.empty_field(step)
+            self.empty_field(row, before)
         if not self.head_seen and on_every_path and before is not None and row.field is None:
             self.head_seen = True  # flatten or linear: position-specific weights see everything
         elif not self.head_seen and on_every_path and before is not None and self.global_pool(row):
             self.head_seen = True
-            self.small_head(step)
+            self.small_head(row, before)
 
-    def empty_field(self, step: _Step) -> None:
+    def empty_field(self, row: Row, field_in: Field) -> None:
         """Warn where positions without any input first appear (not at every later layer)."""
-        assert step.row.field is not None and step.field_in is not None
-        names = SPATIAL_NAMES.get(len(step.row.field), ())
+        assert row.field is not None and field_in is not None
+        names = SPATIAL_NAMES.get(len(row.field), ())
         facts = []
-        for axis, before, after in zip(names, step.field_in, step.row.field):
+        for axis, before, after in zip(names, field_in, row.field):
             if after.unreached and not before.unreached:
                 # an axis shorter than the period has only its first phases
                 every = "every " if after.phases == after.period else "the "
@@ -166,20 +191,23 @@ class _Linter:
                          for (e, p), axes in groups.items())
         self.warn("empty-field", f"{text} have an empty receptive field (no input reaches them, they"
                   " hold only the bias); use a kernel span of at least the stride, with dilation 1",
-                  step.row)
+                  row)
 
     @staticmethod
     def global_pool(row: Row) -> bool:
         """A layer that pools every spatial axis down to 1: the head of a pooled classifier."""
-        spatial_in, spatial_out = row.input_shapes[0][1:], row.output_shape[1:]
-        return bool(spatial_out) and all(n == 1 for n in spatial_out) and any(n > 1 for n in spatial_in)
+        out = row.output_shape
+        if len(out) < 2 or out[1] != 1:  # most layers, at once
+            return False
+        spatial_in, spatial_out = row.input_shapes[0][1:], out[1:]
+        return all(n == 1 for n in spatial_out) and any(n > 1 for n in spatial_in)
 
-    def small_head(self, step: _Step) -> None:
-        assert step.field_in is not None
+    def small_head(self, row: Row, field_in: Field) -> None:
+        assert field_in is not None
         spatial = self.input_shape[1:]
-        if len(step.field_in) != len(spatial):
+        if len(field_in) != len(spatial):
             return
-        sizes = [f.size for f in step.field_in]
+        sizes = [f.size for f in field_in]
         # Below half the input, no feature sees two points half the input apart: the head
         # only averages local evidence. A field a little short of the input is normal.
         short = [i for i, (size, n) in enumerate(zip(sizes, spatial)) if 2 * size < n]
@@ -194,17 +222,7 @@ class _Linter:
         self.warn("small-head-field",
                   f"the features this head pools each see {seen} input pixels of the {whole} input, less"
                   f" than half ({share}), so none combines distant parts of it; add downsampling or"
-                  " dilation before the head, or use a smaller input", step.row)
-
-    @staticmethod
-    def stride1_windows(step: _Step) -> tuple[Window, ...] | None:
-        """The step's per-axis windows if all have stride 1 (element-wise layers included)."""
-        if step.row.is_merge or step.field_in is None:
-            return None
-        axes = step.row.maps
-        if axes is None or not all(isinstance(m, Window) and m.stride == 1 for m in axes):
-            return None
-        return axes  # type: ignore[return-value]
+                  " dilation before the head, or use a smaller input", row)
 
     def gridding(self, run: list[tuple[_Step, tuple[Window, ...]]]) -> None:
         if not run:
@@ -246,6 +264,8 @@ def lint(network: Network, report: Report) -> Report:
     """`report` with the multi-layer design warnings added, all in execution order."""
     linter = _Linter(report)
     linter.run(network.graph, report)
+    if not linter.found and not report.warnings:
+        return report
     order = {row.path: i for i, row in enumerate(report.rows)}
     added = [DesignWarning(path, row.type, code, message, row.where)
              for code, message, path, row in linter.found]

@@ -13,17 +13,18 @@ Imports `errors`, `network` and `spec` only.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from convcalc.errors import Location, SpecError
 from convcalc.network import Network
 from convcalc.spec.parser import DEFAULT_MAX_LAYERS, Limits, parse_spec
 from convcalc.spec.source import Source
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
@@ -33,11 +34,11 @@ def read_source(path: str, stdin: BinaryIO | None = None) -> Source:
         name = "<stdin>"
     else:
         name = path
-        p = Path(path)
-        if p.is_dir():
+        if os.path.isdir(path):
             raise SpecError(f"{path} is a directory; give a spec file (.yaml, .yml or .json)")
         try:
-            data = p.read_bytes()
+            with open(path, "rb") as file:
+                data = file.read()
         except FileNotFoundError:
             raise SpecError(f"{path}: no such file") from None
         except OSError as err:
@@ -69,6 +70,10 @@ def read_revision(path: str, rev: str) -> Source:
     """
     if path == "-":
         raise SpecError("--rev reads a committed file; give the spec's path, not '-'")
+    import shutil
+    import subprocess
+    from pathlib import Path
+
     git = shutil.which("git")
     if git is None:
         raise SpecError("--rev needs git (it reads the old spec with git show), and git is not on PATH")

@@ -14,18 +14,19 @@ Imports `errors` and `layers` only (and `graph`, lazily, to lower itself).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from convcalc.errors import Location
 from convcalc.layers import Args, LayerType, Shape
+from convcalc.records import record
 
 if TYPE_CHECKING:
     from convcalc.graph import Graph
 
 
-@dataclass(frozen=True)
+@record
 class Ref:
     """A path written in the spec (`from:`, `size_of:`, `outputs:`), resolved when lowering.
 
@@ -38,7 +39,7 @@ class Ref:
     where: Location | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@record
 class Layer:
     path: str
     type: LayerType
@@ -50,7 +51,7 @@ class Layer:
     shape_of: Ref | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Sequence:
     """Items run in order: a layer list, a branch, a block's body or a repeat's copies."""
 
@@ -63,7 +64,7 @@ class Sequence:
     source: Ref | None = None  # `from:` on a block, branch structure or group
 
 
-@dataclass(frozen=True)
+@record
 class Fork:
     """Branches that all take the fork's input, then `merge` combines their outputs.
 
@@ -82,7 +83,7 @@ class Fork:
 Node = Layer | Sequence | Fork
 
 
-@dataclass(frozen=True)
+@record
 class Network:
     name: str
     input_shape: Shape

@@ -16,18 +16,20 @@ Besides the hull (`reach`), every map lists the exact input indices an output re
 zero padding is dropped, reflect/replicate/circular padding and clamped interpolation
 fold back onto interior pixels. The per-position walk (`fieldwalk`) is built on `reads`.
 
-Imports only `geometry` from the package.
+Imports only `geometry` (and `records`) from the package.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from fractions import Fraction
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from convcalc.geometry import adaptive_window
+from convcalc.records import record
+
+if TYPE_CHECKING:  # fractions is imported where a field first needs one (not by most networks)
+    from fractions import Fraction
 
 Span = tuple[int, int] | None  # inclusive input indices, None when nothing is read
 Reads = tuple[tuple[int, ...], bool]  # in-range indices read, and whether any tap fell outside
@@ -83,7 +85,7 @@ def resolve(taps: tuple[int, ...], n: int, mode: str = "zeros") -> Reads:
     return tuple(sorted(inside)), any(not 0 <= t < n for t in taps)
 
 
-@dataclass(frozen=True)
+@record
 class Window:
     """Convolution and pooling: output `o` reads `[o*s - pl, o*s - pl + k_eff - 1]`.
 
@@ -124,7 +126,7 @@ IDENTITY = Window()
 BROADCAST = Window(stride=0)
 
 
-@dataclass(frozen=True)
+@record
 class Transposed:
     """Transposed convolution: input `i`, tap `t` writes output `i*s - pl + t*d`."""
 
@@ -166,7 +168,7 @@ class Transposed:
         return resolve(self.taps(o), n)
 
 
-@dataclass(frozen=True)
+@record
 class Adaptive:
     """Adaptive pooling: window `o` is `[floor(o*n/out), ceil((o+1)*n/out))`."""
 
@@ -194,7 +196,7 @@ class Adaptive:
         return resolve(self.taps(o), n)
 
 
-@dataclass(frozen=True)
+@record
 class Dense:
     """Every output reads the whole axis (linear or softmax along it, global pooling)."""
 
@@ -218,7 +220,7 @@ class Dense:
         return resolve(self.taps(o), n)
 
 
-@dataclass(frozen=True)
+@record
 class Resample:
     """Upsampling with PyTorch's index rules; `scale` is input pixels per output pixel.
 
@@ -255,6 +257,8 @@ class Resample:
     def taps(self, o: int) -> tuple[int, ...]:
         if self.mode == "nearest":
             return (math.floor(o * self.scale),)
+        from fractions import Fraction
+
         if self.mode == "nearest-exact":
             return (math.floor((o + Fraction(1, 2)) * self.scale),)
         if self.align_corners:
@@ -301,7 +305,7 @@ def inputs_per_output(amap: AxisMap, n_in: int, n_out: int, limit: int = 4096) -
     return min(counts), max(counts)
 
 
-@dataclass(frozen=True)
+@record
 class AxisField:
     """Exact field of every output position along one axis.
 
@@ -334,7 +338,11 @@ class AxisField:
     def jump(self) -> Fraction | int:
         """Input pixels between neighbouring outputs (the effective stride)."""
         period = len(self.lo)
-        return self.shift if period == 1 else Fraction(self.shift, period)
+        if period == 1:
+            return self.shift
+        from fractions import Fraction
+
+        return Fraction(self.shift, period)
 
     def at(self, o: int) -> Span:
         q, r = divmod(o, self.period)
@@ -369,7 +377,11 @@ class AxisField:
             if span is None:
                 return None
             total = span[0] + span[1]
-        return total // 2 if total % 2 == 0 else Fraction(total, 2)
+        if total % 2 == 0:
+            return total // 2
+        from fractions import Fraction
+
+        return Fraction(total, 2)
 
     @property
     def centre(self) -> Fraction | int | None:
@@ -382,6 +394,8 @@ class AxisField:
         """
         if len(self.lo) == 1:
             return self.start
+        from fractions import Fraction
+
         jump = Fraction(self.jump)
         offsets = [Fraction(lo + hi, 2) - r * jump for r, (lo, hi) in enumerate(zip(self.lo, self.hi))
                    if lo is not None and hi is not None]
@@ -393,20 +407,23 @@ class AxisField:
     @property
     def unreached(self) -> int:
         """Output phases (of those the output has) that no input reaches."""
+        if len(self.lo) == 1:  # a sliding field (an axis has at least one position)
+            return int(self.lo[0] is None)
         return sum(lo is None for lo in self.lo[: self.phases])
 
     def through(self, amap: AxisMap) -> AxisField:
         """The field after a layer whose axis map is `amap`."""
         if amap is IDENTITY:
             return self
-        if len(self.lo) == 1 and amap.period == 1 and self.lo[0] is not None:
+        window = type(amap) is Window  # period 1 and step = stride, without asking
+        if len(self.lo) == 1 and (window or amap.period == 1) and self.lo[0] is not None:
             # The common case (a sliding field through a sliding window) in closed form.
             span = amap.reach(0)
             assert span is not None and self.hi[0] is not None
             return AxisField(
                 (self.lo[0] + span[0] * self.shift,),
                 (self.hi[0] + span[1] * self.shift,),
-                self.shift * amap.step,
+                self.shift * (cast(Window, amap).stride if window else amap.step),
             )
         repeats = 1 if amap.step == 0 else self.period // math.gcd(self.period, amap.step)
         period = amap.period * repeats

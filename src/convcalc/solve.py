@@ -11,16 +11,15 @@ geometry's, and the spec scan runs each layer type's own `infer`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.geometry import conv_output, effective_kernel, transposed_output, unread
 from convcalc.graph import INPUT
 from convcalc.layers import Shape
 from convcalc.network import Network
+from convcalc.records import record
 
 
-@dataclass(frozen=True)
+@record
 class PaddingSolution:
     n: int
     kernel: int
@@ -58,7 +57,7 @@ def solve_padding(n: int, kernel: int, stride: int, dilation: int, target: int) 
                            unread(n, kernel, stride, dilation, (before, after)))
 
 
-@dataclass(frozen=True)
+@record
 class InverseSolution:
     n: int
     kernel: int
@@ -85,7 +84,7 @@ def solve_output_padding(n: int, kernel: int, stride: int, dilation: int,
     return InverseSolution(n, kernel, stride, dilation, padding, m, op)
 
 
-@dataclass(frozen=True)
+@record
 class InputScan:
     axis: int | None  # the spatial axis varied (0-based), or None for all of them together
     low: int

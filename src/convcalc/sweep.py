@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from convcalc.analysis import Report, analyze
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.graph import INPUT
 from convcalc.layers import Shape
 from convcalc.network import Network
+from convcalc.records import record
 from convcalc.spec.parser import Limits, Parser, declared_vars
 from convcalc.spec.source import Source, compose
 from convcalc.training import training_memory
@@ -29,7 +29,7 @@ MAX_POINTS = 10_000  # a range longer than this is a typo, not a sweep
 RANGE_RE = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?$")
 
 
-@dataclass(frozen=True)
+@record
 class Point:
     """The network at one value of the swept quantity; the counts are None when invalid."""
 
@@ -47,7 +47,7 @@ class Point:
         return self.reason is None
 
 
-@dataclass(frozen=True)
+@record
 class Sweep:
     name: str
     swept: str  # "size" (every spatial axis of the input) or the name of a var

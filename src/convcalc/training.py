@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from convcalc.analysis import DTYPE_BYTES, Report, Row
@@ -51,6 +50,7 @@ from convcalc.graph import INPUT as NETWORK_INPUT
 from convcalc.graph import Graph, Node
 from convcalc.layers.merge import broadcast
 from convcalc.network import Network
+from convcalc.records import record
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "sgd-momentum": 1, "adam": 2, "adamw": 2}
 INDEX_BYTES = 8  # int64 indices of max pooling
@@ -71,7 +71,7 @@ AMP_DTYPES = ("float16", "bfloat16")
 SCALER_BYTES = 8  # GradScaler: the float32 scale and the int32 growth tracker
 
 
-@dataclass(frozen=True)
+@record
 class Saves:
     keeps: str = ""  # "", "input", "output" or "copy"
     inplace_keeps: str | None = None  # what it keeps when inplace=true (default: same)
@@ -197,7 +197,7 @@ SAVES: dict[str, Saves] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class LayerMemory:
     """What one row keeps for backward, in bytes for the whole batch."""
 
@@ -206,7 +206,7 @@ class LayerMemory:
     extra_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class TrainingMemory:
     optimizer: str
     saved_bytes: int  # activations and extras kept for backward, each tensor once

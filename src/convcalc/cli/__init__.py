@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import gc
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.utils import make_default_short_help
 
 from convcalc import __version__
-from convcalc.errors import ConvcalcError, ExitStatus
-from convcalc.render.env import Terminal
+
+if TYPE_CHECKING:
+    from convcalc.errors import ExitStatus
 
 HELP = """Shapes, receptive fields, parameters and costs of convolutional networks.
 
@@ -39,13 +41,25 @@ Exit status: 0 ok, 1 a check failed, 2 bad input.
 """
 
 
-# Command name -> the module that defines it. A module is imported only when one of its
-# commands runs (or help lists them all), so `convcalc shapes` does not load the others.
-COMMAND_MODULES = {
-    "shapes": "shapes", "layer": "shapes", "layers": "shapes",
-    "check": "check", "solve": "solve", "schema": "schema", "rf": "rf", "erf": "rf",
-    "diff": "diff", "sweep": "sweep", "draw": "draw", "export": "export",
+# Command name -> the module that defines it, and the first paragraph of its help (what the
+# list of commands in `convcalc --help` shows; a test checks it against the command). A module
+# is imported only when one of its commands runs, so `convcalc shapes` does not load the others
+# and `convcalc --help` loads none.
+COMMANDS = {
+    "check": ("check", "Check each SPEC against its budgets; for CI jobs and pre-commit hooks."),
+    "diff": ("diff", "Compare two specs: the layers added, removed and changed, and the totals."),
+    "draw": ("draw", "Draw SPEC as a diagram: boxes with parameters and MACs, edges with tensor shapes."),
+    "erf": ("rf", "Effective receptive field of one output of SPEC (Luo et al., 2016)."),
+    "export": ("export", "Write SPEC as code to train: with --to pytorch, a standalone Python file."),
+    "layer": ("shapes", "One layer from flags, without a spec file."),
+    "layers": ("shapes", "Every layer type a spec may use, or one type's arguments in detail."),
+    "rf": ("rf", "Explain one layer's receptive field in SPEC."),
+    "schema": ("schema", "Print the JSON Schema (draft-07) of the spec format."),
+    "shapes": ("shapes", "Per-layer output shapes, receptive fields, parameters, MACs and memory of SPEC."),
+    "solve": ("solve", "Answer design questions: padding, output_padding, valid input sizes."),
+    "sweep": ("sweep", "SPEC at many input sizes (--size) or values of one var (--set)."),
 }
+COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
 
 
 class ConvcalcGroup(click.Group):
@@ -60,7 +74,29 @@ class ConvcalcGroup(click.Group):
             importlib.import_module(f"convcalc.cli.{COMMAND_MODULES[name]}")
         return self.commands.get(name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their summaries, as click lists them, without importing them."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in COMMANDS:
+                summary = make_default_short_help(COMMANDS[name][1], limit)
+            else:  # added at run time (tests, plugins): ask the command itself
+                command = self.commands[name]
+                if command.hidden:
+                    continue
+                summary = command.get_short_help_str(limit)
+            rows.append((name, summary))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
+        from convcalc.errors import ConvcalcError
+        from convcalc.render.env import Terminal
+
         if not isinstance(ctx.obj, Terminal):
             ctx.obj = Terminal.detect()
         try:
@@ -89,11 +125,27 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    # A spec becomes many small objects that hold no reference cycles worth collecting, and
-    # with the default thresholds the cyclic collector rescans the growing heap again and
-    # again: a 40,000-layer spec spent half its time there. A run is short; collect rarely.
-    gc.set_threshold(50_000, 20, 100)
-    cli(prog_name="convcalc")
+    # A spec becomes many small objects that hold no reference cycles worth collecting (a
+    # 40,000-layer spec peaks at the same memory with the collector off), and the cyclic
+    # collector rescans them again and again: even at thresholds of 50,000 a 10,000-layer spec
+    # spent a quarter of its time there, and more the bigger it grows. A run is short, and
+    # reference counting frees what it drops: no cyclic collection during a command.
+    gc.disable()
+    try:
+        cli(prog_name="convcalc")
+    finally:
+        # Python still runs one full collection as it exits, through every object left (the
+        # modules of click, PyYAML and convcalc): a sixth of a short command's time. Nothing
+        # left at exit is garbage worth finding.
+        gc.freeze()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ExitStatus":  # re-exported, imported only when asked for
+        from convcalc.errors import ExitStatus
+
+        return ExitStatus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["ExitStatus", "cli", "main"]

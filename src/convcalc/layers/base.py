@@ -18,12 +18,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from convcalc.errors import ArgumentError, ShapeError
 from convcalc.receptive import AxisMap
+from convcalc.records import record
 
 Shape = tuple[int, ...]
 
@@ -293,7 +293,7 @@ def _frozen(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-@dataclass(frozen=True)
+@record
 class Arg:
     """One constructor argument, named as in torch.nn."""
 
@@ -310,7 +310,7 @@ class Arg:
 # --- what a layer computes --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Note:
     """A design warning about one layer; `code` names it so it can be silenced."""
 
@@ -318,7 +318,7 @@ class Note:
     message: str
 
 
-@dataclass(frozen=True)
+@record
 class Inference:
     """Everything one layer does to one input shape."""
 
@@ -347,7 +347,7 @@ Args = Mapping[str, Any]
 # --- the PyTorch module of a layer --------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class TorchCall:
     """`torch.nn.<name>(*args, **kwargs)`, or with `helper` the class `name` of
     `convcalc.torch.modules` (asymmetric padding, merges): a layer's module as data."""

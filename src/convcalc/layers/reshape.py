@@ -4,7 +4,6 @@ pixel shuffle and explicit padding."""
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -170,6 +169,8 @@ class Upsample(LayerType):
             raise ShapeError(f"'{which}' has {len(given)} values for {rank} spatial axes")
         out, axes = [], []
         kind = {"nearest": "nearest", "nearest-exact": "nearest-exact", "bicubic": "cubic"}.get(mode, "linear")
+        from fractions import Fraction
+
         for n, g in zip(spatial, given):
             if args["size"] is not None:
                 size, scale = int(g), Fraction(n, int(g))
@@ -208,6 +209,8 @@ class PixelShuffle(LayerType):
         if shape[0] % (r * r):
             raise ShapeError(f"channels {shape[0]} are not divisible by upscale_factor^2 = {r * r}")
         out = (shape[0] // (r * r), *(n * r for n in shape[1:]))
+        from fractions import Fraction
+
         axes = tuple(Resample(n, n * r, Fraction(1, r), "nearest") for n in shape[1:])
         return Inference(output_shape=out, axes=axes)
 

@@ -28,7 +28,6 @@ import contextlib
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from convcalc.numeric.blocks import shuffle
 from convcalc.numeric.conv import conv, conv_transpose
 from convcalc.numeric.reshape import pad_or_crop
 from convcalc.numeric.windows import windows
+from convcalc.records import record
 
 Params = Mapping[str, np.ndarray]
 Index = tuple[Any, ...]  # a NumPy index built from per-axis parts
@@ -698,7 +698,7 @@ def structural_gradient(graph: Sequence[Row], target: int, position: Sequence[in
 # --- the effective receptive field --------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class EffectiveField:
     """Mean |d(output at `position`, summed over channels)/d(input)| over random inputs.
 

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
 
 from convcalc.layers import Args, LayerType, Shape
+from convcalc.records import record
 
 Params = Mapping[str, np.ndarray]
 
 INIT_RANGES = {"scale": (0.5, 1.5), "shift": (-0.1, 0.1), "variance": (0.5, 1.5), "slope": (0.0, 0.5)}
 
 
-@dataclass(frozen=True)
+@record
 class ParamSpec:
     """One parameter or buffer: its shape (PyTorch layout) and how to draw it at random.
 
@@ -40,7 +41,7 @@ class ParamSpec:
     fan_in: int = 1
 
 
-@dataclass(frozen=True)
+@record
 class Output:
     """A forward result; `saved` holds extra arrays for a backward pass (when asked)."""
 
@@ -67,7 +68,7 @@ def default_workspace(lt: LayerType, args: Args, in_shape: Shape, out_shape: Sha
     return 2 * math.prod(out_shape)
 
 
-@dataclass(frozen=True)
+@record
 class Kernel:
     """How one layer type runs.
 

@@ -7,14 +7,13 @@ failed). `Verification.ok` is the overall verdict. Imports `errors` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from convcalc.errors import Location
+from convcalc.records import record
 
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class LayerCheck:
     path: str
     type: str
@@ -33,7 +32,7 @@ class LayerCheck:
         return "ok" if self.actual == self.expected else "mismatch"
 
 
-@dataclass(frozen=True)
+@record
 class Verification:
     checks: tuple[LayerCheck, ...]
     seed: int

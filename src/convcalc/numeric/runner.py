@@ -30,6 +30,7 @@ from convcalc.network import Network
 from convcalc.numeric.base import Output
 from convcalc.numeric.kernels import KERNELS, forward_node, layer_params
 from convcalc.numeric.result import LayerCheck, Verification
+from convcalc.records import record
 
 VERIFY_DTYPES = {"float32": np.float32, "float64": np.float64}
 DEFAULT_MAX_MEMORY = 4 << 30
@@ -50,7 +51,7 @@ def input_array(shape: Shape, batch_size: int, seed: int, dtype: str = "float32"
     return rng.standard_normal((batch_size, *shape), dtype=np.float32).astype(VERIFY_DTYPES[dtype], copy=False)
 
 
-@dataclass(frozen=True)
+@record
 class Step:
     """One executed node of the graph, with its arrays."""
 

@@ -14,26 +14,28 @@ layer gains `verified` (true, false, or null when it did not run) and `actual_sh
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convcalc.analysis import DesignWarning, Field, Report, Row
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 SCHEMA_VERSION = 1
 
 
 def number(value: Fraction | int | None) -> int | float | None:
     """Fractions as JSON numbers: ints when whole (None stays None)."""
-    if isinstance(value, Fraction):
-        return value.numerator if value.denominator == 1 else float(value)
-    return value
+    if value is None or isinstance(value, (int, float)):  # not a Fraction (fractions is imported lazily)
+        return value
+    return value.numerator if value.denominator == 1 else float(value)
 
 
 def fraction_text(value: Fraction | int | None) -> str:
     """`3`, `1/2`, or `-` for None."""
     if value is None:
         return "-"
-    if isinstance(value, Fraction) and value.denominator != 1:
+    if not isinstance(value, (int, float)) and value.denominator != 1:
         return f"{value.numerator}/{value.denominator}"
     return str(int(value))
 
@@ -94,7 +96,9 @@ def row_dict(row: Row, fields: dict[int, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def report_dict(report: Report) -> dict[str, Any]:
+def report_dict(report: Report, layers: bool = True) -> dict[str, Any]:
+    """The JSON contract as Python data; `layers=False` leaves the `layers` list empty (for a
+    writer that makes them itself, as `render.plain.to_json` does)."""
     t = report.totals
     fields: dict[int, Any] = {}  # the rows keep every field alive, so ids stay unique
     return {
@@ -107,7 +111,7 @@ def report_dict(report: Report) -> dict[str, Any]:
                     for o in report.outputs],
         "batch_size": report.batch_size,
         "dtype": report.dtype,
-        "layers": [row_dict(r, fields) for r in report.rows],
+        "layers": [row_dict(r, fields) for r in report.rows] if layers else [],
         "totals": {
             "params": t.params,
             "buffers": t.buffers,

@@ -9,14 +9,14 @@ module looks at the environment variables or `isatty()` for these decisions.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import IO, Any
 
+from convcalc.records import record
 
-@dataclass(frozen=True)
+
+@record
 class Terminal:
     stdout_tty: bool = False
     stderr_tty: bool = False
@@ -31,7 +31,7 @@ class Terminal:
         """The process's terminal: `os.environ`, `sys.stdout` and `sys.stderr` unless given."""
         env = os.environ if environ is None else environ
         columns = env.get("COLUMNS", "")
-        width = int(columns) if columns.isdigit() and int(columns) > 0 else shutil.get_terminal_size().columns
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else _terminal_columns()
         return cls(
             stdout_tty=_isatty(sys.stdout if stdout is None else stdout),
             stderr_tty=_isatty(sys.stderr if stderr is None else stderr),
@@ -52,6 +52,21 @@ class Terminal:
     def colour(self, err: bool = False) -> bool:
         """Colour escape codes are written (styled, on a terminal that is not dumb)."""
         return self.styled(err) and not self.dumb
+
+
+def _terminal_columns() -> int:
+    """`shutil.get_terminal_size().columns`, without importing shutil (and its compression
+    modules): COLUMNS, else the width of the terminal on the process's stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def _isatty(stream: IO[Any]) -> bool:

@@ -20,8 +20,9 @@ import importlib
 import io
 import math
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from convcalc.records import record
 
 if TYPE_CHECKING:
     from convcalc.fieldwalk import Explanation
@@ -31,7 +32,7 @@ MARGIN = 0.08  # of the field's size, on each side (at least 2 pixels)
 PADDING = 0.15  # of the input's size: how far the view may reach beyond the input's border
 
 
-@dataclass(frozen=True)
+@record
 class AxisView:
     """The input coordinates shown along one axis: `low..high`; `first..last` is the part
     inside the input (empty when first > last)."""

@@ -6,11 +6,12 @@ terminal) or a rich renderable; `stderr` holds messages written after it, one pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from convcalc.records import record
 
-@dataclass(frozen=True)
+
+@record
 class Rendered:
     stdout: Any
     stderr: tuple[str, ...] = ()

@@ -10,11 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any
 
-from convcalc.analysis import Entry, Report
-from convcalc.render.data import add_verification, field_dict, human_bytes, report_dict, shape_text
+from convcalc.analysis import Entry, Field, Report, Row
+from convcalc.render.data import add_verification, field_dict, human_bytes, number, report_dict, shape_text
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 CSV_COLUMNS = (
     "path", "type", "input_shape", "output_shape", "params", "buffers", "macs", "flops",
@@ -22,24 +26,83 @@ CSV_COLUMNS = (
 )
 
 
-def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | None = None) -> str:
-    """Indented at the top level, one compact line per layer and warning.
+def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | None = None,
+            groups: Sequence[Entry] | None = None) -> str:
+    """Indented at the top level, one compact line per layer, group (`groups`: an outline,
+    for --depth) and warning.
 
-    Readable and diffable, and json's C encoder does the per-layer work (with `indent`
-    json falls back to pure Python, several times slower on big networks).
+    Readable and diffable, and the layers and groups are written from memoised pieces
+    (`rows_json`, `groups_json`); with `indent` json falls back to pure Python, several times
+    slower on big networks.
     """
-    data = report_dict(report)
+    fields: dict[int, str] = {}  # field JSON by id, for layers and groups; the report keeps them alive
+    data = report_dict(report, layers=verification is not None)
     if verification is not None:
         add_verification(data, verification)
+    else:
+        data["layers"] = JsonLines(rows_json(report.rows, fields))
     data.update(extra or {})  # e.g. `training` (--training)
+    if groups is not None:
+        data["groups"] = groups_json(groups, fields)
     parts = []
     for key, value in data.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
+        if isinstance(value, JsonLines) and value:  # objects already written
+            items = ",\n".join("    " + text for text in value)
+            parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
             items = ",\n".join("    " + json.dumps(v) for v in value)
             parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
         else:
             parts.append(f"  {json.dumps(key)}: {json.dumps(value)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+class JsonLines(list[str]):
+    """A list of JSON objects already written (each as json.dumps writes it), for `to_json`."""
+
+
+def rows_json(rows: Iterable[Row], fields: dict[int, str] | None = None) -> list[str]:
+    """`json.dumps(row_dict(row))` of each row, byte for byte, from memoised pieces: a big
+    network repeats its shapes, types and fields, which json's encoder would encode afresh
+    for every row (and building the dicts first cost as much again). `fields` memoises
+    fields' JSON by id (for fields that stay alive meanwhile)."""
+    texts: dict[Any, str] = {}  # shape tuples -> their JSON
+    fields = {} if fields is None else fields
+    out = []
+    for row in rows:
+        rf = fields.get(id(row.field))
+        if rf is None:
+            rf = fields[id(row.field)] = field_json(row.field)
+        shapes = row.input_shapes
+        shape = shapes[0] if len(shapes) == 1 or not row.is_merge else shapes
+        shape_in = texts.get(shape)
+        if shape_in is None:
+            shape_in = texts[shape] = json.dumps(shape)
+        shape_out = texts.get(row.output_shape)
+        if shape_out is None:
+            shape_out = texts[row.output_shape] = json.dumps(row.output_shape)
+        out.append(f'{{"path": {encode_basestring_ascii(row.path)}, "type": {encode_basestring_ascii(row.type)},'
+                   f' "input_shape": {shape_in}, "output_shape": {shape_out}, "params": {row.params},'
+                   f' "buffers": {row.buffers}, "macs": {row.macs}, "flops": {row.flops},'
+                   f' "activation_bytes": {row.activation_bytes}, "receptive_field": {rf}}}')
+    return out
+
+
+def field_json(field: Field) -> str:
+    """`json.dumps(field_dict(field))`, without the dict."""
+    if field is None:
+        return "null"
+    sizes = ", ".join([str(f.size) for f in field])
+    jumps = ", ".join([_number_json(f.jump) for f in field])
+    starts = ", ".join([_number_json(f.start) for f in field])
+    return f'{{"size": [{sizes}], "jump": [{jumps}], "start": [{starts}]}}'
+
+
+def _number_json(value: Fraction | int | None) -> str:
+    """A jump or start as json writes `number(value)`."""
+    if type(value) is int:
+        return str(value)
+    return json.dumps(number(value))
 
 
 # --columns name -> CSV header
@@ -155,20 +218,46 @@ def to_markdown(report: Report, columns: Sequence[str] | None = None, entries: S
     return "\n".join(lines) + "\n"
 
 
-def groups_json(entries: Sequence[Entry], report: Report) -> list[dict[str, Any]]:
-    """`--depth`'s `groups` list: each group of the outline with its subtotals. `rows` is the
+def group_dict(e: Entry) -> dict[str, Any]:
+    """One of `--depth`'s `groups`: a group of the outline with its subtotals. `rows` is the
     slice [start, stop) of `layers` it sums; `input_shape` is what flows into it (a list of
     shapes when several values do)."""
-    out = []
+    assert e.group is not None
+    shapes = [list(s) for s in e.input_shapes]
+    return {
+        "path": e.path, "type": e.type, "depth": e.depth, "repeat": e.group.repeat,
+        "input_shape": shapes[0] if len(shapes) == 1 else shapes, "output_shape": list(e.output_shape),
+        "params": e.params, "buffers": e.buffers, "macs": e.macs, "flops": e.flops,
+        "activation_bytes": e.activation_bytes, "receptive_field": field_dict(e.field),
+        "rows": [e.start, e.stop],
+    }
+
+
+def groups_json(entries: Sequence[Entry], fields: dict[int, str] | None = None) -> JsonLines:
+    """`json.dumps(group_dict(e))` of each group among `entries`, byte for byte, from memoised
+    pieces (as `rows_json`)."""
+    texts: dict[Any, str] = {}  # shape tuples -> their JSON
+    fields = {} if fields is None else fields
+    out = JsonLines()
     for e in entries:
-        if e.group is None:
+        group = e.group
+        if group is None:
             continue
-        shapes = [list(s) for s in e.input_shapes]
-        out.append({
-            "path": e.path, "type": e.type, "depth": e.depth, "repeat": e.group.repeat,
-            "input_shape": shapes[0] if len(shapes) == 1 else shapes, "output_shape": list(e.output_shape),
-            "params": e.params, "buffers": e.buffers, "macs": e.macs, "flops": e.flops,
-            "activation_bytes": e.activation_bytes, "receptive_field": field_dict(e.field),
-            "rows": [e.start, e.stop],
-        })
+        rf = fields.get(id(e.field))
+        if rf is None:
+            rf = fields[id(e.field)] = field_json(e.field)
+        shapes = e.input_shapes
+        shape = shapes[0] if len(shapes) == 1 else shapes
+        shape_in = texts.get(shape)
+        if shape_in is None:
+            shape_in = texts[shape] = json.dumps(shape)
+        shape_out = texts.get(e.output_shape)
+        if shape_out is None:
+            shape_out = texts[e.output_shape] = json.dumps(e.output_shape)
+        repeat = "null" if group.repeat is None else str(group.repeat)
+        out.append(f'{{"path": {encode_basestring_ascii(e.path)}, "type": {encode_basestring_ascii(e.type)},'
+                   f' "depth": {e.depth}, "repeat": {repeat}, "input_shape": {shape_in},'
+                   f' "output_shape": {shape_out}, "params": {e.params}, "buffers": {e.buffers}, "macs": {e.macs},'
+                   f' "flops": {e.flops}, "activation_bytes": {e.activation_bytes}, "receptive_field": {rf},'
+                   f' "rows": [{e.start}, {e.stop}]}}')
     return out

@@ -31,7 +31,7 @@ def render_report(report: Report, fmt: str, verification: Verification | None = 
     """`graph` (the network's) is needed for `view.depth` and for the terminal's tree."""
     entries: tuple[Entry, ...] | None = None
     if graph is not None and fmt != "csv" and (view.depth is not None or (fmt == "table" and view.width is not None)):
-        entries = outline(report, graph, view.depth)
+        entries = outline(report, graph, view.depth, layers=fmt != "json")  # JSON lists the groups only
     if fmt == "table":
         return Rendered(_table(report, verification, training, view, entries))
     from convcalc.render import plain
@@ -42,9 +42,8 @@ def render_report(report: Report, fmt: str, verification: Verification | None = 
             from convcalc.render.training import training_dict
 
             sections["training"] = training_dict(training, report.totals.buffers)
-        if view.depth is not None and entries is not None:
-            sections["groups"] = plain.groups_json(entries, report)
-        return Rendered(plain.to_json(report, verification, sections or None))
+        groups = entries if view.depth is not None else None
+        return Rendered(plain.to_json(report, verification, sections or None, groups))
     if fmt == "csv":
         grouped = None
         if view.depth is not None and graph is not None:  # every layer, and the groups down to the depth

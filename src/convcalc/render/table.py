@@ -14,14 +14,14 @@ named below the table) before anything would wrap; prose wraps at word boundarie
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from convcalc.analysis import Entry, Report
+from convcalc.records import record
 from convcalc.render.data import field_text, fraction_text, human_bytes, human_count, shape_text, warning_place
 from convcalc.render.fit import Line, abbreviate, abbreviate_bytes, join_or_stack, wrap
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     header: str
     cells: Sequence[str]
@@ -58,7 +58,7 @@ def layout(columns: Sequence[Column], gap: str = "  ", row_styles: Sequence[str 
 
 # --- columns ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class View:
     """How the table is laid out: which columns, the nesting, and the terminal's width."""
 
@@ -70,7 +70,7 @@ class View:
 PIPED = View()  # the default: today's columns, full and exact
 
 
-@dataclass(frozen=True)
+@record
 class Extra:
     """A column a command adds (Verified, Kept for backward): a cell for any row or group,
     and optionally a shorter header and cell for a narrow terminal."""
@@ -100,7 +100,7 @@ def _start_text(entry: Entry) -> str:
     return starts[0] if len(set(starts)) == 1 else "x".join(starts)
 
 
-@dataclass(frozen=True)
+@record
 class ColumnKind:
     key: str  # the name --columns takes
     header: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
@@ -23,6 +23,7 @@ from convcalc.layers import MERGE_TYPES, REGISTRY
 from convcalc.layers.base import Args, describe
 from convcalc.layers.blocks import Parts, parts
 from convcalc.network import Fork, Layer, Network, Node, Ref, Sequence
+from convcalc.records import record
 from convcalc.spec.expressions import evaluate, interpolate, is_expression
 from convcalc.spec.reserved import RESERVED_NAMES
 from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
@@ -44,12 +45,12 @@ DEFAULT_MAX_LAYERS = 200_000
 MAX_DEPTH = 100
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     max_layers: int = DEFAULT_MAX_LAYERS
 
 
-@dataclass(frozen=True)
+@record
 class Block:
     name: str
     params: tuple[tuple[str, Any], ...]  # name -> default (REQUIRED_ARG if none)
@@ -61,14 +62,16 @@ class Block:
 REQUIRED_ARG = object()
 
 
-@dataclass
 class _Context:
-    source: Source
-    blocks: dict[str, Block]
-    limits: Limits
-    leaves: int = 0
-    stack: list[str] = field(default_factory=list)  # blocks being expanded
-    references: int = 0  # `from:` / `size_of:` / `outputs:` paths, checked once lowered
+    """What one parse shares (a plain class: mutable, and a dataclass costs start-up)."""
+
+    def __init__(self, source: Source, blocks: dict[str, Block], limits: Limits) -> None:
+        self.source = source
+        self.blocks = blocks
+        self.limits = limits
+        self.leaves = 0
+        self.stack: list[str] = []  # blocks being expanded
+        self.references = 0  # `from:` / `size_of:` / `outputs:` paths, checked once lowered
 
 
 class Parser:
@@ -88,6 +91,9 @@ class Parser:
         self.input_override = input_shape
         # id(parsed args) -> (those args, kept alive so the id stays theirs; with broadcast)
         self.broadcast_args: dict[int, tuple[Args, Args]] = {}
+        # (layer type, the text of its flow-style arguments) -> the parsed arguments, for
+        # arguments whose text alone decides them (`literal_text`): big specs repeat a few layers.
+        self.args_by_text: dict[tuple[str, str], Args] = {}
 
     def where(self, node: yaml.Node | None) -> Location | None:
         return self.source.where(node)
@@ -281,6 +287,8 @@ class Parser:
     def item(self, node: yaml.Node, prefix: str, index: int, scope: Mapping[str, Any], depth: int,
              names: dict[str, yaml.Node]) -> list[Node]:
         head, head_node, args_node, reserved = self.split_item(node, prefix, index)
+        if not reserved:  # most items: one layer or group at the next index
+            return [self.build(head, head_node, args_node, prefix, str(index), scope, depth)]
         when = reserved.get("when")
         if when is not None and not self.truth(when, scope, _join(prefix, str(index))):
             return []
@@ -513,7 +521,7 @@ class Parser:
             raise self.error(
                 f"'{head}' is where branches meet; write it as 'residual:' or 'parallel:' with"
                 f" merge: {head}, or give its inputs as from: [a, b]", head_node, path)
-        if head in REGISTRY:
+        if head in REGISTRY.types:
             return self.layer(head, head_node, args_node, path, scope)
         if head == "sequential":
             node = args_node
@@ -538,6 +546,22 @@ class Parser:
 
     def layer(self, type_name: str, head_node: yaml.Node, args_node: yaml.Node | None, path: str,
               scope: Mapping[str, Any]) -> Layer:
+        text = literal_text(args_node, self.source)
+        args = self.args_by_text.get((type_name, text)) if text is not None else None
+        shape_of = None
+        if args is None:
+            args, shape_of = self.layer_args(type_name, head_node, args_node, path, scope)
+            if text is not None:
+                self.args_by_text[(type_name, text)] = args
+        self.ctx.leaves += 1
+        if self.ctx.leaves > self.ctx.limits.max_layers:
+            raise self.error(f"the spec expands to more than {self.ctx.limits.max_layers:,} layers"
+                             " (raise the limit with --max-layers)", head_node, path, type_name, LimitError)
+        return Layer(path, REGISTRY.types[type_name], args, self.source.where(head_node), shape_of=shape_of)
+
+    def layer_args(self, type_name: str, head_node: yaml.Node, args_node: yaml.Node | None, path: str,
+                   scope: Mapping[str, Any]) -> tuple[Args, Ref | None]:
+        """A layer's arguments, checked and normalised, and its `size_of:` reference."""
         layer_type = REGISTRY[type_name]
         raw: dict[str, Any] = {}
         arg_nodes: dict[str, yaml.Node] = {}
@@ -568,11 +592,7 @@ class Parser:
         except ArgumentError as err:
             node = arg_nodes.get(err.arg or "", head_node)
             raise err.located(where=self.where(node), path=path, layer_type=type_name) from None
-        self.ctx.leaves += 1
-        if self.ctx.leaves > self.ctx.limits.max_layers:
-            raise self.error(f"the spec expands to more than {self.ctx.limits.max_layers:,} layers"
-                             " (raise the limit with --max-layers)", head_node, path, type_name, LimitError)
-        return Layer(path, layer_type, args, self.where(head_node), shape_of=shape_of)
+        return args, shape_of
 
     def structure_keys(self, structure: str, node: yaml.Node | None, allowed: tuple[str, ...], path: str
                        ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -799,8 +819,25 @@ def _numbered(items: list[Node], prefix: str) -> int:
     Each item uses one, except an unnamed repeat (a `Sequence` at the list's own path),
     whose copies are numbered among their siblings.
     """
+    if len(items) == 1 and not isinstance(items[0], Sequence):  # most items: one layer
+        return 1
     return sum(len(item.items) if isinstance(item, Sequence) and item.repeat is not None
                and item.path == prefix else 1 for item in items)
+
+
+def literal_text(node: yaml.Node | None, source: Source) -> str | None:
+    """The text of a flow mapping (`{out_channels: 64, kernel_size: 3}`) when that text alone
+    decides its value: no `$` or call, alias, anchor, tag, merge key or `size_of:` path; "" for
+    no arguments (`- relu`, or only reserved keys). Else None."""
+    if node is None or isinstance(node, yaml.MappingNode) and not node.value:
+        return ""
+    if not isinstance(node, yaml.MappingNode) or not node.flow_style:
+        return None
+    text = source.text[node.start_mark.index:node.end_mark.index]
+    return None if _NOT_LITERAL.search(text) else text
+
+
+_NOT_LITERAL = re.compile(r"[$(*&!<]|size_of")  # expressions, calls, aliases, anchors, tags, merge keys, paths
 
 
 def _mentions(node: yaml.Node, variable: str) -> bool:

@@ -8,13 +8,14 @@ Aliases are allowed but their expansion is bounded before anything is walked, so
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from convcalc.errors import LimitError, Location, SpecError
+from convcalc.records import record
 
 try:  # libyaml's composer is many times faster; PyYAML without it still works
     from yaml import CSafeLoader as _BaseLoader
@@ -24,18 +25,12 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 class _Loader(_BaseLoader):
     """Safe loading with tag resolution memoised: specs repeat the same few scalars, and
-    resolving each one through PyYAML's regexes was a third of the time on big specs."""
+    resolving each one through PyYAML's regexes was a third of the time on big specs. The
+    composer calls `self.resolve` for every node; a cache in C answers the repeats."""
 
-    _resolved: dict[tuple[Any, Any, Any], str] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        key = (kind, value, implicit)
-        tag = self._resolved.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._resolved) < 65_536:
-                self._resolved[key] = tag
-        return tag
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.resolve = functools.cache(super().resolve)  # type: ignore[method-assign]
 
 Node = yaml.Node
 MAX_NODES = 5_000_000  # expanded YAML nodes, counting every alias use
@@ -43,6 +38,7 @@ MAX_NESTING = 50  # lists and mappings inside one value (Python's recursion stay
 # Floats YAML 1.2 and JSON accept that YAML 1.1 reads as text: an exponent without a dot.
 EXPONENT_FLOAT = r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"
 _EXPONENT_FLOAT = re.compile(EXPONENT_FLOAT)
+_NUMBER_START = frozenset("+-.0123456789")  # how an EXPONENT_FLOAT begins (names do not)
 MAX_DIGITS = 100  # characters of one number (Python refuses to read ints past 4,300 digits)
 
 STR, INT, FLOAT, BOOL, NULL, SEQ, MAP = (
@@ -61,7 +57,7 @@ _SCALARS = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     """The text of one spec and its name, for positions and carets."""
 
@@ -231,11 +227,13 @@ def scalar(node: Node, source: Source) -> Any:
     """A scalar node's value, typed as YAML 1.1 resolves it (safe tags only)."""
     if not isinstance(node, yaml.ScalarNode):
         raise SpecError("expected a single value here, not a list or mapping", where=source.where(node))
-    if node.tag in (STR, TIMESTAMP, VALUE):  # a date-like name or '=' stays text
-        if node.tag == STR and not node.style and _EXPONENT_FLOAT.match(node.value):
+    tag = node.tag
+    if tag in (STR, TIMESTAMP, VALUE):  # a date-like name or '=' stays text
+        value = node.value
+        if tag == STR and not node.style and value[:1] in _NUMBER_START and _EXPONENT_FLOAT.match(value):
             # YAML 1.1 wants a dot in a float (`1.0e-6`); `1e-6` written plainly is a number.
-            return float(node.value)
-        return node.value
+            return float(value)
+        return value
     if node.tag in (INT, FLOAT) and len(node.value) > MAX_DIGITS:
         raise SpecError(f"the number {node.value[:20]}... has more than {MAX_DIGITS} characters;"
                         " no size or argument needs that many", where=source.where(node))
@@ -297,6 +295,8 @@ def _check_split_calls(node: yaml.MappingNode, source: Source) -> None:
     and a key `4)`. Say so, and how to write it, rather than `unknown argument '4)'`."""
     pairs = node.value
     for i, (_, value_node) in enumerate(pairs):
+        if not isinstance(value_node, yaml.ScalarNode) or "(" not in value_node.value:
+            continue  # most values, at once
         depth = _open_parens(value_node)
         if depth <= 0:
             continue
