@@ -26,12 +26,12 @@ import keyword
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 
 from convcalc.export.python import LINE_LIMIT, call, wrap
 from convcalc.graph import INPUT, Graph, Group, lower
 from convcalc.network import Fork, Layer, Network, Sequence
+from convcalc.records import record
 
 # (node id, which of its inputs) -> a name for that input, as the spec writes it (or None)
 Naming = Callable[[int, int], "str | None"]
@@ -41,7 +41,7 @@ PYTHON_NAMES = frozenset(("self", "torch", "nn", "F", "Tensor", "super", "print"
                           "input", "type", "id", "object", "math"))
 
 
-@dataclass(frozen=True)
+@record
 class Forward:
     """A class's forward: its parameters (the values it reads from outside, in order) and
     the lines of its body (indented for a method, within 88 columns)."""
@@ -51,7 +51,7 @@ class Forward:
     outputs: int  # how many values it returns
 
 
-@dataclass(frozen=True)
+@record
 class _Step:
     path: str  # the module called (a node's or a group's path)
     inputs: tuple[int, ...]  # the values it reads

@@ -24,6 +24,7 @@ from convcalc.errors import Location, SpecError
 from convcalc.graph import INPUT
 from convcalc.layers import MERGE_TYPES, REGISTRY, Args, Shape
 from convcalc.network import Fork, Layer, Network, Sequence
+from convcalc.records import record
 from convcalc.spec.expressions import is_expression, references
 from convcalc.spec.parser import PARALLEL_KEYS, RESIDUAL_KEYS, STRUCTURES, Limits, Parser
 from convcalc.spec.source import Source, compose, mapping_items, scalar, to_python
@@ -210,7 +211,7 @@ def read_template(network: Network) -> Template:
     return Template(network.name, file, network.input_shape, variables, blocks, reader.items(top["layers"]))
 
 
-@dataclass(frozen=True)
+@record
 class Use:
     """One layer a template layer became: its parsed arguments and input shape."""
 
@@ -218,7 +219,7 @@ class Use:
     in_shape: Shape
 
 
-@dataclass(frozen=True)
+@record
 class Place:
     """One expansion of a template item: where its values come from and go, as graph ids.
 
