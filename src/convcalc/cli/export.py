@@ -29,8 +29,10 @@ def export_command(spec: str, target: str, output: str | None, assignments: tupl
 
     The file imports torch only. Each block of the spec is an nn.Module class whose
     constructor takes the input channels and the block's arguments; the network is the
-    class `Network()`; vars are module constants; repeat is a loop. Module paths are
-    convcalc's, so its state_dict keys are the paths `convcalc shapes` shows, and it equals
+    class `Network()`; vars are module constants; repeat is a loop. Where layers read
+    outputs by path (from:, add/mul/concat items, size_of, several outputs), the class
+    writes its forward, one named value per step. Module paths are convcalc's, so its
+    state_dict keys are the paths `convcalc shapes` shows, and it equals
     `convcalc.torch.build(SPEC)`. Running the file prints the output shape.
 
     \b

@@ -32,7 +32,7 @@ def export(network: Network, report: Report, to: str, spec_label: str) -> str:
     """The source of `network` for target `to` (`pytorch`)."""
     from convcalc import __version__
 
-    return target(to).export(network, report, spec_label, __version__)  # type: ignore[no-any-return]
+    return target(to).export(network, report, spec_label, __version__)
 
 
 __all__ = ["TARGETS", "ExportError", "export", "target"]

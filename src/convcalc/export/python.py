@@ -23,6 +23,10 @@ from convcalc.spec.expressions import is_expression, template_parts
 LINE_LIMIT = 88  # ruff's and black's default
 
 Resolve = Callable[[str], str]
+# The functions of spec expressions (spec.expressions): Python's own, math's, and
+# make_divisible, which an exported file defines (HELPERS).
+PASSED = frozenset(("min", "max", "round", "int", "abs", "ceil", "floor", "make_divisible"))
+HELPERS = frozenset(("make_divisible",))
 
 
 class Untranslatable(ValueError):
@@ -46,55 +50,64 @@ def literal(value: Any) -> str:
 
 
 class _Names(ast.NodeTransformer):
-    def __init__(self, resolve: Resolve, uses_div: list[bool]) -> None:
+    def __init__(self, resolve: Resolve, uses: set[str]) -> None:
         self.resolve = resolve
-        self.uses_div = uses_div
+        self.uses = uses
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         if node.id in ("true", "True"):
             return ast.Constant(True)
         if node.id in ("false", "False"):
             return ast.Constant(False)
-        if node.id in ("min", "max"):
+        if node.id in PASSED:
+            if node.id in HELPERS:
+                self.uses.add(node.id)
             return node
         return ast.parse(self.resolve(node.id), mode="eval").body
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id in ("ceil", "floor"):
+            self.uses.add("math")
+            node.func = ast.Attribute(ast.Name("math", ast.Load()), node.func.id, ast.Load())
+        return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
         if isinstance(node.op, ast.Div):  # convcalc's `/`: an int when it divides exactly
-            self.uses_div[0] = True
+            self.uses.add("exact_div")
             return ast.Call(ast.Name("exact_div", ast.Load()), [node.left, node.right], [])
         return node
 
 
-def expression(text: str, resolve: Resolve, uses_div: list[bool] | None = None) -> str:
+def expression(text: str, resolve: Resolve, uses: set[str] | None = None) -> str:
     """One `$...` expression as Python, names replaced by what `resolve` says they are."""
-    flag = uses_div if uses_div is not None else [False]
+    flag = uses if uses is not None else set()
     try:
         tree = ast.parse(text.replace("$", "").strip(), mode="eval")
     except SyntaxError:
         raise Untranslatable(f"cannot read the expression {text!r}") from None
-    return ast.unparse(_Names(resolve, flag).visit(tree).body)  # type: ignore[attr-defined]
+    return ast.unparse(_Names(resolve, flag).visit(tree).body)
 
 
-def translate(raw: Any, resolve: Resolve, uses_div: list[bool] | None = None) -> str:
+def translate(raw: Any, resolve: Resolve, uses: set[str] | None = None) -> str:
     """A raw spec value (an expression, a list, a literal) as Python source."""
     if isinstance(raw, str) and is_expression(raw):
-        return expression(raw, resolve, uses_div)
+        return expression(raw, resolve, uses)
     if isinstance(raw, list):
-        return "[" + ", ".join(translate(v, resolve, uses_div) for v in raw) + "]"
+        return "[" + ", ".join(translate(v, resolve, uses) for v in raw) + "]"
     return literal(raw)
 
 
-def name_source(raw: Any, resolve: Resolve, uses_div: list[bool] | None = None) -> str:
+def name_source(raw: Any, resolve: Resolve, uses: set[str] | None = None) -> str:
     """A layer's `name` as a Python string expression: "conv1", f"denselayer{i + 1}", str(...)."""
     if not (isinstance(raw, str) and is_expression(raw)):
         return literal(str(raw))
     if raw.lstrip().startswith("$"):
-        return f"str({expression(raw, resolve, uses_div)})"
+        return f"str({expression(raw, resolve, uses)})"
     pieces = []
     for is_expr, piece in template_parts(raw):
-        pieces.append("{" + expression(piece, resolve, uses_div) + "}" if is_expr
+        pieces.append("{" + expression(piece, resolve, uses) + "}" if is_expr
                       else piece.replace("{", "{{").replace("}", "}}"))
     return 'f"' + "".join(pieces) + '"'
 
@@ -108,7 +121,7 @@ def substitute(code: str, values: dict[str, str]) -> str:
                 return ast.parse(values[node.id], mode="eval").body
             return node
 
-    return ast.unparse(Swap().visit(ast.parse(code, mode="eval")).body)  # type: ignore[attr-defined]
+    return ast.unparse(Swap().visit(ast.parse(code, mode="eval")).body)
 
 
 def names_in(code: str) -> set[str]:
@@ -118,12 +131,14 @@ def names_in(code: str) -> set[str]:
 
 PY_RESERVED = frozenset(("self", "in_channels", "nn", "torch", "F", "Tensor", "Fork", "Add", "Concat",
                          "super", "range", "min", "max", "str", "dict", "int", "float", "list", "print",
-                         "exact_div", "math", "Any", "Mapping", "Sequence", "Network", "True", "False", "None"))
+                         "exact_div", "math", "round", "abs", "make_divisible", "Any", "Mapping", "Sequence",
+                         "Network", "True", "False", "None", "Mul", "Narrow", "Tensor"))
 
 
 def identifier(name: str, taken: set[str]) -> str:
-    """`name` as a Python identifier not in `taken` (a keyword or a taken name gets `_`)."""
-    out = name if name.isidentifier() else "v_" + re.sub(r"\W", "_", name)
+    """`name` as a Python identifier in lower case (PEP 8's for arguments and variables)
+    not in `taken` (a keyword or a taken name gets `_`)."""
+    out = name.lower() if name.isidentifier() else "v_" + re.sub(r"\W", "_", name.lower())
     while keyword.iskeyword(out) or out in PY_RESERVED or out in taken:
         out += "_"
     return out

@@ -15,27 +15,33 @@ where `when` or `repeat` may change them, through a variable. A size that no blo
 gives (a linear layer's input after a flatten, inside a block) is written as the number
 this network uses, and is an error when the block's uses disagree on it.
 
-Imports `export.template`, `export.python`, `graph`, `layers`, `network`, `analysis` and `spec`
-only.
+Imports `export.template`, `export.python`, `export.flow`, `graph`, `layers`, `network`,
+`analysis` and `spec` only.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
+import itertools
 import keyword
 import re
+import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from convcalc.analysis import Report
+from convcalc.export.flow import Flow, Forward
 from convcalc.export.python import (
+    LINE_LIMIT,
     Group,
     Untranslatable,
     call,
     class_name,
     constant_name,
+    flat,
     identifier,
     literal,
     name_source,
@@ -45,19 +51,21 @@ from convcalc.export.python import (
     wrap,
 )
 from convcalc.export.template import (
+    NAMELESS,
     REQUIRED,
     Block,
     ExportError,
     Item,
+    Place,
     Template,
     Use,
     Uses,
     has_expression,
+    merge_type,
     names_used,
     read_template,
 )
-from convcalc.graph import INPUT
-from convcalc.layers import REGISTRY, Code, Hole, LayerType, TorchCall
+from convcalc.layers import MERGE_TYPES, REGISTRY, Code, Hole, LayerType, TorchCall
 from convcalc.network import Fork, Network, Sequence
 from convcalc.spec.expressions import is_expression, references
 
@@ -68,7 +76,10 @@ INDENT = "        "  # inside __init__
 # How each family of layer types changes the channel count (dim 0); others keep it.
 KEEPS_CHANNELS = ("Pool", "MaxPool", "AvgPool", "AdaptivePool", "AdaptiveAvgPool", "BatchNorm", "InstanceNorm",
                   "LayerNorm", "GroupNorm", "LocalResponseNorm", "Elementwise", "PReLU", "Softmax", "Dropout",
-                  "Upsample", "Pad")
+                  "Upsample", "Pad", "ChannelShuffle", "LayerNorm2d", "LayerScale", "StochasticDepth", "CenterCrop")
+# The families whose output has the shape of their input.
+KEEPS_SHAPE = ("BatchNorm", "InstanceNorm", "LayerNorm", "GroupNorm", "LocalResponseNorm", "Elementwise", "PReLU",
+               "Softmax", "Dropout", "ChannelShuffle", "LayerNorm2d", "LayerScale", "StochasticDepth")
 
 
 def export(network: Network, report: Report, spec_label: str, version: str) -> str:
@@ -87,6 +98,9 @@ class _Class:
     defaults: dict[str, Any]  # spec name -> raw default (REQUIRED if none)
     out: str | None  # output channels in terms of in_channels and the parameters, if static
     dynamic: bool = False  # the output channels are in `self.out_channels`
+    forward: Forward | None = None  # written when its layers read other outputs than the previous
+    # the channels of outputs from outside that it reads by `from:`: parameter -> (item, input)
+    reads: dict[str, tuple[Item, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,7 +119,7 @@ class _Writer:
         self.label = spec_label
         self.version = version
         self.helpers: set[str] = set()
-        self.uses_div = [False]
+        self.functions: set[str] = set()  # the helper functions expressions use (exact_div, ...)
         self.classes: dict[str, _Class] = {}
         self.order: list[str] = []
         self.building: set[str] = set()
@@ -119,11 +133,18 @@ class _Writer:
         for block in template.blocks:
             self.class_names[block] = class_name(block, reserved)
             reserved.add(self.class_names[block])
-        shadowed = {p for block in template.blocks.values() for p, _ in block.params} | {"i"}
+        shadowed = {p for block in template.blocks.values() for p, _ in block.params} | _index_names(template)
         self.free: dict[str, list[str]] = {}
         self.shadowable = shadowed
-        self.block_inputs = _block_inputs(network, report)
         self.arg_types = _arg_types(network)
+        self.at: dict[Any, Item] = {}  # template items by source position
+        todo = [*template.layers, *(block.body for block in template.blocks.values())]
+        while todo:
+            item = todo.pop()
+            self.at[item.where] = item
+            todo += [*item.items, *item.shortcut, *item.after, *(i for _, items in item.branches for i in items)]
+        calls = {path: block for path, (block, _) in network.block_calls.items()}
+        self.flow = Flow(network, calls, self.naming)
 
     # --- names ---------------------------------------------------------------------------
 
@@ -139,7 +160,7 @@ class _Writer:
 
     def code(self, raw: Any, scope: _Scope, where: Any) -> str:
         try:
-            return translate(raw, self.resolver(scope, where), self.uses_div)
+            return translate(raw, self.resolver(scope, where), self.functions)
         except Untranslatable as err:
             raise ExportError(str(err), where=where) from None
 
@@ -157,7 +178,7 @@ class _Writer:
         return self.free[block.name]
 
     def _free(self, item: Item, bound: set[str], top: bool = False) -> set[str]:
-        local = bound | {"i"} if item.repeat is not None else bound
+        local = bound | {item.index} if item.repeat is not None and item.index else bound
         found = set()
         for raw in (item.when, item.repeat):
             found |= names_used(raw) - bound
@@ -172,6 +193,47 @@ class _Writer:
             found |= set(self.free_names(self.template.blocks[item.head])) - local
         return found
 
+    def read_as_value(self, item: Item, name: str) -> bool:
+        """Whether `$name` is used in `item` other than as a path (`from:`, `size_of:`),
+        by it or by a block it calls (which sees its caller's names)."""
+        raws = [item.name, item.repeat, item.when, item.merge, item.shortcut_name, item.skip, item.split,
+                *(v for k, v in item.args.items() if k != "size_of"), *(n for n, _ in item.branches)]
+        if any(name in names_used(raw) for raw in raws if raw is not NAMELESS):
+            return True
+        if item.head in self.template.blocks and name in self.free_names(self.template.blocks[item.head]):
+            return True
+        children = [*item.items, *item.shortcut, *item.after, *(i for _, items in item.branches for i in items)]
+        return any(self.read_as_value(child, name) for child in children)
+
+    def source_value(self, place: Place, k: int) -> int:
+        """The value input `k` of the item expanded at `place` reads (a merge's k-th)."""
+        if k == 0:
+            return place.entry
+        return self.network.graph.nodes[self.network.graph.index[place.path]].inputs[k]
+
+    def naming(self, node: int, k: int) -> str | None:
+        """What the spec calls input `k` of graph node `node` (`from: $skip` -> skip), if it
+        names it: the layer's own `from:` or `size_of:`, else a `from:` of a group it opens."""
+        graph = self.network.graph
+        at = graph.nodes[node]
+        item = self.at.get(at.where)
+        raws = []
+        if item is not None and item.is_layer:
+            sources = item.source if isinstance(item.source, list) else [item.source]
+            raws = [*sources, item.args.get("size_of")] if item.source is not None else [None, item.args.get("size_of")]
+        raw = raws[k] if k < len(raws) else None
+        if raw is None and k == 0:  # the first layer of a group written with `from:`
+            path = at.path
+            while raw is None and "." in path:
+                path = path.rpartition(".")[0]
+                raw = next((self.at[w].source for w, places in self.uses.places.items()
+                            if w in self.at and any(p.path == path for p in places)), None)
+        if isinstance(raw, str):
+            name = raw[1:] if raw.startswith("$") else raw
+            if name.isidentifier():
+                return name
+        return None
+
     # --- classes -------------------------------------------------------------------------
 
     def block_class(self, block: Block) -> _Class:
@@ -184,6 +246,8 @@ class _Writer:
         defaults: dict[str, Any] = {}
         kinds = self.arg_types.get(block.name, {})
         for name, default in block.params:
+            if not self.read_as_value(block.body, name):
+                continue  # a path only (`from: $skip`): the forward reads that output
             params[name] = identifier(name, taken)
             taken.add(params[name])
             defaults[name] = default
@@ -205,7 +269,7 @@ class _Writer:
         if signature[-1] == "*":
             signature.pop()
         scope = _Scope(dict(params), taken | {"in_channels"})
-        emitter = _Emitter(self, scope, "in_channels")
+        emitter = _Emitter(self, scope, "in_channels", in_block=True)
         if block.body.head == "sequential":
             base = "nn.Sequential"
             emitter.line("super().__init__()")
@@ -213,11 +277,11 @@ class _Writer:
         else:
             base = "Fork"
             self.helpers.add("Fork")
-            children, branches, merge, after = emitter.fork(block.body)
-            emitter.statement(call("super().__init__", f"dict({children}.named_children())", branches, merge, after))
+            args, kwargs = emitter.fork(block.body)
+            emitter.statement(call("super().__init__", *args, **kwargs))
         out = emitter.channels
         static = out is not None and names_in(out) <= set(params.values()) | {"in_channels"} | set(
-            self.constants.values()) | {"min", "max", "exact_div"}
+            self.constants.values()) | set(emitter.reads) | {"min", "max", "exact_div"}
         dynamic = out is not None and not static
         if dynamic:
             emitter.line(f"self.out_channels = {out}")
@@ -225,8 +289,13 @@ class _Writer:
         doc = f"Block `{block.name}` of the spec ({kind})."
         if block.description:
             doc = f"{block.description.strip().rstrip('.')}. Block `{block.name}` ({kind})."
+        if emitter.reads:  # the channels of outputs it reads from outside, keyword-only too
+            signature += ([] if "*" in signature else ["*"]) + [f"{name}: int" for name in emitter.reads]
+        forward = self.flow.forward(block.name)
+        if forward is not None:
+            doc = doc[:-1] + ": its layers read outputs by path, so `forward` says which."
         cls = _Class(self.class_names[block.name], base, signature, emitter.lines, doc, params, defaults,
-                     out if static else None, dynamic)
+                     out if static else None, dynamic, forward, emitter.reads)
         self.classes[block.name] = cls
         self.order.append(block.name)
         return cls
@@ -238,19 +307,29 @@ class _Writer:
         emitter = _Emitter(self, scope, channels)
         emitter.line("super().__init__()")
         emitter.items(self.template.layers, "self")
+        emitter.hold_layer_scales()
         shape = "x".join(map(str, self.template.input_shape))
         doc = f"{self.template.name}: input {shape} (channels first, without the batch)."
-        return _Class("Network", "nn.Sequential", ["self"], emitter.lines, doc, {}, {}, emitter.channels)
+        return _Class("Network", "nn.Sequential", ["self"], emitter.lines, doc, {}, {}, emitter.channels,
+                      forward=self.flow.network_forward())
 
     # --- the file ------------------------------------------------------------------------
+
+    def main(self) -> str:
+        """Running the file prints the output shape (one line per output)."""
+        if len(self.network.graph.outputs) == 1:
+            return MAIN
+        return MAIN.replace("output = model(", "outputs = model(").replace(
+            "    print(tuple(output.shape))", "    for output in outputs:\n        print(tuple(output.shape))")
 
     def source(self) -> str:
         network = self.network_class()
         blocks = [self.classes[name] for name in self.order]
-        parts = [self.header() + "\n\n" + self.imports() + "\n\n" + self.constants_source()]
-        parts += self.helper_sources()
-        parts += [self.class_source(c) for c in (*blocks, network)]
-        parts.append(MAIN)
+        constants = self.constants_source()
+        classes = [self.class_source(c) for c in (*blocks, network)]
+        helpers = self.helper_sources()
+        parts = [self.header() + "\n\n" + self.imports("\n".join([constants, *helpers, *classes])) + "\n\n"
+                 + constants, *helpers, *classes, self.main()]
         return "\n\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
 
     def header(self) -> str:
@@ -263,15 +342,18 @@ class _Writer:
     def helper_sources(self) -> list[str]:
         chosen = _helper_closure(self.helpers)
         out = [_strip(src) for name, src in chosen]
-        if self.uses_div[0]:
+        if "make_divisible" in self.functions:
+            out.insert(0, MAKE_DIVISIBLE)
+        if "exact_div" in self.functions:
             out.insert(0, EXACT_DIV)
         return out
 
-    def imports(self) -> str:
-        text = "\n".join(src for _, src in _helper_closure(self.helpers))
-        used = set(re.findall(r"\b[A-Za-z_]\w*\b", text))
+    def imports(self, text: str) -> str:
+        """The imports `text` (the rest of the file) needs."""
+        # names used in annotations (a docstring may say "Any" too)
+        used = set(re.findall(r"[:>\[,(|] *([A-Z][A-Za-z]*)\b", text))
         stdlib = []
-        if "math" in used:
+        if re.search(r"\bmath\.", text):
             stdlib.append("import math")
         abc = [n for n in ("Mapping", "Sequence") if n in used]
         if abc:
@@ -282,7 +364,7 @@ class _Writer:
         names = ["nn"] + (["Tensor"] if "Tensor" in used else [])
         third.append(f"from torch import {', '.join(sorted(names, key=lambda n: (n[0].islower(), n)))}")
         if re.search(r"\bF\.", text):
-            third.append("from torch.nn import functional as F")
+            third.append("from torch.nn import functional as F  # noqa: N812")
         return "\n".join(stdlib) + ("\n\n" if stdlib else "") + "\n".join(third)
 
     def constants_source(self) -> str:
@@ -298,7 +380,7 @@ class _Writer:
         return "\n".join(lines)
 
     def class_source(self, cls: _Class) -> str:
-        lines = [f"class {cls.name}({cls.base}):", f'    """{cls.doc}"""', ""]
+        lines = [f"class {cls.name}({cls.base}):", *_docstring(cls.doc), ""]
         head = f"    def __init__({', '.join(cls.signature)}) -> None:"
         inner = "        " + ", ".join(cls.signature)
         if len(head) <= 88:
@@ -308,18 +390,41 @@ class _Writer:
         else:
             lines += ["    def __init__(", *(f"        {part}," for part in cls.signature), "    ) -> None:"]
         lines += cls.lines or [INDENT + "super().__init__()"]
+        if cls.forward is not None:
+            lines += ["", *self.forward_source(cls.forward)]
         return "\n".join(lines)
+
+    def forward_source(self, forward: Forward) -> list[str]:
+        returns = "Tensor" if forward.outputs == 1 else f"tuple[{', '.join(['Tensor'] * forward.outputs)}]"
+        params = ["self", *(f"{name}: Tensor" for name in forward.params)]
+        head = f"    def forward({', '.join(params)}) -> {returns}:"
+        if len(head) <= LINE_LIMIT:
+            lines = [head]
+        elif len("        " + ", ".join(params)) <= LINE_LIMIT:
+            lines = ["    def forward(", "        " + ", ".join(params), f"    ) -> {returns}:"]
+        else:
+            lines = ["    def forward(", *(f"        {p}," for p in params), f"    ) -> {returns}:"]
+        return lines + list(forward.lines)
 
 
 class _Emitter:
     """The body of one __init__: statements that add layers to containers, in order."""
 
-    def __init__(self, writer: _Writer, scope: _Scope, channels: str | None) -> None:
+    def __init__(self, writer: _Writer, scope: _Scope, channels: str | None, in_block: bool = False) -> None:
         self.w = writer
         self.scope = scope
         self.lines: list[str] = []
         self.depth = 0
         self.channels: str | None = channels
+        self.entry = channels  # the channels entering the class
+        self.in_block = in_block
+        # Per list being written (innermost last): a named item's output channels, so that
+        # `from: name` reads them as an expression.
+        self.siblings: list[dict[str, str | None]] = []
+        self.reads: dict[str, tuple[Item, int]] = {}  # channels of outside outputs: parameters
+        # The last dim of the input, as an expression, when it is not the channels (after a
+        # permute to channels-last: what a layernorm or linear there reads).
+        self.tail: str | None = None
         self.counts: dict[str, int] = {}
 
     # --- output --------------------------------------------------------------------------
@@ -348,6 +453,12 @@ class _Emitter:
     def code(self, raw: Any, where: Any) -> str:
         return self.w.code(raw, self.scope, where)
 
+    def hold_layer_scales(self) -> None:
+        """The network keys its LayerScales' weights as torchvision does (see the helper)."""
+        if "LayerScale" in self.w.helpers:
+            self.w.helpers.add("hold_layer_scales")
+            self.line("hold_layer_scales(self)")
+
     def add(self, target: str, name: str | None, module: Any) -> None:
         """Append `module` to the container `target`, as `name` (Python source) when named."""
         if name is None:
@@ -375,14 +486,16 @@ class _Emitter:
         start = self.channels
         self.nested(f"if {condition}:", body)
         self.channels = _either(self.channels, condition, start)
+        self.tail = None
 
-    def loop(self, count: str, body: Callable[[], None]) -> None:
-        """`for <index> in range(count):` over `body`, with `$i` the index inside. When each copy
-        changes the channel count, the count is carried through a variable."""
+    def loop(self, count: str, index: str | None, body: Callable[[], None]) -> None:
+        """`for <var> in range(count):` over `body`, with `$<index>` the copy's number inside.
+        When each copy changes the channel count, the count is carried through a variable."""
         var = self.fresh_loop()
         first = len(self.lines)
-        outer = self.scope.names.get("i")
-        self.scope.names["i"] = var
+        index = index or "<no index>"
+        outer = self.scope.names.get(index)
+        self.scope.names[index] = var
         start, mark = self.channels, self.mark()
         self.nested(f"for {var} in range({count}):", body)
         end, made = self.channels, self.scope.taken - mark[2]
@@ -391,7 +504,9 @@ class _Emitter:
             self.scope.taken.add(var)
             self.channels = "__start__"
             self.nested(f"for {var} in range({count}):", body)
-            independent = self.channels == end and not names_in(end) & (made | {var})
+            # independent of it, and not read by the copies (each copy reads the one before)
+            independent = (self.channels == end and not names_in(end) & (made | {var})
+                           and not any("__start__" in line for line in self.lines[mark[0]:]))
             self.reset(mark)
             self.scope.taken.add(var)
             if independent:
@@ -410,18 +525,22 @@ class _Emitter:
                 self.channels = carried if self.channels is not None else None
         elif end != start:
             self.channels = None
+        self.tail = None
         header = next(n for n in range(first, len(self.lines)) if self.lines[n].lstrip().startswith(f"for {var} "))
-        if not any(re.search(rf"\b{var}\b", line) for line in self.lines[header + 1:]):
+        depth = len(self.lines[header]) - len(self.lines[header].lstrip())
+        inside = itertools.takewhile(lambda line: len(line) - len(line.lstrip()) > depth, self.lines[header + 1:])
+        if not any(re.search(rf"\b{var}\b(?!\s*=[^=])", line) for line in inside):  # not a keyword argument
             self.lines[header] = self.lines[header].replace(f"for {var} ", "for _ ", 1)
         if outer is None:
-            del self.scope.names["i"]
+            del self.scope.names[index]
         else:
-            self.scope.names["i"] = outer
+            self.scope.names[index] = outer
 
     # --- items ---------------------------------------------------------------------------
 
     def items(self, items: list[Item], target: str) -> None:
         """The items in order; consecutive items with the same `when` share one `if`."""
+        self.siblings.append({})
         index = 0
         while index < len(items):
             item = items[index]
@@ -437,14 +556,22 @@ class _Emitter:
                         self.repeated(one, target)
 
                 self.conditional(self.code(item.when, item.where), together)
+            for one in run:
+                if isinstance(one.name, (str, int)) and not _is_expr(str(one.name)) and one.repeat is None:
+                    self.siblings[-1][str(one.name)] = self.channels if one.when in (None, True) else None
             index += len(run)
+        self.siblings.pop()
 
     def item(self, item: Item, target: str) -> None:
+        if item.source is not None and not (item.head in MERGE_TYPES and isinstance(item.source, list)):
+            self.channels = self.source_channels(item, item.source, 0)
         if self.channels is None:  # not followed as an expression: the number, if it is one
             known = self.w.uses.channels(item, leaving=False)
             self.channels = None if known is None else str(known)
         if item.when is None or item.when is True:
             self.repeated(item, target)
+            if not item.is_layer or item.repeat is not None:
+                self.tail = None
         elif item.when is not False:
             condition = self.code(item.when, item.where)
             self.conditional(condition, lambda: self.repeated(item, target))
@@ -458,35 +585,39 @@ class _Emitter:
             self.one(item, target, name)
             return
         count = self.code(item.repeat, item.where)
-        per_copy = item.name is not None and "i" in references(str(item.name))
+        per_copy = item.name is not None and item.index is not None and item.index in references(str(item.name))
         if item.name is not None and not per_copy:
             name = self.name(item)
             if isinstance(item.repeat, int) and item.repeat == 1:
-                self.with_index("0", lambda: self.one(item, target, name))
+                self.with_index(item.index, "0", lambda: self.one(item, target, name))
                 return
             if not isinstance(item.repeat, int):
-                self.conditional(f"{count} == 1", lambda: self.with_index("0", lambda: self.one(item, target, name)))
+                self.conditional(f"{count} == 1",
+                                 lambda: self.with_index(item.index, "0", lambda: self.one(item, target, name)))
                 self.conditional(f"{count} != 1", lambda: self.group(item, target, name, count))
                 return
             self.group(item, target, name, count)
             return
-        self.loop(count, lambda: self.one(item, target, self.name(item) if per_copy else None))
+        self.loop(count, item.index, lambda: self.one(item, target, self.name(item) if per_copy else None))
 
     def group(self, item: Item, target: str, name: str, count: str) -> None:
         """A named repeat: the copies are numbered inside a group of that name."""
         group = self.fresh(_local(item.name))
         self.line(f"{group} = nn.Sequential()")
-        self.loop(count, lambda: self.one(item, group, None))
+        self.loop(count, item.index, lambda: self.one(item, group, None))
         self.add(target, name, group)
 
-    def with_index(self, value: str, body: Callable[[], None]) -> None:
-        outer = self.scope.names.get("i")
-        self.scope.names["i"] = value
+    def with_index(self, index: str | None, value: str, body: Callable[[], None]) -> None:
+        if index is None:
+            body()
+            return
+        outer = self.scope.names.get(index)
+        self.scope.names[index] = value
         body()
         if outer is None:
-            del self.scope.names["i"]
+            del self.scope.names[index]
         else:
-            self.scope.names["i"] = outer
+            self.scope.names[index] = outer
 
     def fresh_loop(self) -> str:
         for name in ("i", "j", "k", *(f"i{n}" for n in range(2, 100))):
@@ -497,7 +628,7 @@ class _Emitter:
 
     def name(self, item: Item) -> str:
         try:
-            return name_source(item.name, self.w.resolver(self.scope, item.where), self.w.uses_div)
+            return name_source(item.name, self.w.resolver(self.scope, item.where), self.w.functions)
         except Untranslatable as err:
             raise ExportError(str(err), where=item.where) from None
 
@@ -506,6 +637,15 @@ class _Emitter:
 
     def module(self, item: Item) -> Any:
         """The module of one item (statements for its parts come first); updates channels."""
+        if item.head in MERGE_TYPES and isinstance(item.source, list):
+            inputs = [self.source_channels(item, raw, k) for k, raw in enumerate(item.source)]
+            self.channels = inputs[0]
+            module = self.layer(item)
+            dim = item.args.get("dim", 1)
+            self.channels = (_merge_channels(item.head, inputs) if item.head != "concat" or dim == 1
+                             else inputs[0])
+            self.tail = None
+            return module
         if item.is_layer:
             return self.layer(item)
         if item.head in self.w.template.blocks:
@@ -517,9 +657,43 @@ class _Emitter:
             return group
         if item.head in ("residual", "parallel"):
             self.w.helpers.add("Fork")
-            children, branches, merge, after = self.fork(item)
-            return call("Fork", f"dict({children}.named_children())", branches, merge, after)
+            args, kwargs = self.fork(item)
+            return call("Fork", *args, **kwargs)
         raise ExportError(f"unknown layer type or block '{item.head}'", where=item.where)
+
+    def unknown(self, item: Item, what: str, why: str) -> ExportError:
+        """The error for a size the exporter cannot write at `item` (`what` and `why`), or
+        that the network never uses it (a block called only with `repeat: 0`, say)."""
+        if not (self.w.uses.of(item) if item.is_layer else self.w.uses.at(item)):
+            why = ": this network never uses it, so no size of its input is known (give it in the spec)"
+        return ExportError(what + why, where=item.where)
+
+    # --- references ----------------------------------------------------------------------
+
+    def source_channels(self, item: Item, raw: Any, k: int) -> str | None:
+        """The channels of what input `k` of `item` reads by `from:` (`raw`): those entering
+        the class, a named item's before it in this list, the number every use agrees on, or
+        (in a block) a parameter of the class."""
+        places = self.w.uses.at(item)
+        values = [self.w.source_value(place, k) for place in places]
+        if values and all(v == place.block for v, place in zip(values, places)):
+            return self.entry
+        if isinstance(raw, (str, int)) and not _is_expr(str(raw)):
+            for known in reversed(self.siblings):
+                if str(raw) in known:
+                    if known[str(raw)] is not None:
+                        return known[str(raw)]
+                    break
+        numbers = {self.w.uses.shapes[v][0] for v in values}
+        if len(numbers) == 1:
+            return str(numbers.pop())
+        if not self.in_block or not values:
+            return None
+        name = raw[1:] if isinstance(raw, str) and raw.startswith("$") and raw[1:].isidentifier() else "source"
+        param = identifier(f"{name}_channels", self.scope.taken | set(self.reads))
+        self.scope.taken.add(param)
+        self.reads[param] = (item, k)
+        return param
 
     # --- layers --------------------------------------------------------------------------
 
@@ -528,15 +702,62 @@ class _Emitter:
         uses = self.w.uses.of(item)
         args = self.layer_args(lt, item, uses)
         in_shape = self.in_shape(lt, item, uses)
-        torch_call = lt.torch_call(args, in_shape)
-        self.channels = self.out_channels(lt, args, uses)
+        try:
+            torch_call = self.narrow(args, in_shape[0]) if item.head == "narrow" else lt.torch_call(args, in_shape)
+        except (TypeError, ArithmeticError):  # it computes with the input size: written as numbers
+            shapes = {u.in_shape for u in uses}
+            if len(shapes) != 1 or any(isinstance(v, Code) for v in args.values()):
+                raise self.unknown(item, f"{item.head}: its module is computed from the size of its input",
+                                   ", which differs between the uses of this layer; give the sizes in the spec"
+                                   ) from None
+            torch_call = lt.torch_call(args, shapes.pop())
+        if item.head == "permute":
+            self.channels, self.tail = self.permuted(args, len(in_shape))
+            return self.render(torch_call, item)
+        if item.head == "narrow":  # its length
+            self.channels, self.tail = _source(torch_call.args[1]), None
+            return self.render(torch_call, item)
+        self.channels, self.tail = self.out_channels(lt, args, uses), self.out_tail(lt, args, len(in_shape))
         return self.render(torch_call, item)
+
+    def narrow(self, args: dict[str, Any], channels: Any) -> TorchCall:
+        """`Narrow(start, length)`: as given, or part `index` of `split` of the channels."""
+        split, index = args["split"], args["index"]
+        if split is None:
+            return TorchCall("Narrow", (args["start"], args["length"]), helper=True)
+        if isinstance(split, tuple):
+            return TorchCall("Narrow", (sum(split[:index]), split[index]), helper=True)
+        if isinstance(channels, Hole) or not isinstance(channels, Code):
+            shape: tuple[Any, ...] = (channels,)  # a Hole raises: the numbers are tried instead
+            return REGISTRY["narrow"].torch_call(args, shape)
+        size = _fold(substitute("c // n", {"c": channels.text, "n": str(split)}))
+        start = "0" if index == 0 else size if index == 1 else _fold(substitute("k * s", {"k": str(index), "s": size}))
+        return TorchCall("Narrow", (Code(start), Code(size)), helper=True)
+
+    def out_tail(self, lt: LayerType, args: dict[str, Any], rank: int) -> str | None:
+        """The last dim of a layer's output as an expression, where it is followed (`tail`)."""
+        families = {cls.__name__ for cls in type(lt).__mro__}
+        if "Linear" in families:
+            return _source(args["out_features"])
+        if families & set(KEEPS_SHAPE) and rank > 1:
+            return self.tail
+        return None
+
+    def permuted(self, args: dict[str, Any], rank: int) -> tuple[str | None, str | None]:
+        """(channels, tail) after a permute, from the dims followed before it."""
+        if isinstance(args["dims"], Code) or rank < 2:
+            return None, None
+        dims = [d % (rank + 1) - 1 for d in args["dims"]]
+        known = {0: self.channels, rank - 1: self.tail}
+        return known.get(dims[1]), known.get(dims[-1])
 
     def layer_args(self, lt: LayerType, item: Item, uses: list[Use]) -> dict[str, Any]:
         rank = lt.rank or 1
         args: dict[str, Any] = {}
         for arg in lt.args:
-            if arg.name in item.args:
+            if arg.name == "size_of":  # a path: the module is called with that output
+                args[arg.name] = item.args.get(arg.name)
+            elif arg.name in item.args:
                 raw = item.args[arg.name]
                 if has_expression(raw):
                     args[arg.name] = Code(self.code(raw, item.where), tuple(u.args[arg.name] for u in uses))
@@ -571,6 +792,8 @@ class _Emitter:
             values = {u.in_shape[d] for u in uses if len(u.in_shape) == size}
             if d == 0 and self.channels is not None:
                 dims.append(Code(self.channels))
+            elif d == size - 1 and self.tail is not None:
+                dims.append(Code(self.tail))
             elif len(values) == 1:
                 dims.append(values.pop())
             else:
@@ -633,11 +856,10 @@ class _Emitter:
         cls = self.w.block_class(block)
         c = self.channels
         if c is None:
-            values = set(self.w.block_inputs.get(item.where, ()))
-            if len(values) != 1:
-                raise ExportError(f"block '{block.name}': the channels of its input are not known here",
-                                  where=item.where)
-            c = str(values.pop())
+            known = self.w.uses.channels(item, leaving=False)
+            if known is None:
+                raise self.unknown(item, f"block '{block.name}': the channels of its input", " are not known here")
+            c = str(known)
         kwargs: dict[str, str] = {}
         passed: dict[str, str] = {"in_channels": c}
         for name, py in cls.params.items():
@@ -653,6 +875,8 @@ class _Emitter:
                 passed[py] = literal(cls.defaults[name])
             else:
                 passed[py] = self.w.constants.get(name, py)
+        for param, (inner, k) in cls.reads.items():
+            kwargs[param] = passed[param] = self.read_channels(item, inner, k, cls, param)
         module = call(cls.name, c, **kwargs)
         if cls.out is not None:
             self.channels = _fold(substitute(cls.out, passed))
@@ -665,61 +889,191 @@ class _Emitter:
         self.channels = None
         return module
 
+    def read_channels(self, call_item: Item, inner: Item, k: int, cls: _Class, param: str) -> str:
+        """What a call passes for a block's parameter `param`: the channels of what `inner`
+        (in the block) reads by `from:` in this call's uses."""
+        numbers = set()
+        for place in self.w.uses.at(call_item):
+            for use in self.w.uses.at(inner):
+                if use.path.startswith(place.path + "."):
+                    numbers.add(self.w.uses.shapes[self.w.source_value(use, k)][0])
+        if len(numbers) == 1:
+            return str(numbers.pop())
+        if self.in_block and numbers:  # still differing: the caller takes them as a parameter too
+            name = identifier(param, self.scope.taken | set(self.reads))
+            self.scope.taken.add(name)
+            self.reads[name] = (inner, k)
+            return name
+        raise ExportError(f"block '{call_item.head}': the channels {param} of {cls.name} are not known here",
+                          where=call_item.where)
+
     # --- forks ---------------------------------------------------------------------------
 
-    def fork(self, item: Item) -> tuple[str, Any, str, Any]:
-        """Statements building a fork's children; returns (children, branches, merge, after)."""
-        merge = item.merge if isinstance(item.merge, str) and not _is_expr(item.merge) else None
-        if merge not in ("add", "concat"):
-            raise ExportError(f"{item.head}: 'merge' must be written as add or concat to export", where=item.where)
+    def fork(self, item: Item) -> tuple[list[Any], dict[str, Any]]:
+        """Statements building a fork's children; returns the arguments of its `Fork`."""
+        merge = merge_type(item.merge)
+        allowed = ("add", "concat") if item.head == "residual" else ("add", "mul", "concat")
+        if merge is None or merge not in allowed:
+            raise ExportError(f"{item.head}: 'merge' must be written as {' or '.join(allowed)} to export"
+                              f" (got {item.merge!r})", where=item.where)
         layers = self.fresh("layers")
         self.line(f"{layers} = nn.Sequential()")
         start = self.channels
-        merge_module = "Add()" if merge == "add" else "Concat()"
-        self.w.helpers.add("Add" if merge == "add" else "Concat")
-        branch_names: list[Any] = []
+        self.tail = None
         if item.head == "residual":
-            body_static = _static_names(item.items)
-            self.items(item.items, layers)
-            body_channels = self.channels
-            body: Any = _list(body_static) if body_static is not None else None
-            if body is None:
-                body = self.fresh("body")
-                self.line(f"{body} = [name for name, _ in {layers}.named_children()]")
-            shortcut_channels = start
-            shortcut_name = None
-            if item.shortcut:
-                shortcut = self.fresh("shortcut")
+            branches, merge_arg, on, after = self.residual(item, layers, merge)
+            kwargs: dict[str, Any] = {}
+        else:
+            branches, kwargs, after = self.parallel(item, layers, merge, start)
+            merge_arg, on = literal(merge), None
+        if on != "False":
+            module = f"{merge.capitalize()}()"
+            self.w.helpers.add(merge.capitalize())
+            if on is None:
+                self.add(layers, literal(merge), module)
+            else:
+                self.conditional(on, lambda: self.add(layers, literal(merge), module))
+        args = [f"dict({layers}.named_children())", branches, merge_arg]
+        if not (isinstance(after, Group) and not after.items):
+            args.append(after)
+        return args, kwargs
+
+    def residual(self, item: Item, layers: str, merge: str) -> tuple[Any, str, str | None, Any]:
+        """A residual's children: (branches, merge, the condition of its skip, after)."""
+        start = self.channels
+        on: str | None = None  # skip: None always, "False" never, else the condition
+        if item.skip is False:
+            on = "False"
+        elif item.skip is not True:
+            on = self.fresh("skip")
+            self.line(f"{on} = {self.code(item.skip, item.where)}")
+        body_static = _static_names(item.items)
+        self.items(item.items, layers)
+        body_channels = self.channels
+        body: Any = _list(body_static) if body_static is not None else None
+        if body is None:
+            body = self.fresh("body")
+            self.line(f"{body} = [name for name, _ in {layers}.named_children()]")
+        shortcut_channels = start
+        shortcut_name: str | None = None
+        shortcut = ""
+        if item.shortcut and on != "False":
+            def build_shortcut() -> None:
+                nonlocal shortcut_channels
                 self.line(f"{shortcut} = nn.Sequential()")
                 self.channels = start
                 self.items(item.shortcut, shortcut)
                 shortcut_channels = self.channels
-                shortcut_name = self.name(Item("", item.where, name=item.shortcut_name))
-            branches = [body, _list([]) if shortcut_name is None else Group("[", [shortcut_name], "]")]
-            if merge == "concat":
-                branches.reverse()
-            self.channels = _merge_channels(merge, [shortcut_channels, body_channels] if merge == "concat"
-                                            else [body_channels, shortcut_channels])
-            after = self.after(item, layers, body_static, body)
-            if shortcut_name is not None:
+
+            named = _local(item.shortcut_name, "shortcut")
+            shortcut = self.fresh(named if named not in self.scope.taken else "shortcut")
+            shortcut_name = self.name(Item("", item.where, name=item.shortcut_name))
+            if on is None:
+                build_shortcut()
+            else:
+                self.nested(f"if {on}:", build_shortcut)
+        both = [body, _list([]) if shortcut_name is None else Group("[", [shortcut_name], "]")]
+        parts = [body_channels, shortcut_channels]
+        if merge == "concat":
+            both.reverse()
+            parts.reverse()
+        merged = _merge_channels(merge, parts)
+        branches: Any = Group("[", both, "]")
+        merge_arg = literal(merge)
+        if on == "False":
+            branches, merge_arg, merged = Group("[", [body], "]"), "None", body_channels
+        elif on is not None:
+            if isinstance(body, Group):  # named once, read twice
+                var = self.fresh("body")
+                self.statement(body, f"{var} = ")
+                both = [var if b is body else b for b in both]
+                body = var
+            branches = f"{flat(Group('[', both, ']'))} if {on} else [{flat(body)}]"
+            merge_arg = f"{literal(merge)} if {on} else None"
+            merged = _either(merged, on, body_channels)
+        self.channels = merged
+        after = self.after(item, layers, body_static, body)
+        if shortcut_name is not None:
+            if on is None:
                 self.add(layers, shortcut_name, shortcut)
-            branch_names = branches
-        else:
-            channels = []
-            for index, (raw_name, items) in enumerate(item.branches):
-                self.channels = start
+            else:
+                self.conditional(on, lambda: self.add(layers, shortcut_name, shortcut))
+                self.channels = merged
+        return branches, merge_arg, on, after
+
+    def parallel(self, item: Item, layers: str, merge: str, start: str | None) -> tuple[Group, dict[str, Any], Any]:
+        """A parallel's children: (branches, keyword arguments of Fork, after)."""
+        kwargs: dict[str, Any] = {}
+        lengths: list[str | None] = [start] * len(item.branches)
+        if item.split is not None:
+            parts, lengths = self.split_parts(item, start)
+            kwargs["split"] = Group("[", parts, "]")
+        channels = []
+        names: list[Any] = []
+        nameless = False
+        for index, (raw_name, items) in enumerate(item.branches):
+            self.channels = lengths[index]
+            self.tail = None
+            if not items:  # the identity: no module
+                names.append(_list([]))
+            elif raw_name is NAMELESS:  # its items sit at the fork's own path
+                nameless = True
+                static = _static_names(items)
+                if static is not None and not any(n.isdigit() for n in static):
+                    self.items(items, layers)
+                    names.append(_list(static))
+                else:
+                    branch = self.fresh("branch")
+                    self.line(f"{branch} = nn.Sequential()")
+                    self.items(items, branch)
+                    def move(line: str = f"{layers}.add_module(name, module)") -> None:
+                        self.line(line)
+
+                    self.nested(f"for name, module in {branch}.named_children():", move)
+                    names.append(f"[name for name, _ in {branch}.named_children()]")
+            else:
                 branch = self.fresh(_local(raw_name, "branch"))
                 self.line(f"{branch} = nn.Sequential()")
                 self.items(items, branch)
-                channels.append(self.channels)
                 name = str(index) if raw_name is None else raw_name
                 name_code = self.name(Item("", item.where, name=name))
                 self.add(layers, name_code, branch)
-                branch_names.append(Group("[", [name_code], "]"))
-            self.channels = _merge_channels(merge, channels)
-            after = self.after(item, layers, [str(i) for i in range(len(item.branches))], None)
-        self.add(layers, literal(merge), merge_module)
-        return layers, Group("[", branch_names, "]"), literal(merge), after
+                names.append(Group("[", [name_code], "]"))
+            channels.append(self.channels)
+        self.channels = _merge_channels(merge, channels)
+        numbered = [str(i) for i in range(len(item.branches))]
+        if nameless or any(not items for _, items in item.branches):
+            # `layers` does not hold one child per branch, so appending would misnumber
+            # the `after` layers (numbered after the branches): they are named instead.
+            static = _static_names(item.after, len(item.branches))
+            if static is None or any(a.repeat is not None and a.name is None for a in item.after):
+                raise ExportError("parallel: cannot number its 'after' layers beside an empty or nameless"
+                                  " branch when 'when' or 'repeat' there take expressions; name them",
+                                  where=item.where)
+            kept = [a for a in item.after if a.when is not False]
+            renamed = [dataclasses.replace(a, name=n) for a, n in zip(kept, static, strict=True)]
+            item = dataclasses.replace(item, after=renamed)
+        after = self.after(item, layers, numbered, None)
+        return Group("[", names, "]"), kwargs, after
+
+    def split_parts(self, item: Item, start: str | None) -> tuple[list[Any], list[str | None]]:
+        """The Narrow modules of a channel split, and each part's channels."""
+        if start is None:
+            raise self.unknown(item, "parallel: the channels of the input to split", " are not known here")
+        self.w.helpers.add("Narrow")
+        split = item.split
+        if isinstance(split, list):
+            lengths = [self.code(size, item.where) for size in split]
+        else:
+            count = self.code(split, item.where)
+            size = _fold(substitute("c // n", {"c": start, "n": count}))
+            n = len(item.branches)
+            lengths = [size] * n
+        starts, total = [], "0"
+        for length in lengths:
+            starts.append(total)
+            total = _fold(_plus(total, length))
+        return [call("Narrow", a, b) for a, b in zip(starts, lengths)], list(lengths)
 
     def after(self, item: Item, layers: str, before: list[str] | None, body_var: Any) -> Any:
         if not item.after:
@@ -760,6 +1114,14 @@ def _fold(code: str) -> str:
     return code
 
 
+def _plus(a: str, b: str) -> str:
+    if a == "0":
+        return b
+    if b == "0":
+        return a
+    return ast.unparse(ast.parse(f"({a}) + ({b})", mode="eval"))
+
+
 def _positive(count: str) -> bool:
     return count.isdigit() and int(count) > 0
 
@@ -788,8 +1150,9 @@ def _list(names: Iterable[str]) -> Group:
 
 
 def _merge_channels(merge: str, channels: list[str | None]) -> str | None:
-    if merge == "add":
-        return channels[0]
+    """The channels out of a merge of inputs with `channels` (add and mul broadcast)."""
+    if merge in ("add", "mul"):
+        return next((c for c in channels if c != "1"), channels[0])
     if any(c is None for c in channels):
         return None
     return _fold(ast.unparse(ast.parse(" + ".join(f"({c})" for c in channels), mode="eval")))
@@ -815,30 +1178,6 @@ def _static_names(items: list[Item], start: int = 0) -> list[str] | None:
     return names
 
 
-def _block_inputs(network: Network, report: Report) -> dict[Any, list[int]]:
-    """Block call (by source position) -> the channels entering each of its uses."""
-    first: dict[str, int] = {}
-    for i, node in enumerate(network.graph.nodes):
-        path = node.path
-        while path:
-            path = path.rpartition(".")[0]
-            first.setdefault(path, i)
-        first.setdefault(node.path, i)
-    out: dict[Any, list[int]] = {}
-    stack: list[Any] = [network.body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Sequence):
-            stack.extend(node.items)
-            if node.block is not None and node.path in first:
-                source = network.graph.nodes[first[node.path]].inputs[0]
-                shape = network.input_shape if source == INPUT else report.rows[source].output_shape
-                out.setdefault(node.where, []).append(shape[0])
-        elif isinstance(node, Fork):
-            stack.extend(node.branches)
-    return out
-
-
 def _arg_types(network: Network) -> dict[str, dict[str, set[str]]]:
     """Block -> argument -> the Python types of the values it is given in the network."""
     out: dict[str, dict[str, set[str]]] = {}
@@ -852,6 +1191,30 @@ def _arg_types(network: Network) -> dict[str, dict[str, set[str]]]:
                     out.setdefault(node.block, {}).setdefault(arg, set()).add(type(value).__name__)
         elif isinstance(node, Fork):
             stack.extend(node.branches)
+    return out
+
+
+def _docstring(text: str) -> list[str]:
+    """A class's docstring, wrapped within the line limit."""
+    lines = textwrap.wrap(text, LINE_LIMIT - 4, initial_indent='"""', break_on_hyphens=False,
+                          break_long_words=False)
+    lines = ["    " + line for line in lines]
+    if len(lines[-1]) + 3 <= LINE_LIMIT:
+        lines[-1] += '"""'
+    else:
+        lines.append('    """')
+    return lines
+
+
+def _index_names(template: Template) -> set[str]:
+    """The names `repeat: {count, index}` gives copies' numbers anywhere in the spec."""
+    out: set[str] = set()
+    todo = [*template.layers, *(block.body for block in template.blocks.values())]
+    while todo:
+        item = todo.pop()
+        if item.index:
+            out.add(item.index)
+        todo += [*item.items, *item.shortcut, *item.after, *(i for _, items in item.branches for i in items)]
     return out
 
 
@@ -880,6 +1243,16 @@ def _strip(source: str) -> str:
 EXACT_DIV = '''def exact_div(a, b):
     """The spec's `/`: an int when it divides exactly."""
     return a // b if a % b == 0 else a / b'''
+
+MAKE_DIVISIBLE = '''def make_divisible(v, divisor, min_value=None):
+    """torchvision's _make_divisible: the nearest multiple of `divisor`, at least
+    `min_value` (default `divisor`), never more than 10 % below `v`."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return int(new_v)'''
 
 MAIN = '''if __name__ == "__main__":
     model = Network().eval()

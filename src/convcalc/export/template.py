@@ -24,11 +24,13 @@ from convcalc.errors import Location, SpecError
 from convcalc.graph import INPUT
 from convcalc.layers import MERGE_TYPES, REGISTRY, Args, Shape
 from convcalc.network import Fork, Layer, Network, Sequence
+from convcalc.records import record
 from convcalc.spec.expressions import is_expression, references
 from convcalc.spec.parser import PARALLEL_KEYS, RESIDUAL_KEYS, STRUCTURES, Limits, Parser
 from convcalc.spec.source import Source, compose, mapping_items, scalar, to_python
 
 REQUIRED = object()  # a block argument without a default
+NAMELESS = "<nameless>"  # a branch written with `name: null`: its items sit at the fork's path
 TreeNode = Layer | Sequence | Fork
 
 
@@ -44,15 +46,19 @@ class Item:
     where: Location | None
     args: dict[str, Any] = field(default_factory=dict)  # raw: an expression stays a string
     name: Any = None  # raw, or None
-    repeat: Any = None  # raw, or None when not repeated
+    repeat: Any = None  # raw count, or None when not repeated
+    index: str | None = None  # `repeat: {count, index: i}`: the name each copy's number has
     when: Any = None  # raw, or None
+    source: Any = None  # raw `from:` (a path, a list of paths for a merge), or None
     # structures
     items: list[Item] = field(default_factory=list)  # sequential; a residual's body
     shortcut: list[Item] = field(default_factory=list)
     shortcut_name: Any = "shortcut"
-    branches: list[tuple[Any, list[Item]]] = field(default_factory=list)  # (raw name or None, items)
+    branches: list[tuple[Any, list[Item]]] = field(default_factory=list)  # (raw name, NAMELESS or None, items)
     merge: Any = None
     after: list[Item] = field(default_factory=list)
+    skip: Any = True  # a residual's `skip`, raw
+    split: Any = None  # a parallel's `split`, raw
 
     @property
     def is_layer(self) -> bool:
@@ -60,9 +66,10 @@ class Item:
 
     def expressions(self) -> Iterator[Any]:
         """Every raw value of this item and the items inside it (for the names they use)."""
-        yield from (self.name, self.repeat, self.when, self.merge, self.shortcut_name, *self.args.values())
+        yield from (self.name, self.repeat, self.when, self.merge, self.shortcut_name, self.source, self.skip,
+                    self.split, *self.args.values())
         for name, items in self.branches:
-            yield name
+            yield None if name is NAMELESS else name
             for item in items:
                 yield from item.expressions()
         for item in (*self.items, *self.shortcut, *self.after):
@@ -126,7 +133,15 @@ class _Reader:
     def item(self, node: yaml.Node) -> Item:
         head, head_node, args_node, reserved = self.parser.split_item(node, "", 0)
         item = Item(head, self.where(head_node), name=self.raw(reserved.get("name")),
-                    repeat=self.raw(reserved.get("repeat")), when=self.raw(reserved.get("when")))
+                    when=self.raw(reserved.get("when")), source=self.raw(reserved.get("from")))
+        repeat = reserved.get("repeat")
+        if isinstance(repeat, yaml.MappingNode):  # repeat: {count: N, index: i}
+            entries = {key: value for key, _, value in mapping_items(repeat, self.source)}
+            item.repeat = self.raw(entries.get("count"))
+            index = self.raw(entries.get("index"))
+            item.index = index if isinstance(index, str) else None
+        else:
+            item.repeat = self.raw(repeat)
         self.body(item, head, args_node)
         return item
 
@@ -148,6 +163,7 @@ class _Reader:
                 item.shortcut_name = self.raw(entries["shortcut_name"][1])
             item.merge = self.raw(entries["merge"][1]) if "merge" in entries else "add"
             item.after = self.items(entries["after"][1]) if "after" in entries else []
+            item.skip = self.raw(entries["skip"][1]) if "skip" in entries else True
         elif head == "parallel":
             entries = self.parser.structure_keys("parallel", node, PARALLEL_KEYS, "")
             for branch in entries["branches"][1].value:
@@ -155,9 +171,12 @@ class _Reader:
                 if isinstance(branch, yaml.MappingNode):
                     fields = dict((k, v) for k, _, v in mapping_items(branch, self.source))
                     name, layers = self.raw(fields.get("name")), fields.get("layers")
+                    if "name" in fields and name is None:
+                        name = NAMELESS
                 item.branches.append((name, self.items(layers)))
             item.merge = self.raw(entries["merge"][1]) if "merge" in entries else "concat"
             item.after = self.items(entries["after"][1]) if "after" in entries else []
+            item.split = self.raw(entries["split"][1]) if "split" in entries else None
         elif node is not None and not (isinstance(node, yaml.ScalarNode) and scalar(node, self.source) is None):
             item.args = {key: self.raw(value) for key, _, value in mapping_items(node, self.source)}
 
@@ -192,7 +211,7 @@ def read_template(network: Network) -> Template:
     return Template(network.name, file, network.input_shape, variables, blocks, reader.items(top["layers"]))
 
 
-@dataclass(frozen=True)
+@record
 class Use:
     """One layer a template layer became: its parsed arguments and input shape."""
 
@@ -200,43 +219,81 @@ class Use:
     in_shape: Shape
 
 
+@record
+class Place:
+    """One expansion of a template item: where its values come from and go, as graph ids.
+
+    `natural` is what the item would read without `from:` (the previous item's output, or
+    the input of the list it is in), `entry` what it reads (they differ with `from:`), `out`
+    its output; `block` is the entry of the block call it sits in (INPUT outside blocks).
+    """
+
+    path: str
+    natural: int
+    entry: int
+    out: int
+    block: int
+
+
 class Uses:
-    """Template layers (by source position) -> the layers of the network they became; and
-    any template item -> the channels entering and leaving each place it was expanded."""
+    """Template items (by source position) -> their expansions in the network: each layer's
+    parsed arguments and input shape, and each item's `Place`s, read off the graph."""
 
     def __init__(self, network: Network, report: Report) -> None:
+        graph = network.graph
+        self.graph = graph
+        self.shapes = {INPUT: network.input_shape, **{i: row.output_shape for i, row in enumerate(report.rows)}}
         self.by_place: dict[Location | None, list[Use]] = {}
-        for node, row in zip(network.graph.nodes, report.rows):
-            if node.type.arity == 1:
-                self.by_place.setdefault(node.where, []).append(Use(node.args, row.input_shapes[0]))
-        self.flow: dict[Location, list[tuple[int, int]]] = {}
-        shapes = {INPUT: network.input_shape, **{i: row.output_shape for i, row in enumerate(report.rows)}}
-        index = iter(range(len(report.rows)))
+        self.places: dict[Location, list[Place]] = {}
+        index = graph.index
 
-        def visit(node: TreeNode, source: int, parent: Location | None) -> int:
-            """The graph lowering's walk (`graph.lower`): the value a node leaves."""
+        def entry(node: TreeNode) -> int | None:
+            """The value the first layer lowered from `node` reads (None: it has no layer)."""
             if isinstance(node, Layer):
-                out = next(index)
+                return graph.nodes[index[node.path]].inputs[0]
+            if isinstance(node, Sequence):
+                return next((e for e in map(entry, node.items) if e is not None), None)
+            if node.split is not None:
+                return graph.nodes[index[f"{node.path}.split.0"]].inputs[0]
+            first = next((e for e in map(entry, node.branches) if e is not None), None)
+            return first if first is not None else graph.nodes[index[node.merge_path]].inputs[0]
+
+        def visit(node: TreeNode, natural: int, parent: Location | None, block: int) -> int:
+            """The graph lowering's walk (`graph.lower`), by paths: the value a node leaves."""
+            start = natural
+            if isinstance(node, Layer):
+                out = index[node.path]
+                start = graph.nodes[out].inputs[0]
+                row = report.rows[out]
+                self.by_place.setdefault(node.where, []).append(Use(node.args, row.input_shapes[0]))
             elif isinstance(node, Sequence):
-                out = source
+                if node.source is not None:
+                    found = entry(node)
+                    start = natural if found is None else found
+                inner = start if node.block is not None else block
+                out = start
                 for child in node.items:
-                    out = visit(child, out, node.where or parent)
+                    out = visit(child, out, node.where or parent, inner)
             else:
-                for branch in node.branches:
-                    visit(branch, source, node.where)
-                out = next(index)
+                for k, branch in enumerate(node.branches):
+                    part = natural if node.split is None else index[f"{node.path}.split.{k}"]
+                    visit(branch, part, node.where, block)
+                out = index[node.merge_path]
             if node.where is not None and node.where != parent:  # a repeat's copies share its place
-                self.flow.setdefault(node.where, []).append((shapes[source][0], shapes[out][0]))
+                self.places.setdefault(node.where, []).append(Place(node.path, natural, start, out, block))
             return out
 
-        visit(network.body, INPUT, None)
+        visit(network.body, INPUT, None, INPUT)
 
     def of(self, item: Item) -> list[Use]:
         return self.by_place.get(item.where, []) if item.where is not None else []
 
+    def at(self, item: Item) -> list[Place]:
+        return self.places.get(item.where, []) if item.where is not None else []
+
     def channels(self, item: Item, leaving: bool) -> int | None:
         """The channels entering (or leaving) `item`, when every place it was expanded agrees."""
-        values = {pair[leaving] for pair in self.flow.get(item.where, [])} if item.where is not None else set()
+        values = {self.shapes[p.out if leaving else p.entry][0] for p in self.at(item)}
         return values.pop() if len(values) == 1 else None
 
 

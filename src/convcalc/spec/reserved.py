@@ -27,7 +27,7 @@ _LISTED = """
     _register_state_dict_hook _replicate_for_data_parallel _save_to_state_dict _slow_forward
     _state_dict_hooks _state_dict_pre_hooks _version _wrapped_call_impl add_module append apply
     bfloat16 buffers call_super_init children compile cpu cuda double dump_patches eval extend
-    extra_repr float fork_after fork_branches fork_merge forward get_buffer get_extra_state
+    extra_repr float fork_after fork_branches fork_merge fork_split forward get_buffer get_extra_state
     get_parameter get_submodule half insert ipu load_state_dict modules mtia named_buffers
     named_children named_modules named_parameters out_channels parameters pop
     register_backward_hook register_buffer register_forward_hook register_forward_pre_hook

@@ -51,8 +51,8 @@ class Concat(nn.Module):
 
 
 class Narrow(nn.Module):
-    """Channels start .. start + length - 1 (torch.narrow on dim 1): one part of a channel
-    split (torch.split, torch.chunk)."""
+    """Channels start .. start + length - 1 (torch.narrow on dim 1): one part of a
+    channel split (torch.split, torch.chunk)."""
 
     def __init__(self, start: int, length: int) -> None:
         super().__init__()
@@ -74,7 +74,8 @@ class Permute(nn.Module):
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """torchvision's LayerNorm2d (ConvNeXt): LayerNorm over the channels of [N, C, ...]."""
+    """torchvision's LayerNorm2d (ConvNeXt): LayerNorm over the channels of
+    [N, C, ...]."""
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.movedim(1, -1)
@@ -100,13 +101,15 @@ class LayerScale(nn.Module):
 
 
 class SaveBare:
-    """A state_dict hook of the module holding child `name` (a `LayerScale`): the child's
-    one parameter is saved under `<prefix><name>`, without `.gamma`."""
+    """A state_dict hook of the module holding child `name` (a `LayerScale`): the
+    child's one parameter is saved under `<prefix><name>`, without `.gamma`."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, module: nn.Module, state: Any, prefix: str, metadata: Any) -> None:
+    def __call__(
+        self, module: nn.Module, state: Any, prefix: str, metadata: Any
+    ) -> None:
         key = prefix + self.name
         state[key] = state.pop(key + ".gamma")
 
@@ -124,6 +127,15 @@ def bare_key(parent: nn.Module, name: str) -> None:
     """Key the parameter of `parent`'s child `name` by the child's own path."""
     parent.register_state_dict_post_hook(SaveBare(name))
     parent.register_load_state_dict_pre_hook(LoadBare(name))
+
+
+def hold_layer_scales(module: nn.Module) -> None:
+    """Key every LayerScale inside `module` by its own path (`bare_key` on its
+    parent), as torchvision's ConvNeXt does: an exported Network calls it once."""
+    for path, child in list(module.named_modules()):
+        if isinstance(child, LayerScale):
+            parent, _, name = path.rpartition(".")
+            bare_key(module.get_submodule(parent), name)
 
 
 class StochasticDepth(nn.Module):
@@ -157,17 +169,22 @@ class CenterCrop(nn.Module):
         size = list(like.shape[2:]) if like is not None else self.size
         assert size is not None, "CenterCrop needs a size or a second input"
         size = size * (x.ndim - 2) if len(size) == 1 else size
-        grow = [((c - n) // 2, (c - n + 1) // 2) if c > n else (0, 0) for n, c in zip(x.shape[2:], size)]
+        sizes = list(zip(x.shape[2:], size, strict=True))
+        grow = [((c - n) // 2, (c - n + 1) // 2) if c > n else (0, 0) for n, c in sizes]
         if any(a or b for a, b in grow):
             x = F.pad(x, [w for pair in reversed(grow) for w in pair])
-        starts = [int(round((n - c) / 2.0)) for n, c in zip(x.shape[2:], size)]
-        return x[(..., *(slice(s, s + c) for s, c in zip(starts, size)))]
+        starts = [round((n - c) / 2.0) for n, c in zip(x.shape[2:], size, strict=True)]
+        pairs = zip(starts, size, strict=True)
+        kept: tuple[Any, ...] = (..., *(slice(s, s + c) for s, c in pairs))
+        return x[kept]
 
 
 class Resize(nn.Module):
     """F.interpolate to the spatial size of a second input (upsample with size_of)."""
 
-    def __init__(self, mode: str = "nearest", align_corners: bool | None = None) -> None:
+    def __init__(
+        self, mode: str = "nearest", align_corners: bool | None = None
+    ) -> None:
         super().__init__()
         self.mode, self.align_corners = mode, align_corners
 
@@ -184,8 +201,9 @@ class Steps(nn.Module):
     `steps` are (path, module, inputs): the module becomes a child at its path (dotted
     paths nest, as `layer1.0.conv1`), and step k is called with the outputs of the steps
     its inputs number (-1: this module's input). Modules are looked up by path when run,
-    so a replaced child (`model.fc = nn.Linear(2048, 10)`) is the one that runs. The output is the outputs' value, or a
-    tuple of them. A value is dropped once its last reader has run.
+    so a replaced child (`model.fc = nn.Linear(2048, 10)`) is the one that runs. The
+    output is the outputs' value, or a tuple of them. A value is dropped once its last
+    reader has run.
     """
 
     def __init__(
@@ -215,7 +233,7 @@ class Steps(nn.Module):
 
     def __getitem__(self, name: int | str) -> nn.Module:
         """The child called `name`: `model.features[1][0]`, as for an nn.Sequential."""
-        return self._modules[str(name)]
+        return self._modules[str(name)]  # type: ignore[return-value]
 
     def forward(self, x: Tensor) -> Any:
         values = {-1: x}
@@ -234,36 +252,53 @@ class Fork(nn.Module):
     Every layer is a child named as in the spec. A branch lists the children it runs in
     order: a residual's body sits at the fork's own path, so it names several layers; a
     parallel branch or a shortcut is one child (an nn.Sequential); the identity, none.
+    With `split` (Narrow modules, one per branch: a channel split), branch i reads
+    part i of the input's channels. With `merge` None (a residual whose skip is off)
+    there is one branch, and its output is the fork's.
     """
 
     def __init__(
         self,
         layers: Mapping[str, nn.Module],
         branches: Sequence[Sequence[str]],
-        merge: str,
+        merge: str | None,
         after: Sequence[str] = (),
+        split: Sequence[nn.Module] = (),
     ) -> None:
         super().__init__()
+        self.fork_split = bool(split)
+        if split:
+            self.split = nn.ModuleList(split)
         self.fork_branches = [list(branch) for branch in branches]
         self.fork_merge = merge
         self.fork_after = list(after)
         names = [n for branch in self.fork_branches for n in branch]
-        for name in [*names, merge, *self.fork_after]:
+        merges = [] if merge is None else [merge]
+        for name in [*names, *merges, *self.fork_after]:
             if name in self._modules:
                 raise ValueError(f"two layers of one fork are named {name!r}")
             self.add_module(name, layers[name])
 
     def forward(self, x: Tensor) -> Tensor:
+        parts = [x] * len(self.fork_branches)
+        if self.fork_split:  # each branch its part of the channels
+            parts = [part(x) for part in self.split]
         outputs = []
-        for branch in self.fork_branches:
-            out = x
+        for part, branch in zip(parts, self.fork_branches, strict=True):
+            out = part
             for name in branch:
                 out = getattr(self, name)(out)
             outputs.append(out)
-        out = getattr(self, self.fork_merge)(*outputs)
+        out = outputs[0]
+        if self.fork_merge is not None:
+            out = getattr(self, self.fork_merge)(*outputs)
         for name in self.fork_after:
             out = getattr(self, name)(out)
         return out
+
+    def __getitem__(self, index: int) -> nn.Module:
+        """The child numbered `index` in the spec (`fork[0]`), as nn.Sequential's."""
+        return self._modules[str(index)]  # type: ignore[return-value]
 
 
 def padding_pairs(
@@ -274,7 +309,7 @@ def padding_pairs(
     if padding == "valid":
         return [[0, 0] for _ in range(rank)]
     if padding == "same":
-        sizes = zip(as_tuple(kernel_size, rank), as_tuple(dilation, rank))
+        sizes = zip(as_tuple(kernel_size, rank), as_tuple(dilation, rank), strict=True)
         return [[d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2] for k, d in sizes]
     if isinstance(padding, int):
         return [[padding, padding] for _ in range(rank)]
@@ -392,7 +427,9 @@ def pool_widths(
     ceil_mode's last window, less where trailing pixels are never read. A ceil_mode
     window that would start in the right padding is dropped, as PyTorch does."""
     out = []
-    for n, k, s, d, (left, right) in zip(x.shape[2:], kernel, stride, dilation, pairs):
+    for n, k, s, d, (left, right) in zip(
+        x.shape[2:], kernel, stride, dilation, pairs, strict=True
+    ):
         span = n + left + right - d * (k - 1) - 1
         size = (-(-span // s) if ceil_mode else span // s) + 1
         if ceil_mode and (size - 1) * s >= n + left:
@@ -476,8 +513,9 @@ class PaddedAvgPool(nn.Module):
             return total / self.divisor
         ones = x.new_ones((1, 1, *x.shape[2:]))
         if self.counted_pad:  # the input and its padding count, not what fitting adds
-            inside = [[a, min(b, f)] for (a, b), (_, f) in zip(self.pairs, fitted)]
-            beyond = [[0, max(0, f - b)] for (_, b), (_, f) in zip(self.pairs, fitted)]
+            pairs = list(zip(self.pairs, fitted, strict=True))
+            inside = [[a, min(b, f)] for (a, b), (_, f) in pairs]
+            beyond = [[0, max(0, f - b)] for (_, b), (_, f) in pairs]
             ones = F.pad(F.pad(ones, pad_widths(inside), value=1.0), pad_widths(beyond))
         else:
             ones = F.pad(ones, pad_widths(fitted))
