@@ -60,7 +60,7 @@ def test_fixtures_cover_every_layer_type():
 @pytest.mark.torch
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_backward_matches_torch_live(path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import sys
 
     sys.path.insert(0, str(FIXTURES.parent.parent.parent / "scripts"))

@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLES, ROOT
-from test_examples import ALIASES
-from test_receptive_gradient import SMALLER
 from convcalc.analysis import Report, analyze
 from convcalc.errors import SpecError
 from convcalc.network import Network
 from convcalc.spec.parser import parse_text
 from convcalc.spec.reserved import RESERVED_NAMES
+from test_examples import ALIASES
+from test_receptive_gradient import SMALLER
 
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
 # The examples whose module paths are torchvision's (or d2l's / the DCGAN tutorial's), with

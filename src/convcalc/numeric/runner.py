@@ -257,5 +257,6 @@ def verify(
         checks.append(LayerCheck(row.path, row.type, tuple(row.output_shape), None, where=row.where))
     return Verification(
         checks=tuple(checks), seed=seed, dtype=dtype, batch_size=report.batch_size,
-        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite), live_peak_bytes=live.peak, weights=weights,
+        seconds=seconds, memory_estimate=estimate, nonfinite=tuple(nonfinite), live_peak_bytes=live.peak,
+        weights=weights,
     )
