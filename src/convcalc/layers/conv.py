@@ -223,17 +223,8 @@ class Conv(GroupedConv):
 
     def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
         """nn.ConvNd; asymmetric padding pads first (`PaddedConvNd`, same parameters)."""
-        head = (in_shape[0], args["out_channels"])
-        pads = args["padding"]
-        kw = [("kernel_size", axes_value(args["kernel_size"])), *self.changed(args, "stride")]
-        if not symmetric(pads):
-            kw.append(("padding", pads))
-        elif torch_padding(pads) != 0:
-            kw.append(("padding", torch_padding(pads)))
-        kw += self.changed(args, "dilation", "groups", "bias", "padding_mode")
-        if symmetric(pads):
-            return TorchCall(f"Conv{self.rank}d", head, tuple(kw))
-        return TorchCall(f"PaddedConv{self.rank}d", head, tuple(kw), helper=True)
+        return conv_call(self, args, in_shape, f"Conv{self.rank}d", f"PaddedConv{self.rank}d",
+                         ("dilation", "groups", "bias", "padding_mode"))
 
 
 class ConvTranspose(GroupedConv):
@@ -302,17 +293,24 @@ class ConvTranspose(GroupedConv):
 
     def torch_call(self, args: Args, in_shape: Shape) -> TorchCall:
         """nn.ConvTransposeNd; asymmetric padding crops after (`CroppedConvTransposeNd`)."""
-        head = (in_shape[0], args["out_channels"])
-        pads = args["padding"]
-        kw = [("kernel_size", axes_value(args["kernel_size"])), *self.changed(args, "stride")]
-        if not symmetric(pads):
-            kw.append(("padding", pads))
-        elif torch_padding(pads) != 0:
-            kw.append(("padding", torch_padding(pads)))
-        kw += self.changed(args, "output_padding", "groups", "bias", "dilation")
-        if symmetric(pads):
-            return TorchCall(f"ConvTranspose{self.rank}d", head, tuple(kw))
-        return TorchCall(f"CroppedConvTranspose{self.rank}d", head, tuple(kw), helper=True)
+        return conv_call(self, args, in_shape, f"ConvTranspose{self.rank}d", f"CroppedConvTranspose{self.rank}d",
+                         ("output_padding", "groups", "bias", "dilation"))
+
+
+def conv_call(lt: LayerType, args: Args, in_shape: Shape, name: str, asymmetric: str,
+              rest: tuple[str, ...]) -> TorchCall:
+    """The call of a (transposed) convolution: torch.nn's class `name` with channels, kernel,
+    stride, padding and then the arguments `rest` in its order; with padding that differs
+    before and after, the helper class `asymmetric` takes the (before, after) pairs."""
+    pads = args["padding"]
+    kw = [("kernel_size", axes_value(args["kernel_size"])), *lt.changed(args, "stride")]
+    if not symmetric(pads):
+        kw.append(("padding", pads))
+    elif torch_padding(pads) != 0:
+        kw.append(("padding", torch_padding(pads)))
+    kw += lt.changed(args, *rest)
+    head = (in_shape[0], args["out_channels"])
+    return TorchCall(name, head, tuple(kw)) if symmetric(pads) else TorchCall(asymmetric, head, tuple(kw), helper=True)
 
 
 LAYER_TYPES = [
