@@ -14,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 import click
-from click.utils import make_default_short_help
 
 from convcalc import __version__
 
@@ -41,8 +40,8 @@ Exit status: 0 ok, 1 a check failed, 2 bad input.
 """
 
 
-# Command name -> the module that defines it, and the first paragraph of its help (what the
-# list of commands in `convcalc --help` shows; a test checks it against the command). A module
+# Command name -> the module that defines it, and the first paragraph of its help (its short
+# help, as `convcalc --help` lists it; a test checks it against the command). A module
 # is imported only when one of its commands runs, so `convcalc shapes` does not load the others
 # and `convcalc --help` loads none.
 COMMANDS = {
@@ -72,7 +71,10 @@ class ConvcalcGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in COMMAND_MODULES:
             importlib.import_module(f"convcalc.cli.{COMMAND_MODULES[name]}")
-        return self.commands.get(name)
+        command = self.commands.get(name)
+        if command is not None and name in COMMANDS and command.short_help is None:
+            command.short_help = COMMANDS[name][1]  # what format_commands lists, as click would
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands and their summaries, as click lists them, without importing them."""
@@ -83,7 +85,7 @@ class ConvcalcGroup(click.Group):
         rows = []
         for name in names:
             if name in COMMANDS:
-                summary = make_default_short_help(COMMANDS[name][1], limit)
+                summary = COMMANDS[name][1]
             else:  # added at run time (tests, plugins): ask the command itself
                 command = self.commands[name]
                 if command.hidden:
