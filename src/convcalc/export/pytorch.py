@@ -914,7 +914,8 @@ class _Emitter:
         merge = merge_type(item.merge)
         allowed = ("add", "concat") if item.head == "residual" else ("add", "mul", "concat")
         if merge is None or merge not in allowed:
-            raise ExportError(f"{item.head}: 'merge' must be written as {' or '.join(allowed)} to export"
+            words = f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+            raise ExportError(f"{item.head}: export needs the merge written out as {words}, not an expression"
                               f" (got {item.merge!r})", where=item.where)
         layers = self.fresh("layers")
         self.line(f"{layers} = nn.Sequential()")
