@@ -363,10 +363,10 @@ def test_an_exported_graph_equals_build(tmp_path):
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("input: [3, 8, 8]\nvars: {m: concat}\nlayers:\n  - parallel: {merge: $m, branches: [[relu], [tanh]]}\n",
-     "<stdin>:4:5: parallel: export needs the merge written out as add, mul or concat, not an expression"
+     "<stdin>:4:5: 0: parallel: export needs the merge written out as add, mul or concat, not an expression"
      " (got '$m')\n"),
     ("input: [3, 8, 8]\nvars: {m: concat}\nlayers:\n  - residual: {merge: $m, body: [relu]}\n",
-     "<stdin>:4:5: residual: export needs the merge written out as add or concat, not an expression"
+     "<stdin>:4:5: 0: residual: export needs the merge written out as add or concat, not an expression"
      " (got '$m')\n"),
     ("input: [2, 8, 8]\nblocks:\n  b:\n    args: {act: true}\n    parallel:\n      branches: [[], [relu]]\n"
      "      after: [relu: {when: $act}]\nlayers: [b]\n",
