@@ -368,7 +368,7 @@ def numpy_forward_matches(network: Network, report: Report, model: Any, tmp: Pat
 
 
 @pytest.mark.parametrize("name", ["lenet", "dcgan_generator", "googlenet", "mobilenet_v2", "resnet18",
-                                  "densenet121"])
+                                  "densenet121", "convnext_tiny"])  # layer scale: keyed by its path
 def test_numpy_forward_with_the_built_weights_equals_the_module(name, tmp_path):
     network, report = example(name)
     torch.manual_seed(0)

@@ -409,13 +409,16 @@ class LayerType:
 
     `rank` is the number of spatial axes the layer requires (conv2d: 2), or None when
     it takes any input (activations, linear, ...). `arity` is the number of inputs: 1, or
-    None for merges, which take two or more (`layers.merge`).
+    None for merges, which take two or more (`layers.merge`). `keyed_by_path`: the layer's
+    one parameter is kept in a PyTorch state_dict under the layer's own path, not
+    `<path>.<name>` (ConvNeXt's layer_scale, as torchvision's CNBlock holds it).
     """
 
     name: str
     args: tuple[Arg, ...] = ()
     rank: int | None = None
     arity: ClassVar[int | None] = 1
+    keyed_by_path: ClassVar[bool] = False
     summary: str = ""
 
     def __init__(self, name: str, rank: int | None = None) -> None:

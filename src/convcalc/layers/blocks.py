@@ -89,6 +89,7 @@ class Permute(LayerType):
 class LayerScale(LayerType):
     summary = "Learnable per-channel scale on dim 1 (timm's LayerScale2d, ConvNeXt's layer_scale): C params."
     args = (Arg("init_values", Float(), 1e-5, "Initial value of every scale."),)
+    keyed_by_path = True  # as `convcalc.torch.modules.LayerScale` saves and loads it
 
     def infer(self, args: Args, shape: Shape) -> Inference:
         return same_shape(shape, params=shape[0])

@@ -75,10 +75,8 @@ def load_weights(path: str, network: Network, report: Report, dtype: str = "floa
             continue
         table[node.path] = {}
         for name, spec in specs.items():
-            key = f"{node.path}.{name}"
-            bare = key not in arrays and len(specs) == 1 and node.path in arrays
-            if bare:  # a layer's one parameter under its own path (ConvNeXt's layer_scale, [C, 1, 1])
-                key = node.path
+            bare = node.type.keyed_by_path  # ConvNeXt's layer_scale: at the layer's path, [C, 1, 1]
+            key = node.path if bare else f"{node.path}.{name}"
             if key not in arrays:
                 missing.append(key)
             elif tuple(arrays[key].shape) != tuple(spec.shape) and not (
