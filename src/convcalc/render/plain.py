@@ -70,22 +70,29 @@ def rows_json(rows: Iterable[Row], fields: dict[int, str] | None = None) -> list
     fields = {} if fields is None else fields
     out = []
     for row in rows:
-        rf = fields.get(id(row.field))
-        if rf is None:
-            rf = fields[id(row.field)] = field_json(row.field)
         shapes = row.input_shapes
-        shape = shapes[0] if len(shapes) == 1 or not row.is_merge else shapes
-        shape_in = texts.get(shape)
-        if shape_in is None:
-            shape_in = texts[shape] = json.dumps(shape)
-        shape_out = texts.get(row.output_shape)
-        if shape_out is None:
-            shape_out = texts[row.output_shape] = json.dumps(row.output_shape)
+        rf, shape_in, shape_out = _memoised(row.field, shapes[0] if len(shapes) == 1 or not row.is_merge else shapes,
+                                            row.output_shape, texts, fields)
         out.append(f'{{"path": {encode_basestring_ascii(row.path)}, "type": {encode_basestring_ascii(row.type)},'
                    f' "input_shape": {shape_in}, "output_shape": {shape_out}, "params": {row.params},'
                    f' "buffers": {row.buffers}, "macs": {row.macs}, "flops": {row.flops},'
                    f' "activation_bytes": {row.activation_bytes}, "receptive_field": {rf}}}')
     return out
+
+
+def _memoised(field: Field, shape_in: Any, shape_out: tuple[int, ...], texts: dict[Any, str],
+              fields: dict[int, str]) -> tuple[str, str, str]:
+    """The JSON of a field (memoised by id) and of two shapes (by value)."""
+    rf = fields.get(id(field))
+    if rf is None:
+        rf = fields[id(field)] = field_json(field)
+    text_in = texts.get(shape_in)
+    if text_in is None:
+        text_in = texts[shape_in] = json.dumps(shape_in)
+    text_out = texts.get(shape_out)
+    if text_out is None:
+        text_out = texts[shape_out] = json.dumps(shape_out)
+    return rf, text_in, text_out
 
 
 def field_json(field: Field) -> str:
@@ -243,17 +250,9 @@ def groups_json(entries: Sequence[Entry], fields: dict[int, str] | None = None) 
         group = e.group
         if group is None:
             continue
-        rf = fields.get(id(e.field))
-        if rf is None:
-            rf = fields[id(e.field)] = field_json(e.field)
         shapes = e.input_shapes
-        shape = shapes[0] if len(shapes) == 1 else shapes
-        shape_in = texts.get(shape)
-        if shape_in is None:
-            shape_in = texts[shape] = json.dumps(shape)
-        shape_out = texts.get(e.output_shape)
-        if shape_out is None:
-            shape_out = texts[e.output_shape] = json.dumps(e.output_shape)
+        rf, shape_in, shape_out = _memoised(e.field, shapes[0] if len(shapes) == 1 else shapes, e.output_shape,
+                                            texts, fields)
         repeat = "null" if group.repeat is None else str(group.repeat)
         out.append(f'{{"path": {encode_basestring_ascii(e.path)}, "type": {encode_basestring_ascii(e.type)},'
                    f' "depth": {e.depth}, "repeat": {repeat}, "input_shape": {shape_in},'
