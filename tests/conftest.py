@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
+# Records refuse assignment to their fields under the tests (see convcalc.records); set
+# before convcalc is imported, and inherited by the commands tests run as subprocesses.
+os.environ["CONVCALC_CHECK_RECORDS"] = "1"
 
-from convcalc.analysis import Report, analyze
-from convcalc.cli import cli
-from convcalc.spec.parser import parse_text
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from convcalc.analysis import Report, analyze  # noqa: E402
+from convcalc.cli import cli  # noqa: E402
+from convcalc.spec.parser import parse_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

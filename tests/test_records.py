@@ -8,6 +8,7 @@ from functools import cached_property
 
 import pytest
 
+from convcalc import records
 from convcalc.records import COMPILE_AFTER, record
 
 
@@ -42,8 +43,17 @@ CALLS = [((1,), {}), ((1, 2), {}), ((1,), {"y": 2, "label": "a"}), ((), {"x": 3,
          ((1, 2, "b", ("u",)), {})]
 
 
-def fresh_point() -> type:
-    """A new record class like Point, whose __init__ has not been compiled yet."""
+def fresh_point(checked: bool = True) -> type:
+    """A new record class like Point, whose __init__ has not been compiled yet; `checked`:
+    made as under CONVCALC_CHECK_RECORDS=1 (assignment raises), else as by default."""
+    saved, records.CHECKED = records.CHECKED, checked
+    try:
+        return _fresh_point()
+    finally:
+        records.CHECKED = saved
+
+
+def _fresh_point() -> type:
 
     @record
     class Fresh:
@@ -55,9 +65,16 @@ def fresh_point() -> type:
     return Fresh
 
 
+def test_the_suite_checks_that_records_stay_frozen():
+    assert records.CHECKED  # set by conftest: assignment to a record's field raises everywhere here
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Point(1).x = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "default"])
 @pytest.mark.parametrize("compiled", [False, True], ids=["generic __init__", "compiled __init__"])
-def test_a_record_is_a_frozen_dataclass(compiled):
-    cls = fresh_point()
+def test_a_record_is_a_frozen_dataclass(compiled, checked):
+    cls = fresh_point(checked)
     made = [cls(0) for _ in range(COMPILE_AFTER + 1 if compiled else 1)]
     assert ("<locals>" in cls.__init__.__qualname__) and (cls.__init__.__code__.co_name == "__init__")
     assert (cls.__init__.__code__.co_argcount > 1) is compiled  # the compiled one names its fields
@@ -69,10 +86,12 @@ def test_a_record_is_a_frozen_dataclass(compiled):
     assert cls(1, 2, "a") == cls(1, 2, "b") and hash(cls(1, 2, "a")) == hash(cls(1, 2, "b"))
     assert cls(1, 2) != cls(2, 1) and cls(1) != Reference(1)
     assert cls(1).tags == ()
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        cls(1).x = 2
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        del cls(1).x
+    assert vars(cls(1, 2, "c", ("v",))) == {"x": 1, "y": 2, "label": "c", "tags": ("v",)}
+    if checked:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cls(1).x = 2
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            del cls(1).x
     for bad_args, bad_kwargs in [((), {}), ((1, 2, 3, 4, 5), {}), ((1,), {"x": 2}), ((1,), {"w": 2})]:
         with pytest.raises(TypeError):
             cls(*bad_args, **bad_kwargs)

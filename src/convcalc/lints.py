@@ -70,6 +70,12 @@ class _Run:
     gcds: tuple[int, ...]
     suspicious: bool
 
+    @property
+    def settled(self) -> bool:
+        """Every axis has a window of dilation 1 (gcd 1): no layer added can make the run
+        suspicious, so it is passed on as it is (a plain conv stack is one short run)."""
+        return all(g == 1 for g in self.gcds)
+
     def extend(self, step: _Step, windows: tuple[Window, ...]) -> _Run:
         counts = tuple(c + (w.kernel > 1) for c, w in zip(self.counts, windows))
         gcds = tuple(math.gcd(g, w.dilation) if w.kernel > 1 else g for g, w in zip(self.gcds, windows))
@@ -153,8 +159,10 @@ class _Linter:
             run = runs.get(source)
             if run is None:
                 runs[i] = _start(_Step(row, before), windows)
+            elif kind[1] and not run.settled:
+                runs[i] = run.extend(_Step(row, before), windows)
             else:  # element-wise layers (no window larger than 1) pass the run on as it is
-                runs[i] = run.extend(_Step(row, before), windows) if kind[1] else run
+                runs[i] = run
         for i, run in runs.items():
             if not run.suspicious:
                 continue
@@ -164,7 +172,9 @@ class _Linter:
 
     def layer(self, row: Row, before: Field, on_every_path: bool) -> None:
         """The warnings about one layer (`before`: the field entering it)."""
-        if row.field is not None and before is not None and row.field is not before and len(row.field) == len(before):
+        after = row.field
+        if (after is not None and before is not None and after is not before and len(after) == len(before)
+                and any([None in f.lo for f in after])):  # some phase is reached by no input
             self.empty_field(row, before)
         if not self.head_seen and on_every_path and before is not None and row.field is None:
             self.head_seen = True  # flatten or linear: position-specific weights see everything

@@ -1,4 +1,4 @@
-"""`@record`: a frozen dataclass that costs almost nothing to define.
+"""`@record`: a frozen dataclass that costs almost nothing to define or to make.
 
 `@dataclass(frozen=True)` compiles six methods for every class when its module is imported
 (`__init__`, `__repr__`, `__eq__`, `__hash__`, `__setattr__`, `__delattr__`), about a
@@ -7,13 +7,20 @@ the command's start-up. A record is the same dataclass (`dataclasses.fields`, `r
 `asdict` work on it, mypy checks it as one), but its methods are compiled the first time
 they are called, so a class costs only what it uses. `__init__` is compiled only for a class
 made many times (`COMPILE_AFTER`; compiling one costs as much as about a hundred calls of the
-generic one it replaces); it writes the instance dict directly, about twice as fast per
-instance as a frozen dataclass's `__init__`.
+generic one it replaces).
 
-Semantics are those of `@dataclass(frozen=True)`: fields in order (a base record's first),
-`field(default=..., default_factory=..., compare=..., repr=..., hash=...)`, `__post_init__`,
-equality and hash over the compared fields, `FrozenInstanceError` on assignment. Methods a
-class defines itself are kept. Not supported (and not used): `InitVar`, `kw_only`, `init=False`.
+Frozen is checked where it pays: mypy refuses an assignment to a record's field, and with
+`CONVCALC_CHECK_RECORDS=1` in the environment (the test suite sets it) assigning or deleting
+a field raises `FrozenInstanceError`, as with `@dataclass(frozen=True)`. Without it records
+are made by plain attribute assignment: a class that overrides `__setattr__` cannot use
+Python's fast path for it, and its compiled `__init__` must write the instance dict, which
+costs about three times as much per instance (and the dict twice the memory) as plain
+assignment; a 10,000-layer spec makes some 50,000 records.
+
+Semantics are otherwise those of `@dataclass(frozen=True)`: fields in order (a base record's
+first), `field(default=..., default_factory=..., compare=..., repr=..., hash=...)`,
+`__post_init__`, equality and hash over the compared fields. Methods a class defines itself
+are kept. Not supported (and not used): `InitVar`, `kw_only`, `init=False`.
 
 Imports nothing from the package, and every module may import it, as it would `dataclasses`
 (the layering test counts it below every layer).
@@ -22,6 +29,7 @@ Imports nothing from the package, and every module may import it, as it would `d
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +43,8 @@ T = TypeVar("T", bound=type)
 
 _MISSING = dataclasses.MISSING
 COMPILE_AFTER = 64  # instances a record's generic __init__ makes before its own is compiled
+# Assignment to a field raises (read when a class is decorated; the test suite sets it).
+CHECKED = os.environ.get("CONVCALC_CHECK_RECORDS") == "1"
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
@@ -50,15 +60,17 @@ def record(cls: T) -> T:
             defaulted = f.name
         elif defaulted is not None:
             raise TypeError(f"{cls.__name__}: field '{f.name}' without a default follows '{defaulted}', which has one")
+    checked = CHECKED
     if "__init__" not in own:
-        type.__setattr__(cls, "__init__", _generic_init(cls))
+        type.__setattr__(cls, "__init__", _generic_init(cls, checked))
     for name, make in (("__repr__", _repr), ("__eq__", _eq)):
         if name not in own:
             _compile_on_first_call(cls, name, make)
     if own.get("__hash__") is None:  # not written by the class (None: set so by Python for its __eq__)
         _compile_on_first_call(cls, "__hash__", _hash)
-    type.__setattr__(cls, "__setattr__", _frozen_setattr)
-    type.__setattr__(cls, "__delattr__", _frozen_delattr)
+    if checked:
+        type.__setattr__(cls, "__setattr__", _frozen_setattr)
+        type.__setattr__(cls, "__delattr__", _frozen_delattr)
     return cls
 
 
@@ -73,7 +85,7 @@ def _compile_on_first_call(cls: type, name: str, make: Callable[[type], Callable
     type.__setattr__(cls, name, first_call)
 
 
-def _generic_init(cls: type) -> Callable[..., None]:
+def _generic_init(cls: type, checked: bool) -> Callable[..., None]:
     """An `__init__` for any record, which compiles the class's own at its COMPILE_AFTER-th call."""
     fields = dataclasses.fields(cls)
     names = [f.name for f in fields]
@@ -87,7 +99,7 @@ def _generic_init(cls: type) -> Callable[..., None]:
         nonlocal calls
         calls += 1
         if calls > COMPILE_AFTER:
-            compiled = _init(cls)
+            compiled = _init(cls, checked)
             type.__setattr__(cls, "__init__", compiled)
             compiled(self, *args, **kwargs)
             return
@@ -107,7 +119,11 @@ def _generic_init(cls: type) -> Callable[..., None]:
             for name, default, factory in defaults:
                 if name not in values:
                     values[name] = default if factory is _MISSING else factory()
-        self.__dict__.update(values)
+        if checked:
+            self.__dict__.update(values)
+        else:  # in field order, as the compiled one assigns: instances share their dict's keys
+            for name in names:
+                object.__setattr__(self, name, values[name])
         if post_init:
             self.__post_init__()
 
@@ -130,23 +146,25 @@ def _define(cls: type, name: str, source: str, namespace: dict[str, Any]) -> Cal
     return method
 
 
-def _init(cls: type) -> Callable[..., Any]:
+def _init(cls: type, checked: bool) -> Callable[..., Any]:
+    """The class's own `__init__`: plain assignments, or (`checked`, where `__setattr__`
+    raises) writes to the instance dict."""
     # Names of the generated code start with `__record_`, so no field can shadow them.
     namespace: dict[str, Any] = {"__record_missing": _MISSING}
-    params, body = ["self"], ["    __record_dict = self.__dict__"]
+    params, body = ["self"], ["    __record_dict = self.__dict__"] if checked else []
     for f in dataclasses.fields(cls):
+        target = f"__record_dict[{f.name!r}]" if checked else f"self.{f.name}"
         if f.default_factory is not _MISSING:
             namespace[f"__record_factory_{f.name}"] = f.default_factory
             params.append(f"{f.name}=__record_missing")
-            body.append(f"    __record_dict[{f.name!r}] = __record_factory_{f.name}() if {f.name} is __record_missing"
-                        f" else {f.name}")
+            body.append(f"    {target} = __record_factory_{f.name}() if {f.name} is __record_missing else {f.name}")
             continue
         if f.default is not _MISSING:
             namespace[f"__record_default_{f.name}"] = f.default
             params.append(f"{f.name}=__record_default_{f.name}")
         else:
             params.append(f.name)
-        body.append(f"    __record_dict[{f.name!r}] = {f.name}")
+        body.append(f"    {target} = {f.name}")
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     source = f"def __init__({', '.join(params)}):\n" + "\n".join(body) + "\n"
