@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import field as record_field
 from itertools import accumulate
+from operator import attrgetter
 from typing import cast
 
 from convcalc.branches import alignment, mismatch, number_text
@@ -425,22 +426,22 @@ class _Analysis:
 
     def emit(self, node: Node, shapes: tuple[Shape, ...], result: Inference, field: Field, dims_in: Dims,
              dims: Dims, maps: tuple[AxisMap, ...] | None) -> None:
-        self.rows.append(Row(
-            path=node.path,
-            type=node.type.name,
-            input_shapes=shapes,
-            output_shape=result.output_shape,
-            params=result.params,
-            buffers=result.buffers,
-            macs=result.macs * self.batch_size,
-            activation_bytes=math.prod(result.output_shape) * self.bytes_per_element,
-            field=field,
-            axes=result.axes,
-            where=node.where,
-            node=node,
-            dims_in=dims_in,
-            dims=dims,
-            maps=maps,
+        self.rows.append(Row(  # by position, in Row's order (keywords cost three times as much here)
+            node.path,  # path
+            node.type.name,  # type
+            shapes,  # input_shapes
+            result.output_shape,  # output_shape
+            result.params,  # params
+            result.buffers,  # buffers
+            result.macs * self.batch_size,  # macs
+            math.prod(result.output_shape) * self.bytes_per_element,  # activation_bytes
+            field,  # field
+            node.where,  # where
+            result.axes,  # axes
+            node,  # node
+            dims_in,  # dims_in
+            dims,  # dims
+            maps,  # maps
         ))
         for note in result.notes:
             if note.code == "unflattened-linear" and dims_in is not None and len(shapes[0]) - 1 not in dims_in:
@@ -542,15 +543,16 @@ def analyze(network: Network, batch_size: int = 1, dtype: str = "float32", *,
         Output(rows[i].path, rows[i].output_shape, rows[i].field) if i != INPUT
         else Output("input", shape, input_field(shape))
         for i in graph.outputs)
-    params = sum(r.params for r in rows)
-    sizes = {INPUT: math.prod(shape) * walker.bytes_per_element,
-             **{i: r.activation_bytes for i, r in enumerate(rows)}}
+    params = sum(map(attrgetter("params"), rows))
+    activations = list(map(attrgetter("activation_bytes"), rows))
+    sizes = dict(enumerate(activations))
+    sizes[INPUT] = math.prod(shape) * walker.bytes_per_element
     peak, step = graph.live_peak(sizes)
     totals = Totals(
         params=params,
-        buffers=sum(r.buffers for r in rows),
-        macs=sum(r.macs for r in rows),
-        activation_bytes=sum(r.activation_bytes for r in rows),
+        buffers=sum(map(attrgetter("buffers"), rows)),
+        macs=sum(map(attrgetter("macs"), rows)),
+        activation_bytes=sum(activations),
         param_bytes=params * DTYPE_BYTES[dtype],
         peak_activation_bytes=peak,
         peak_activation_at=rows[step].path if step != INPUT else "(input)",

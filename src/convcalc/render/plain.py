@@ -47,8 +47,8 @@ def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | No
     parts = []
     for key, value in data.items():
         if isinstance(value, JsonLines) and value:  # objects already written
-            items = ",\n".join("    " + text for text in value)
-            parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+            items = ",\n    ".join(value)
+            parts.append(f"  {json.dumps(key)}: [\n    {items}\n  ]")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             items = ",\n".join("    " + json.dumps(v) for v in value)
             parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
@@ -75,7 +75,7 @@ def rows_json(rows: Iterable[Row], fields: dict[int, str] | None = None) -> list
                                             row.output_shape, texts, fields)
         out.append(f'{{"path": {encode_basestring_ascii(row.path)}, "type": {encode_basestring_ascii(row.type)},'
                    f' "input_shape": {shape_in}, "output_shape": {shape_out}, "params": {row.params},'
-                   f' "buffers": {row.buffers}, "macs": {row.macs}, "flops": {row.flops},'
+                   f' "buffers": {row.buffers}, "macs": {row.macs}, "flops": {2 * row.macs},'
                    f' "activation_bytes": {row.activation_bytes}, "receptive_field": {rf}}}')
     return out
 

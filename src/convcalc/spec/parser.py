@@ -557,7 +557,7 @@ class Parser:
         if self.ctx.leaves > self.ctx.limits.max_layers:
             raise self.error(f"the spec expands to more than {self.ctx.limits.max_layers:,} layers"
                              " (raise the limit with --max-layers)", head_node, path, type_name, LimitError)
-        return Layer(path, REGISTRY.types[type_name], args, self.source.where(head_node), shape_of=shape_of)
+        return Layer(path, REGISTRY.types[type_name], args, self.source.where(head_node), (), shape_of)
 
     def layer_args(self, type_name: str, head_node: yaml.Node, args_node: yaml.Node | None, path: str,
                    scope: Mapping[str, Any]) -> tuple[Args, Ref | None]:

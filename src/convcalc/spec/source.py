@@ -32,6 +32,14 @@ class _Loader(_BaseLoader):
         super().__init__(stream)
         self.resolve = functools.cache(super().resolve)  # type: ignore[method-assign]
 
+    # The composer calls these around every node for path resolvers (`yaml.add_path_resolver`),
+    # which this loader never has: as PyYAML's own do then, they do nothing, without asking.
+    def descend_resolver(self, current_node: Node | None, current_index: object) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
 Node = yaml.Node
 MAX_NODES = 5_000_000  # expanded YAML nodes, counting every alias use
 MAX_NESTING = 50  # lists and mappings inside one value (Python's recursion stays far away)
