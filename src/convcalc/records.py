@@ -14,8 +14,8 @@ Frozen is checked where it pays: mypy refuses an assignment to a record's field,
 a field raises `FrozenInstanceError`, as with `@dataclass(frozen=True)`. Without it records
 are made by plain attribute assignment: a class that overrides `__setattr__` cannot use
 Python's fast path for it, and its compiled `__init__` must write the instance dict, which
-costs about three times as much per instance (and the dict twice the memory) as plain
-assignment; a 10,000-layer spec makes some 50,000 records.
+costs three to four times as much per instance (and its dict over twice the memory) as
+plain assignment; a 10,000-layer spec makes some 50,000 records.
 
 Semantics are otherwise those of `@dataclass(frozen=True)`: fields in order (a base record's
 first), `field(default=..., default_factory=..., compare=..., repr=..., hash=...)`,
