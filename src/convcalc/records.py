@@ -95,14 +95,8 @@ def _generic_init(cls: type, checked: bool) -> Callable[..., None]:
     post_init = hasattr(cls, "__post_init__")
     calls = 0
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls > COMPILE_AFTER:
-            compiled = _init(cls, checked)
-            type.__setattr__(cls, "__init__", compiled)
-            compiled(self, *args, **kwargs)
-            return
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """Every field's value, in order, from a call's arguments and the defaults."""
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__}() takes {len(names)} arguments but {len(args)} were given")
         values = dict(zip(names, args))
@@ -112,18 +106,29 @@ def _generic_init(cls: type, checked: bool) -> Callable[..., None]:
                 what = "multiple values for" if name in values else "an unexpected keyword"
                 raise TypeError(f"{cls.__name__}() got {what} argument '{name}'")
             values.update(kwargs)
-        if len(values) < len(names):
-            missing = [name for name in required if name not in values]
-            if missing:
-                raise TypeError(f"{cls.__name__}() missing required argument '{missing[0]}'")
-            for name, default, factory in defaults:
-                if name not in values:
-                    values[name] = default if factory is _MISSING else factory()
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise TypeError(f"{cls.__name__}() missing required argument '{missing[0]}'")
+        for name, default, factory in defaults:
+            if name not in values:
+                values[name] = default if factory is _MISSING else factory()
+        return [values[name] for name in names]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > COMPILE_AFTER:
+            compiled = _init(cls, checked)
+            type.__setattr__(cls, "__init__", compiled)
+            compiled(self, *args, **kwargs)
+            return
+        if kwargs or len(args) != len(names):  # else every field is given, by position
+            args = bind(args, kwargs)
         if checked:
-            self.__dict__.update(values)
-        else:  # in field order, as the compiled one assigns: instances share their dict's keys
-            for name in names:
-                object.__setattr__(self, name, values[name])
+            self.__dict__.update(zip(names, args))
+        else:  # in field order, as the compiled one assigns: the instances share their dict's keys
+            for name, value in zip(names, args):
+                object.__setattr__(self, name, value)
         if post_init:
             self.__post_init__()
 
