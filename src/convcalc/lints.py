@@ -43,6 +43,9 @@ CODES = {
 }
 
 
+_Windows = tuple[Window, ...]
+
+
 @record
 class _Step:
     """One layer as executed: its row and the field entering it."""
@@ -69,17 +72,14 @@ class _Run:
     counts: tuple[int, ...]
     gcds: tuple[int, ...]
     suspicious: bool
-
-    @property
-    def settled(self) -> bool:
-        """Every axis has a window of dilation 1 (gcd 1): no layer added can make the run
-        suspicious, so it is passed on as it is (a plain conv stack is one short run)."""
-        return all(g == 1 for g in self.gcds)
+    # Every axis has a window of dilation 1 (gcd 1): no layer added can make the run
+    # suspicious, so it is passed on as it is (a plain conv stack is one short run).
+    settled: bool
 
     def extend(self, step: _Step, windows: tuple[Window, ...]) -> _Run:
         counts = tuple(c + (w.kernel > 1) for c, w in zip(self.counts, windows))
         gcds = tuple(math.gcd(g, w.dilation) if w.kernel > 1 else g for g, w in zip(self.gcds, windows))
-        return _Run(step, windows, self, counts, gcds, _suspicious(counts, gcds))
+        return _Run(step, windows, self, counts, gcds, _suspicious(counts, gcds), _settled(gcds))
 
     def steps(self) -> list[tuple[_Step, tuple[Window, ...]]]:
         out = []
@@ -93,11 +93,15 @@ class _Run:
 def _start(step: _Step, windows: tuple[Window, ...]) -> _Run:
     counts = tuple(int(w.kernel > 1) for w in windows)
     gcds = tuple(w.dilation if w.kernel > 1 else 0 for w in windows)
-    return _Run(step, windows, None, counts, gcds, _suspicious(counts, gcds))
+    return _Run(step, windows, None, counts, gcds, _suspicious(counts, gcds), _settled(gcds))
 
 
 def _suspicious(counts: tuple[int, ...], gcds: tuple[int, ...]) -> bool:
     return any(c >= 2 and g > 1 for c, g in zip(counts, gcds))
+
+
+def _settled(gcds: tuple[int, ...]) -> bool:
+    return all(g == 1 for g in gcds)
 
 
 class _Linter:
@@ -155,12 +159,11 @@ class _Linter:
                                           any(isinstance(m, Window) and m.kernel > 1 for m in maps))
             if not kind[0]:
                 continue
-            windows = cast(tuple[Window, ...], maps)
             run = runs.get(source)
             if run is None:
-                runs[i] = _start(_Step(row, before), windows)
+                runs[i] = _start(_Step(row, before), cast(_Windows, maps))
             elif kind[1] and not run.settled:
-                runs[i] = run.extend(_Step(row, before), windows)
+                runs[i] = run.extend(_Step(row, before), cast(_Windows, maps))
             else:  # element-wise layers (no window larger than 1) pass the run on as it is
                 runs[i] = run
         for i, run in runs.items():

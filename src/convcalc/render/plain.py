@@ -44,17 +44,20 @@ def to_json(report: Report, verification: Any = None, extra: dict[str, Any] | No
     data.update(extra or {})  # e.g. `training` (--training)
     if groups is not None:
         data["groups"] = groups_json(groups, fields)
-    parts = []
+    # Pieces joined once at the end: the layers of a big network are megabytes, and each
+    # concatenation would copy them again.
+    pieces = ["{\n"]
     for key, value in data.items():
+        pieces.append(f"  {json.dumps(key)}: ")
         if isinstance(value, JsonLines) and value:  # objects already written
-            items = ",\n    ".join(value)
-            parts.append(f"  {json.dumps(key)}: [\n    {items}\n  ]")
+            pieces += ("[\n    ", ",\n    ".join(value), "\n  ]")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
-            items = ",\n".join("    " + json.dumps(v) for v in value)
-            parts.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+            pieces += ("[\n    ", ",\n    ".join([json.dumps(v) for v in value]), "\n  ]")
         else:
-            parts.append(f"  {json.dumps(key)}: {json.dumps(value)}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+            pieces.append(json.dumps(value))
+        pieces.append(",\n")
+    pieces[-1] = "\n}\n"
+    return "".join(pieces)
 
 
 class JsonLines(list[str]):

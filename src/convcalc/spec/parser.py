@@ -26,7 +26,7 @@ from convcalc.network import Fork, Layer, Network, Node, Ref, Sequence
 from convcalc.records import record
 from convcalc.spec.expressions import evaluate, interpolate, is_expression
 from convcalc.spec.reserved import RESERVED_NAMES
-from convcalc.spec.source import MERGE, Source, compose, mapping_items, scalar, to_python
+from convcalc.spec.source import MERGE, STR, Source, compose, mapping_items, scalar, to_python
 
 TOP_LEVEL_KEYS = ("name", "input", "layers", "outputs", "blocks", "vars", "budget", "ignore", "description")
 RESERVED = ("name", "repeat", "when", "from")
@@ -278,7 +278,13 @@ class Parser:
         out: list[Node] = []
         names: dict[str, yaml.Node] = {}
         index = 0
+        types = REGISTRY.types
         for item in node.value:
+            if type(item) is yaml.ScalarNode and item.tag == STR and item.value in types and item.value not in MERGE_TYPES:
+                # `- relu`: a layer without arguments (what `item` would make of it, sooner)
+                out.append(self.layer(item.value, item, None, _join(prefix, str(index)), scope))
+                index += 1
+                continue
             built = self.item(item, prefix, index, scope, depth, names)
             out.extend(built)
             index += _numbered(built, prefix)
