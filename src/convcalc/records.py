@@ -95,7 +95,7 @@ def _generic_init(cls: type, checked: bool) -> Callable[..., None]:
     post_init = hasattr(cls, "__post_init__")
     calls = 0
 
-    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """Every field's value, in order, from a call's arguments and the defaults."""
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__}() takes {len(names)} arguments but {len(args)} were given")
@@ -112,7 +112,7 @@ def _generic_init(cls: type, checked: bool) -> Callable[..., None]:
         for name, default, factory in defaults:
             if name not in values:
                 values[name] = default if factory is _MISSING else factory()
-        return [values[name] for name in names]
+        return tuple([values[name] for name in names])
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         nonlocal calls

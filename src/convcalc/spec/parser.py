@@ -280,7 +280,8 @@ class Parser:
         index = 0
         types = REGISTRY.types
         for item in node.value:
-            if type(item) is yaml.ScalarNode and item.tag == STR and item.value in types and item.value not in MERGE_TYPES:
+            if (type(item) is yaml.ScalarNode and item.tag == STR and item.value in types
+                    and item.value not in MERGE_TYPES):
                 # `- relu`: a layer without arguments (what `item` would make of it, sooner)
                 out.append(self.layer(item.value, item, None, _join(prefix, str(index)), scope))
                 index += 1
