@@ -4,12 +4,14 @@ Run: python3 benchmarks/shapes_bench.py [--runs N] [--scale-runs N] [--only star
          [--examples resnet50 efficientnet_b0]
 
 Every command runs as a whole process, both sides with the same interpreter (`sys.executable`)
-and the same environment, alternating so that load on the machine affects both alike; times
-are medians of wall-clock runs, and the ratios are what to compare across machines (each line
-also gives the ratio of median CPU times, user + system, which waiting for a core on a busy
-machine does not inflate). convcalc runs as its console script next to `sys.executable` (not
-a shell shim found on PATH), else as `python -m convcalc`, importing the convcalc of this
-checkout (`src/` is put on PYTHONPATH); cached bytecode is allowed on both sides.
+and the same environment, in turn in each round so that load on the machine affects both
+alike; times are medians of wall-clock runs, and the ratios are what to compare across
+machines: each is the median over rounds of the two commands' times in the same round (paired,
+so a slow spell of a shared machine, which slows both, cancels out). Each line also gives the
+ratio of CPU times, user + system, which waiting for a core on a busy machine does not
+inflate. convcalc runs as its console script next to `sys.executable` (not a shell shim found
+on PATH), else as `python -m convcalc`, importing the convcalc of this checkout (`src/` is put
+on PYTHONPATH); cached bytecode is allowed on both sides.
 
 P1  start-up, against what the command cannot avoid importing (--runs, default 15):
     - `convcalc shapes examples/resnet50.yaml`, stdout a pipe, against
@@ -107,8 +109,27 @@ def on_terminal(cmd: list[str]) -> tuple[float, float]:
 Run = Callable[[list[str]], tuple[float, float]]
 
 
-def alternate(commands: dict[str, tuple[Run, list[str]]], runs: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall-clock and CPU seconds per command, run in turn so load affects all alike."""
+class Times:
+    """Wall-clock and CPU seconds of each command, one of each per round."""
+
+    def __init__(self, walls: dict[str, list[float]], cpus: dict[str, list[float]]) -> None:
+        self.walls, self.cpus = walls, cpus
+
+    def wall(self, name: str) -> float:
+        return statistics.median(self.walls[name])
+
+    def cpu(self, name: str) -> float:
+        return statistics.median(self.cpus[name])
+
+    def ratio(self, name: str, floor: str, cpu: bool = False) -> float:
+        """The median over rounds of `name`'s time over `floor`'s in the same round: paired, so a
+        slow spell of the machine, which slows both commands of a round, cancels out."""
+        times = self.cpus if cpu else self.walls
+        return statistics.median(a / b for a, b in zip(times[name], times[floor]))
+
+
+def alternate(commands: dict[str, tuple[Run, list[str]]], runs: int) -> Times:
+    """Every command timed `runs` times, in turn in each round so load affects all alike."""
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
     for how, cmd in commands.values():  # warm the file cache and .pyc files
@@ -118,8 +139,7 @@ def alternate(commands: dict[str, tuple[Run, list[str]]], runs: int) -> tuple[di
             wall, cpu = how(cmd)
             walls[name].append(wall)
             cpus[name].append(cpu)
-    return ({name: statistics.median(t) for name, t in walls.items()},
-            {name: statistics.median(t) for name, t in cpus.items()})
+    return Times(walls, cpus)
 
 
 KINDS = [
@@ -183,16 +203,18 @@ def startup(examples: list[str], runs: int) -> None:
             sys.exit(f"{spec} is missing")
         commands[f"{name} piped"] = (piped, convcalc("shapes", str(spec)))
         commands[f"{name} terminal"] = (on_terminal, convcalc("shapes", str(spec)))
-    wall, cpu = alternate(commands, runs)
+    times = alternate(commands, runs)
 
     def line(label: str, name: str, floor: str, goal: float | None) -> None:
-        vs = wall[name] / wall[floor]
+        vs = times.ratio(name, floor)
         shown = ratio(vs, goal) if goal is not None else f"ratio {vs:5.2f}x (for reference)"
-        print(f"P1 {label:44s} {wall[name] * 1000:6.1f} ms  {shown}, CPU {cpu[name] / cpu[floor]:.2f}x")
+        cpu = times.ratio(name, floor, cpu=True)
+        print(f"P1 {label:44s} {times.wall(name) * 1000:6.1f} ms  {shown}, CPU {cpu:.2f}x")
 
     for floor, code in (("piped floor", "import click, yaml"), ("terminal floor", "import click, yaml, rich.table"),
                         ("help floor", "import click")):
-        print(f"P1 floor python -c {code!r:32s} {wall[floor] * 1000:6.1f} ms  (CPU {cpu[floor] * 1000:.1f} ms)")
+        wall, cpu = times.wall(floor) * 1000, times.cpu(floor) * 1000
+        print(f"P1 floor python -c {code!r:32s} {wall:6.1f} ms  (CPU {cpu:.1f} ms)")
     for i, name in enumerate(examples):
         for how, floor in (("piped", "piped floor"), ("terminal", "terminal floor")):
             # The issue's goal is ResNet-50's; the other examples show how the ratio grows with work.
@@ -205,12 +227,10 @@ CASES = {"chain": "10,000-layer chain", "graph": "10,000 layers, 2,000 reference
          "depth": "10,000 layers in groups, --depth 2"}
 
 
-def scale_line(case: str, times: tuple[dict[str, float], dict[str, float]], label: str, name: str,
-               to: str | None = None, goal: float = 0.0) -> None:
-    wall, cpu = times
-    text = f"P2 {case:5s} {label:43s} {wall[name]:6.3f} s (CPU {cpu[name]:.3f} s)"
+def scale_line(case: str, times: Times, label: str, name: str, to: str | None = None, goal: float = 0.0) -> None:
+    text = f"P2 {case:5s} {label:43s} {times.wall(name):6.3f} s (CPU {times.cpu(name):.3f} s)"
     if to is not None:
-        text += f"  {ratio(wall[name] / wall[to], goal)}, CPU {cpu[name] / cpu[to]:.2f}x"
+        text += f"  {ratio(times.ratio(name, to), goal)}, CPU {times.ratio(name, to, cpu=True):.2f}x"
     print(text)
 
 
