@@ -394,3 +394,16 @@ def test_verify_with_weights_from_the_command_line(tmp_path, run):
     assert result.stderr == (f"error: --weights {tmp_path / 'bad.pt'} does not fit resnet18: missing 1: fc.bias;"
                              " wrong shape: fc.weight is [10, 512], the layer needs [1000, 512];"
                              " not in the network: extra.weight\n")
+
+
+def test_a_layer_after_a_permute_may_view_its_input():
+    # torch's LocalResponseNorm views its input, which a permute of the trailing dims leaves
+    # strided: the built Permute hands on its output in the new order (found by hypothesis).
+    spec = ("input: [1, 4, 5, 6]\nlayers:\n  - permute: {dims: [0, 1, 2, 4, 3]}\n"
+            "  - localresponsenorm: {size: 1}\n")
+    model = build(parse_text(spec))
+    x = torch.randn(2, 1, 4, 5, 6)
+    out = model(x)
+    expected = torch.nn.functional.local_response_norm(x.permute(0, 1, 2, 4, 3).contiguous(), 1)
+    assert out.shape == (2, 1, 4, 6, 5)
+    torch.testing.assert_close(out, expected)

@@ -63,14 +63,16 @@ class Narrow(nn.Module):
 
 
 class Permute(nn.Module):
-    """torchvision.ops.Permute: the dims reordered (the batch counted as dim 0)."""
+    """torchvision.ops.Permute: the dims reordered (the batch counted as dim 0),
+    copied into that order, as a layer after it may view its input (as
+    LocalResponseNorm does)."""
 
     def __init__(self, dims: Sequence[int]) -> None:
         super().__init__()
         self.dims = list(dims)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.permute(x, self.dims)
+        return torch.permute(x, self.dims).contiguous()
 
 
 class LayerNorm2d(nn.LayerNorm):
