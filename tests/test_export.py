@@ -114,9 +114,9 @@ def test_export_to_an_unwritable_place(run, tmp_path):
 
 @pytest.mark.parametrize("name", ["resnet50", "fpn_resnet50"])
 def test_export_does_not_import_torch(tmp_path, name):
-    code = ("import sys\nfrom convcalc.cli import main\nsys.argv = ['convcalc', 'export', sys.argv[1], '--to',"
-            " 'pytorch', '-o', sys.argv[2]]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    code = ("import atexit, sys\nfrom convcalc.cli import main\nsys.argv = ['convcalc', 'export', sys.argv[1], '--to',"
+            " 'pytorch', '-o', sys.argv[2]]\n"
+            "atexit.register(lambda: print('torch' in sys.modules, 'numpy' in sys.modules))\nmain()")
     out = subprocess.run([sys.executable, "-c", code, str(EXAMPLES / f"{name}.yaml"), str(tmp_path / "r.py")],
                          capture_output=True, text=True, check=True, env={"PYTHONPATH": str(ROOT / "src")})
     assert out.stdout.strip() == "False False"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from convcalc.errors import Location, SpecError
 from convcalc.network import Network
 from convcalc.spec.parser import DEFAULT_MAX_LAYERS, Limits, parse_spec
-from convcalc.spec.source import Source
+from convcalc.spec.source import Source, compose
 
 if TYPE_CHECKING:
     import subprocess
@@ -96,19 +96,25 @@ def read_revision(path: str, rev: str) -> Source:
 
 def parse_source(source: Source, max_layers: int = DEFAULT_MAX_LAYERS,
                  sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None,
-                 input_shape: tuple[int, ...] | str | None = None) -> Network:
+                 input_shape: tuple[int, ...] | str | None = None, keep: list[object] | None = None) -> Network:
     """Parse spec text already read; it goes into `sources` (when given) before parsing.
 
     `overrides` replace `vars` by name and `input_shape` the spec's `input`
-    (`convcalc.spec.parser.parse_spec`, as `--set NAME=VALUE` and `--input`).
+    (`convcalc.spec.parser.parse_spec`, as `--set NAME=VALUE` and `--input`). `keep`, when
+    given, gets the composed YAML tree, which parsing would otherwise free (the CLI keeps it
+    to the end of the process, see `convcalc.cli.main`).
     """
     if sources is not None:
         sources[source.name] = source
-    return parse_spec(source, Limits(max_layers=max_layers), overrides, input_shape)
+    root = None
+    if keep is not None:
+        root = compose(source)
+        keep.append(root)
+    return parse_spec(source, Limits(max_layers=max_layers), overrides, input_shape, root=root)
 
 
 def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS,
                  sources: dict[str, Source] | None = None, overrides: Mapping[str, Any] | None = None,
-                 input_shape: tuple[int, ...] | str | None = None) -> Network:
+                 input_shape: tuple[int, ...] | str | None = None, keep: list[object] | None = None) -> Network:
     """Read and parse one spec (see `parse_source`)."""
-    return parse_source(read_source(path), max_layers, sources, overrides, input_shape)
+    return parse_source(read_source(path), max_layers, sources, overrides, input_shape, keep)

@@ -9,9 +9,12 @@ status (0 ok, 1 a check failed, 2 bad input); `--traceback` re-raises.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
-from typing import TYPE_CHECKING, Any
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -125,21 +128,55 @@ def cli() -> None:
     pass
 
 
-def main() -> None:
-    """Console-script entry point."""
+# What the command loaded (the spec's YAML tree and network), kept to the end of the process
+# when `main` runs it (see there); None otherwise (in tests, and for library use).
+KEPT: list[object] | None = None
+
+
+def main() -> NoReturn:
+    """Console-script entry point: run the command, write its output, exit with its status.
+
+    The process ends with `os._exit` once the output is written and the exit handlers have
+    run: Python's own exit would free every object left one by one (the spec's YAML tree and
+    network, kept in `KEPT`, and the modules), which for a big spec takes a tenth of the
+    command's time, for memory the system takes back whole. Parsing keeps the YAML tree
+    (`convcalc.load.parse_source`) rather than free it halfway through the command.
+    """
+    global KEPT
     # A spec becomes many small objects that hold no reference cycles worth collecting (a
     # 40,000-layer spec peaks at the same memory with the collector off), and the cyclic
     # collector rescans them again and again: even at thresholds of 50,000 a 10,000-layer spec
     # spent a quarter of its time there, and more the bigger it grows. A run is short, and
     # reference counting frees what it drops: no cyclic collection during a command.
     gc.disable()
+    KEPT = []
+    code: object = 0
     try:
         cli(prog_name="convcalc")
+    except SystemExit as done:  # how click's main always ends
+        code = done.code
+    except OSError as err:  # writing the output failed (a full disk; click handles a closed pipe)
+        _unwritten(err)
+    atexit._run_exitfuncs()  # as Python's exit does, before the streams are flushed
+    if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python does it
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except OSError as err:
+        _unwritten(err)
+    os._exit(code or 0)
+
+
+def _unwritten(err: OSError) -> NoReturn:
+    """Say that the output could not be written, and exit with status 1 (what is left in the
+    output's buffer cannot be written either)."""
+    try:
+        print(f"convcalc: cannot write the output: {err.strerror or err}", file=sys.stderr, flush=True)
     finally:
-        # Python still runs one full collection as it exits, through every object left (the
-        # modules of click, PyYAML and convcalc): a sixth of a short command's time. Nothing
-        # left at exit is garbage worth finding.
-        gc.freeze()
+        os._exit(1)
 
 
 def __getattr__(name: str) -> Any:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from convcalc import cli
 from convcalc.analysis import DTYPE_BYTES
 from convcalc.network import Network
 from convcalc.render import FORMATS
@@ -30,7 +31,14 @@ def load_network(path: str, max_layers: int = DEFAULT_MAX_LAYERS, overrides: dic
 
     ctx = click.get_current_context(silent=True)
     sources = ctx.meta.setdefault("convcalc.sources", {}) if ctx is not None else None
-    return load(path, max_layers, sources, overrides, input_shape)
+    return kept(load(path, max_layers, sources, overrides, input_shape, cli.KEPT))
+
+
+def kept(network: Network) -> Network:
+    """`network`, kept to the end of the process when `convcalc.cli.main` runs the command."""
+    if cli.KEPT is not None:
+        cli.KEPT.append(network)
+    return network
 
 
 class InputShape(click.ParamType):
@@ -103,7 +111,7 @@ def load_revision(path: str, rev: str, max_layers: int = DEFAULT_MAX_LAYERS) -> 
 
     ctx = click.get_current_context(silent=True)
     sources = ctx.meta.setdefault("convcalc.sources", {}) if ctx is not None else None
-    return parse_source(read_revision(path, rev), max_layers, sources)
+    return kept(parse_source(read_revision(path, rev), max_layers, sources, keep=cli.KEPT))
 
 
 def terminal() -> Terminal:

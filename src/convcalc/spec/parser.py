@@ -883,12 +883,13 @@ def declared_vars(root: yaml.Node, source: Source) -> tuple[str, ...]:
 
 
 def parse_spec(source: Source, limits: Limits | None = None, overrides: Mapping[str, Any] | None = None,
-               input_shape: tuple[int, ...] | str | None = None) -> Network:
+               input_shape: tuple[int, ...] | str | None = None, *, root: yaml.Node | None = None) -> Network:
     """The library's entry point: parse a spec's text, with `vars` overridden by `overrides`
     (name -> value, as `--set NAME=VALUE`) and `input` replaced by `input_shape` (`3x256x256`
-    or a tuple), both optional. Every problem is a located `SpecError`."""
+    or a tuple), both optional. Every problem is a located `SpecError`. `root` is the text
+    already composed (`convcalc.spec.source.compose(source)`), for a caller that keeps it."""
     shape = None if input_shape is None else checked_input(input_shape, "--input")
-    return Parser(source, limits or Limits(), overrides, shape).network(compose(source))
+    return Parser(source, limits or Limits(), overrides, shape).network(compose(source) if root is None else root)
 
 
 def parse_text(text: str, name: str = "<spec>", limits: Limits | None = None,
