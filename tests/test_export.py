@@ -251,25 +251,31 @@ def test_exported_names_come_from_callers_vars_and_copies(run):
     assert "PaddedConv2d(" in text and "PaddedMaxPool2d(" in text
 
 
-@pytest.mark.torch
-def test_exported_translations_equal_build(tmp_path):
+def assert_export_equals_build(tmp_path, spec: str, input_shape: tuple[int, ...]) -> None:
+    """`convcalc export` of `spec` (read from stdin) has `build(spec)`'s state_dict keys, in
+    order, and with its weights gives exactly its outputs."""
     torch = pytest.importorskip("torch")
     from click.testing import CliRunner
 
     from convcalc.cli import cli
     from convcalc.torch import build
 
-    target = tmp_path / "exported_scoped.py"
-    result = CliRunner().invoke(cli, ["export", "-", "--to", "pytorch", "-o", str(target)], input=DYNAMIC)
+    target = tmp_path / "exported.py"
+    result = CliRunner().invoke(cli, ["export", "-", "--to", "pytorch", "-o", str(target)], input=spec)
     assert result.exit_code == 0, result.output
     torch.manual_seed(0)
-    built = build(DYNAMIC).eval()
+    built = build(spec).eval()
     network = load(target).Network().eval()
     assert list(network.state_dict()) == list(built.state_dict())
     network.load_state_dict(built.state_dict(), strict=True)
-    x = torch.randn(2, 4, 8, 8)
+    x = torch.randn(2, *input_shape)
     with torch.no_grad():
         torch.testing.assert_close(network(x), built(x), rtol=0, atol=0)
+
+
+@pytest.mark.torch
+def test_exported_translations_equal_build(tmp_path):
+    assert_export_equals_build(tmp_path, DYNAMIC, (4, 8, 8))
 
 
 def test_a_size_no_argument_gives_is_an_export_error(run):
@@ -344,21 +350,7 @@ def test_a_graph_exports_forwards_from_its_references(run):
 
 @pytest.mark.torch
 def test_an_exported_graph_equals_build(tmp_path):
-    torch = pytest.importorskip("torch")
-    from click.testing import CliRunner
-
-    from convcalc.cli import cli
-    from convcalc.torch import build
-
-    target = tmp_path / "exported_graph.py"
-    result = CliRunner().invoke(cli, ["export", "-", "--to", "pytorch", "-o", str(target)], input=GRAPH)
-    assert result.exit_code == 0, result.output
-    built = build(GRAPH).eval()
-    network = load(target).Network().eval()
-    network.load_state_dict(built.state_dict(), strict=True)
-    x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(network(x), built(x), rtol=0, atol=0)
+    assert_export_equals_build(tmp_path, GRAPH, (3, 16, 16))
 
 
 @pytest.mark.parametrize(("spec", "message"), [
