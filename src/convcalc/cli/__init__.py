@@ -4,7 +4,8 @@ This package is the only place that prints or knows about click. The terminal (t
 width) is decided once, when a command starts, as a `render.env.Terminal` in `ctx.obj` (tests
 may pass their own: `CliRunner().invoke(cli, args, obj=Terminal(...))`). Every deliberate
 error is a `ConvcalcError`, caught here in one place and turned into one message and its exit
-status (0 ok, 1 a check failed, 2 bad input); `--traceback` re-raises.
+status (0 ok, 1 a check failed or the output could not be written, 2 bad input);
+`--traceback` re-raises.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ transposed conv and linear layers only; FLOPs = 2 x MACs. Activation memory is e
 layer's output for the batch, at --dtype.
 
 \b
-Exit status: 0 ok, 1 a check failed, 2 bad input.
+Exit status: 0 ok, 1 a check failed (or the output could not be written), 2 bad input.
 """
 
 
